@@ -1,0 +1,1 @@
+"""Datasets: the manifest contract, importers, the phantom, splits, duplicates."""

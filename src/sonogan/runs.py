@@ -158,3 +158,11 @@ class RunDir:
             for handler in list(self.logger.handlers):
                 handler.close()
                 self.logger.removeHandler(handler)
+
+
+def next_run_dir(parent: str | Path, prefix: str) -> Path:
+    """The next free numbered folder ``parent/prefix-NNN`` (not created): runs never collide."""
+    parent = Path(parent)
+    taken = [p.name for p in parent.glob(f"{prefix}-*")] if parent.is_dir() else []
+    numbers = [int(n.rsplit("-", 1)[1]) for n in taken if n.rsplit("-", 1)[1].isdigit()]
+    return parent / f"{prefix}-{max(numbers, default=0) + 1:03d}"

@@ -1,0 +1,161 @@
+"""``sonogan data``: phantom, import, validate, split, inspect.
+
+Example:
+    $ sonogan data phantom --out runs/phantom
+    $ sonogan data import ../shared/datasets/mmotu-2d --format mmotu --out runs/mmotu
+    $ sonogan data split runs/mmotu --folds 5 --test 0.15 --seed 0
+    $ sonogan data inspect runs/mmotu
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+data_app = typer.Typer(no_args_is_help=True, help="Datasets: phantom, import, validate, split, inspect.")
+console = Console()
+
+
+@data_app.command("phantom")
+def phantom_command(
+    out: Path = typer.Option(..., "--out", help="New dataset folder (must not exist or be empty)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML with PhantomConfig fields."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (overrides the config)."),
+    scale: float = typer.Option(1.0, "--scale", help="Multiply the patient counts (1.0 = demo size; 10 = the flagship's 636 patients)."),
+) -> None:
+    """Generate the built-in synthetic B-mode ovarian ultrasound cohort.
+
+    Example: sonogan data phantom --out runs/phantom --scale 2
+    """
+    from sonogan.config import load_config, parse_config
+    from sonogan.data.phantom import PhantomConfig, generate_phantom
+
+    cfg = load_config(PhantomConfig, config) if config else PhantomConfig()
+    data = cfg.model_dump()
+    if seed is not None:
+        data["seed"] = seed
+    if scale != 1.0:
+        for key in ("n_benign", "n_borderline", "n_malignant"):
+            data[key] = max(2, round(data[key] * scale))
+    cfg = parse_config(PhantomConfig, data, config or "--scale/--seed")
+    ds = generate_phantom(out, cfg, progress=True)
+    console.print(f"phantom: {len(ds.manifest)} images, {ds.manifest['patient_id'].nunique()} patients -> [bold]{out}[/]")
+
+
+@data_app.command("import")
+def import_command(
+    src: Path = typer.Argument(..., help="Source: a class-subfolder tree, a CSV file, or the MMOTU folder."),
+    fmt: str = typer.Option(..., "--format", "-f", help="Importer: folder, csv or mmotu."),
+    out: Path = typer.Option(..., "--out", help="New dataset folder (must not exist or be empty)."),
+    spec: Optional[Path] = typer.Option(None, "--spec", help="dataset.yaml to use (class order, rare classes, clinical variable types)."),
+    link: bool = typer.Option(False, "--link", help="Symlink the images instead of copying them."),
+    name: Optional[str] = typer.Option(None, "--name", help="Dataset name."),
+    rare: Optional[str] = typer.Option(None, "--rare", help="Comma-separated rare classes."),
+) -> None:
+    """Import images into a sonogan dataset (manifest.csv + dataset.yaml) and validate it.
+
+    Example: sonogan data import ../shared/datasets/mmotu-2d --format mmotu --out runs/mmotu --link
+    """
+    from sonogan.data.importers import ImportOptions, import_dataset
+
+    options = ImportOptions(link=link, spec=spec, name=name,
+                            rare_classes=[r.strip() for r in rare.split(",")] if rare else None)
+    ds = import_dataset(src, fmt, out, options, progress=True)
+    counts = ds.manifest["label"].value_counts()
+    console.print(f"imported {len(ds.manifest)} images in {len(ds.spec.classes)} classes -> [bold]{out}[/]")
+    console.print(", ".join(f"{c}: {counts.get(c, 0)}" for c in ds.spec.classes))
+
+
+@data_app.command("validate")
+def validate_command(dataset: Path = typer.Argument(..., help="Dataset folder.")) -> None:
+    """Check a dataset against the contract (files, masks, labels, patients, clinical values).
+
+    Example: sonogan data validate runs/mmotu
+    """
+    from sonogan.data.manifest import load_dataset
+    from sonogan.data.validate import validate_dataset
+
+    report = validate_dataset(load_dataset(dataset), progress=True)
+    console.print(f"[green]valid[/]: {report.n_images} images, {report.n_patients} patients")
+    for warning in report.warnings:
+        console.print(f"[yellow]warning[/]: {warning}")
+
+
+@data_app.command("split")
+def split_command(
+    dataset: Path = typer.Argument(..., help="Dataset folder."),
+    folds: int = typer.Option(5, "--folds", help="Cross-validation folds over the non-test part."),
+    test: float = typer.Option(0.15, "--test", help="Hold-out test fraction (of patients)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where to write (default DATASET/splits.json; never overwritten)."),
+) -> None:
+    """Patient-grouped, class-stratified hold-out test + k folds, saved once as JSON.
+
+    Example: sonogan data split runs/phantom --folds 5 --test 0.15 --seed 0
+    """
+    from sonogan.data.manifest import load_dataset
+    from sonogan.data.splits import make_splits
+
+    ds = load_dataset(dataset)
+    target = out or dataset / "splits.json"
+    if target.exists():
+        from sonogan.errors import SonoganInputError
+
+        raise SonoganInputError(target, "splits file already exists (splits are made once and reused)",
+                                "reuse it, or pass --out with a new file name")
+    splits = make_splits(ds, n_folds=folds, test_fraction=test, seed=seed)
+    splits.save(target)
+    table = Table(title=f"splits of {ds.spec.name} (seed {seed})")
+    table.add_column("partition")
+    for c in ds.spec.classes:
+        table.add_column(c, justify="right")
+    labels = ds.manifest.set_index("image_id")["label"]
+    rows = [("test", splits.test)] + [(f"fold {k} val", f["val"]) for k, f in enumerate(splits.folds)]
+    for name, ids in rows:
+        counts = labels.loc[ids].value_counts()
+        table.add_row(name, *[str(counts.get(c, 0)) for c in ds.spec.classes])
+    console.print(table)
+    if not ds.spec.patients_known:
+        console.print("[yellow]note[/]: patients unknown in this dataset; each image is treated as its own patient.")
+    console.print(f"splits -> [bold]{target}[/]")
+
+
+@data_app.command("inspect")
+def inspect_command(
+    dataset: Path = typer.Argument(..., help="Dataset folder."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder for the report (default runs/inspect-NNN)."),
+) -> None:
+    """Counts per class / patient / source, image sizes, mask coverage, duplicates, montages.
+
+    Example: sonogan data inspect runs/mmotu
+    """
+    from sonogan.data.inspect import inspect_dataset
+    from sonogan.data.manifest import load_dataset
+    from sonogan.runs import RunDir, next_run_dir
+
+    ds = load_dataset(dataset)
+    run = RunDir.create(out or next_run_dir("runs", "inspect"), kind="inspect")
+    summary = inspect_dataset(ds, run.path, progress=True)
+    run.write_metrics(summary)
+    run.finish()
+    print_summary(summary)
+    console.print(f"report -> [bold]{run.path}[/]")
+
+
+def print_summary(summary: dict) -> None:
+    """Rich table of the inspect summary (classes x images/patients/mask coverage)."""
+    table = Table(title=f"{summary.get('name', 'dataset')}: {summary.get('n_images')} images, "
+                        f"{summary.get('n_patients')} patients, {summary.get('n_classes', '?')} classes")
+    for col in ("class", "images", "patients", "mask coverage"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for name, row in summary.get("per_class", {}).items():
+        cov = row.get("mask_coverage")
+        table.add_row(name, str(row.get("images")), str(row.get("patients")),
+                      f"{cov:.1%}" if isinstance(cov, (int, float)) else "-")
+    console.print(table)
+    for line in summary.get("notes", []):
+        console.print(f"[yellow]note[/]: {line}")

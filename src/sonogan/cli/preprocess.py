@@ -1,0 +1,47 @@
+"""``sonogan preprocess``: build the preprocessing cache for a dataset and preset.
+
+Example:
+    $ sonogan preprocess runs/phantom --preset flagship-64
+    $ sonogan preprocess --list
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+console = Console()
+
+
+def preprocess_command(
+    dataset: Optional[Path] = typer.Argument(None, help="Dataset folder."),
+    preset: str = typer.Option("flagship-64", "--preset", "-p", help="Named preset (see --list)."),
+    workers: int = typer.Option(0, "--workers", help="Worker processes for decoding (0 = in process)."),
+    list_presets: bool = typer.Option(False, "--list", help="List the presets and exit."),
+) -> None:
+    """Preprocess every image once into a cache keyed by the preset and the manifest.
+
+    A second call with the same preset and an unchanged dataset does nothing.
+
+    Example: sonogan preprocess runs/phantom --preset flagship-64
+    """
+    from sonogan.config import to_yaml
+    from sonogan.preprocess.presets import PRESETS
+
+    if list_presets:
+        for name in PRESETS.names():
+            console.print(f"[bold]{name}[/]\n  " + to_yaml(PRESETS.create(name)).strip().replace("\n", "\n  "))
+        return
+    if dataset is None:
+        raise typer.BadParameter("give a DATASET folder (or --list)")
+    from sonogan.data.manifest import load_dataset
+    from sonogan.preprocess.cache import build_cache
+
+    ds = load_dataset(dataset)
+    start = time.perf_counter()
+    path = build_cache(ds, preset, progress=True, workers=workers)
+    console.print(f"cache ({preset}) -> [bold]{path}[/] in {time.perf_counter() - start:.1f} s")

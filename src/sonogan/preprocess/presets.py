@@ -1,0 +1,162 @@
+"""Named preprocessing pipelines (presets) and the one function that runs them.
+
+:func:`apply_preset` is the single code path used by the cache (training) and by inference,
+so a model always sees images prepared exactly as during training.
+
+Z-score normalisation is deliberately NOT part of a preset and NOT baked into the cache: the
+cache stores uint8 images, and the mean/std are computed at training time from the training
+partition only (``functional.zscore_stats`` over the train ids of a fold), so validation and
+test images never influence the statistics.
+
+Example:
+    >>> import numpy as np
+    >>> cfg = get_preset("flagship-64")
+    >>> img = np.zeros((120, 160, 3), np.uint8); img[10:110, 20:140] = 90
+    >>> lesion = np.zeros((120, 160), np.uint8); lesion[40:70, 60:100] = 1
+    >>> out, mask = apply_preset(cfg, img, lesion)
+    >>> out.shape, mask.shape, out.dtype
+    ((64, 64, 1), (64, 64), dtype('uint8'))
+    >>> PRESETS.names()[:3]
+    ['flagship-64', 'full-128', 'full-64']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+from pydantic import Field
+
+from sonogan.config import StrictModel
+from sonogan.preprocess import functional as F
+from sonogan.registry import Registry
+
+
+class PreprocessConfig(StrictModel):
+    """One preprocessing pipeline. Order: channels -> median -> scan area -> lesion ROI ->
+    CLAHE -> resize. Synthetic rows (already at GAN resolution) get channels + resize only."""
+
+    name: str = Field("custom", description="used in the cache folder name")
+    median_ksize: int | None = Field(3, description="odd median kernel; None = no filter")
+    scan_area: bool = True
+    scan_threshold: int = Field(10, ge=0, le=254)
+    roi: Literal["none", "lesion"] = "lesion"
+    roi_margin: float = Field(0.15, ge=0.0, le=2.0)
+    size: int = Field(64, ge=8, le=1024)
+    resize_mode: Literal["pad", "stretch"] = "pad"
+    channels: Literal[1, 3] = 1
+    clahe: bool = False
+    clahe_clip: float = Field(2.0, gt=0)
+    clahe_tile: int = Field(8, ge=1)
+
+
+PRESETS: Registry[PreprocessConfig] = Registry("preprocess preset")
+
+
+@PRESETS.register("flagship-64")
+def _flagship_64() -> PreprocessConfig:
+    # The flagship: 3x3 median, thresholded scan area, lesion ROI, 64 px. Its RGB input was
+    # flattened to one channel; ultrasound is grey, so channels=1.
+    return PreprocessConfig(name="flagship-64")
+
+
+@PRESETS.register("full-64")
+def _full_64() -> PreprocessConfig:
+    return PreprocessConfig(name="full-64", roi="none", size=64)
+
+
+@PRESETS.register("full-128")
+def _full_128() -> PreprocessConfig:
+    return PreprocessConfig(name="full-128", roi="none", size=128)
+
+
+@PRESETS.register("roi-128")
+def _roi_128() -> PreprocessConfig:
+    return PreprocessConfig(name="roi-128", roi="lesion", size=128)
+
+
+# GAN presets use the same geometry as the classifier presets of the same size, so that the
+# synthetic images mixed into training look like the real rows they sit beside.
+@PRESETS.register("gan-64")
+def _gan_64() -> PreprocessConfig:
+    return PreprocessConfig(name="gan-64", roi="lesion", size=64)
+
+
+@PRESETS.register("gan-128")
+def _gan_128() -> PreprocessConfig:
+    return PreprocessConfig(name="gan-128", roi="lesion", size=128)
+
+
+def get_preset(preset: str | PreprocessConfig) -> PreprocessConfig:
+    """A registered preset by name (SonoganInputError listing the names if unknown), or the
+    config itself."""
+    if isinstance(preset, PreprocessConfig):
+        return preset
+    return PRESETS.create(preset)
+
+
+@dataclass
+class PreprocessResult:
+    image: np.ndarray        # (S, S, C) uint8
+    mask: np.ndarray         # (S, S) uint8, 1 = lesion
+    roi_fallback: bool       # True when roi == "lesion" but the mask was missing or empty
+
+
+def _channels(img: np.ndarray, channels: int) -> np.ndarray:
+    if channels == 1:
+        return F.to_grayscale(img)[:, :, None]
+    return F.to_rgb(img)
+
+
+def preprocess_one(cfg: PreprocessConfig, image: np.ndarray, mask: np.ndarray | None = None,
+                   synthetic: bool = False) -> PreprocessResult:
+    """Run the pipeline on one decoded image (uint8 RGB or grey) and its optional lesion mask
+    (any non-zero = lesion). See :func:`apply_preset`."""
+    h, w = image.shape[:2]
+    if mask is None:
+        lesion = np.zeros((h, w), np.uint8)
+        have_mask = False
+    else:
+        lesion = (np.asarray(mask) > 0).astype(np.uint8)
+        if lesion.ndim == 3:
+            lesion = lesion.max(axis=2)
+        if lesion.shape != (h, w):
+            # some sources ship masks at another resolution; nearest keeps them binary
+            lesion = cv2.resize(lesion, (w, h), interpolation=cv2.INTER_NEAREST)
+        have_mask = True
+    img = _channels(image, cfg.channels)
+    fallback = False
+    if not synthetic:
+        if cfg.median_ksize:
+            img = F.median_filter(img, cfg.median_ksize)
+        if cfg.scan_area:
+            area, box = F.detect_scan_area(img, threshold=cfg.scan_threshold)
+            img = F.crop_box(F.apply_scan_area(img, area, crop=False), box)
+            lesion = F.crop_box(lesion * area, box)
+        if cfg.roi == "lesion":
+            if have_mask and lesion.any():
+                img, box = F.roi_crop(img, lesion, cfg.roi_margin)
+                lesion = F.crop_box(lesion, box)
+            else:
+                fallback = True  # keep the whole scan area; callers count these
+        if cfg.clahe:
+            img = F.clahe(img, cfg.clahe_clip, cfg.clahe_tile)
+    img = F.resize(img, cfg.size, cfg.resize_mode, interpolation=cv2.INTER_AREA)
+    lesion = F.resize(lesion, cfg.size, cfg.resize_mode, interpolation=cv2.INTER_NEAREST)
+    if img.ndim == 2:
+        img = img[:, :, None]
+    return PreprocessResult(image=img, mask=lesion, roi_fallback=fallback)
+
+
+def apply_preset(cfg: PreprocessConfig | str, image: np.ndarray, mask: np.ndarray | None = None,
+                 synthetic: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Preprocess one image -> (image (S,S,C) uint8, lesion mask (S,S) uint8 with 1 = lesion).
+
+    With ``roi == "lesion"`` and a missing/empty mask, the whole scan area is kept
+    (:func:`preprocess_one` reports that as ``roi_fallback``; the cache counts it).
+    ``synthetic=True`` (GAN output, already cropped) only converts channels and resizes.
+    """
+    res = preprocess_one(get_preset(cfg), image, mask, synthetic=synthetic)
+    return res.image, res.mask

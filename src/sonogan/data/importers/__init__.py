@@ -1,0 +1,79 @@
+"""Importers: turn a source (class folders, a CSV, MMOTU) into a sonogan dataset folder.
+
+One registry, ``IMPORTERS`` ("folder", "csv", "mmotu"); each factory is
+``factory(src, out, options) -> Dataset``. :func:`import_dataset` refuses a non-empty
+``out``, imports (copy or symlink; the source is never modified), validates, and on any
+error removes the half-made ``out`` and names the user's original file.
+
+Example:
+    >>> from pathlib import Path
+    >>> ds = import_dataset(Path("scans"), "folder", Path("datasets/scans"),
+    ...                     ImportOptions(link=True, rare_classes=["borderline"]))  # doctest: +SKIP
+    >>> len(ds.manifest)  # doctest: +SKIP
+    120
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from sonogan.data.importers.common import IMPORTERS, ImportedDataset, ImportOptions
+from sonogan.data.manifest import Dataset
+from sonogan.data.validate import validate_dataset
+from sonogan.errors import SonoganInputError
+from sonogan.runs import ensure_new_dir
+
+# importing the modules registers them
+from sonogan.data.importers import csv as _csv  # noqa: E402,F401
+from sonogan.data.importers import folder as _folder  # noqa: E402,F401
+from sonogan.data.importers import mmotu as _mmotu  # noqa: E402,F401
+
+__all__ = ["IMPORTERS", "ImportOptions", "ImportedDataset", "import_dataset"]
+
+
+def _to_source(exc: SonoganInputError, ds: Dataset | None, src: Path) -> SonoganInputError:
+    """Rewrite an error about the new dataset (which is removed on failure) to name the source."""
+    if not isinstance(ds, ImportedDataset):
+        return exc
+    for rel, origin in ds.origins.items():
+        if exc.where == str(ds.root / rel):
+            return SonoganInputError(origin, exc.what, exc.fix)
+    root = str(ds.root)
+    if exc.where.startswith(root):  # manifest.csv / dataset.yaml of the import: name the source
+        rest = exc.where[len(root):].lstrip("/\\")
+        return SonoganInputError(f"{src} (as imported: {rest})", exc.what, exc.fix)
+    return exc
+
+
+def _remove(out: Path, existed: bool) -> None:
+    # out was new (or empty) before we started, so removing it loses nothing of the user's;
+    # rmtree unlinks symlinks without following them, so linked sources are untouched
+    shutil.rmtree(out, ignore_errors=True)
+    if existed:
+        out.mkdir(parents=True, exist_ok=True)
+
+
+def import_dataset(src: Path, fmt: str, out: Path, options: ImportOptions | None = None,
+                   progress: bool = False) -> Dataset:
+    """Import ``src`` in format ``fmt`` into the new folder ``out``, validate it, return it."""
+    src, out = Path(src), Path(out)
+    options = options or ImportOptions()
+    factory = IMPORTERS.get(fmt)  # unknown format fails before anything is created
+    if not src.exists():
+        raise SonoganInputError(src, "source not found", "check the path")
+    if src.is_dir() and out.resolve().is_relative_to(src.resolve()):
+        raise SonoganInputError(out, "output folder is inside the source", "choose --out outside the source")
+    existed = out.exists()
+    ensure_new_dir(out, "dataset folder")
+    ds: Dataset | None = None
+    try:
+        ds = factory(src=src, out=out, options=options, progress=progress)
+        validate_dataset(ds, progress=progress)
+    except SonoganInputError as exc:
+        _remove(out, existed)
+        raise _to_source(exc, ds, src) from None
+    except BaseException:
+        _remove(out, existed)
+        raise
+    return ds

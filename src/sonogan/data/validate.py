@@ -1,0 +1,189 @@
+"""Validate a dataset: raise on the first real problem, warn about the rest.
+
+Errors (SonoganInputError, one line naming the file and the fix): bad ids, labels, sources,
+provenance or clinical values (named by manifest line), empty classes or classes with too
+few patients, and per file: missing, undecodable, mask missing / wrong size / empty.
+Warnings: unknown patients, exact and near-duplicate images. Every image is read and
+decoded exactly once; the hashes for duplicate search come from that same decode.
+
+Example:
+    >>> ds = load_dataset("datasets/mmotu")            # doctest: +SKIP
+    >>> report = validate_dataset(ds, progress=True)   # doctest: +SKIP
+    >>> report.n_images, report.warnings[0]            # doctest: +SKIP
+    (1000, 'patients unknown: ...')
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from rich.progress import track
+
+from sonogan.data.duplicates import group_hashes, phash_int, read_image
+from sonogan.data.manifest import SOURCES, Dataset, DatasetSpec, check_clinical_value
+from sonogan.errors import SonoganInputError
+
+
+@dataclass
+class ValidationReport:
+    """What validation found. ``file_stats`` (per image size and mask fraction) is for
+    :mod:`sonogan.data.inspect` and is left out of :meth:`to_dict`."""
+
+    n_images: int
+    n_patients: int
+    per_class: dict[str, int]
+    per_source: dict[str, int]
+    patients_known: bool
+    duplicate_groups: dict[str, list[str]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    files_checked: bool = True
+    seconds: float = 0.0
+    file_stats: pd.DataFrame | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n_images": self.n_images, "n_patients": self.n_patients, "per_class": self.per_class,
+                "per_source": self.per_source, "patients_known": self.patients_known,
+                "duplicate_groups": self.duplicate_groups, "warnings": self.warnings,
+                "files_checked": self.files_checked, "seconds": round(self.seconds, 3)}
+
+
+def check_rows(df: pd.DataFrame, spec: DatasetSpec, where: Callable[[int], str]) -> None:
+    """Row-level checks (no file access); ``where(i)`` names row i (e.g. 'manifest.csv, line 7')."""
+    missing_cols = [c for c in spec.clinical if c not in df.columns]
+    if missing_cols:
+        raise SonoganInputError(where(-1).rsplit(",", 1)[0], f"clinical columns {missing_cols} are missing",
+                                "add the columns (empty = missing value) or remove them from dataset.yaml")
+    seen: dict[str, int] = {}
+    cols = {c: list(df[c]) if c in df.columns else [""] * len(df)
+            for c in ["image_id", "image", "mask", "label", "source", "generator", "checkpoint_sha256"]}
+    for i in range(len(df)):
+        image_id, label = cols["image_id"][i], cols["label"][i]
+        source = cols["source"][i] or "real"
+        if not image_id:
+            raise SonoganInputError(where(i), "empty image_id", "give every row a unique image_id")
+        if image_id in seen:
+            raise SonoganInputError(where(i), f"duplicate image_id '{image_id}' (also on row {seen[image_id] + 1})",
+                                    "make image ids unique")
+        seen[image_id] = i
+        if not cols["image"][i]:
+            raise SonoganInputError(where(i), "empty image path", "fill in the image column")
+        if label not in spec.classes:
+            raise SonoganInputError(where(i), f"label '{label}' is not one of {spec.classes}",
+                                    "fix the label or add the class to 'classes' in dataset.yaml")
+        if source not in SOURCES:
+            raise SonoganInputError(where(i), f"source '{source}' is not 'real' or 'synthetic'", "fix the source column")
+        if source == "synthetic" and not (cols["generator"][i] and cols["checkpoint_sha256"][i]):
+            raise SonoganInputError(where(i), "synthetic row without generator/checkpoint_sha256 provenance",
+                                    "regenerate it with 'sonogan synth sample' (which records provenance)")
+        if spec.masks == "required" and source == "real" and not cols["mask"][i]:
+            raise SonoganInputError(where(i), "no mask, but dataset.yaml says masks: required",
+                                    "add the mask path or set masks: optional in dataset.yaml")
+        for name, var in spec.clinical.items():
+            problem = check_clinical_value(var, str(df[name].iat[i]))
+            if problem:
+                raise SonoganInputError(where(i), f"clinical variable '{name}': {problem}",
+                                        "correct the value or leave it empty (missing)")
+
+
+def check_classes(ds: Dataset) -> None:
+    """Every declared class has real images from at least ``min_patients_per_class`` patients."""
+    real = ds.real()
+    for cls in ds.spec.classes:
+        rows = real[real["label"] == cls]
+        if rows.empty:
+            raise SonoganInputError(ds.root / "dataset.yaml", f"class '{cls}' has no images",
+                                    "add images of this class or remove it from 'classes'")
+        n = rows["patient_id"].nunique()
+        if n < ds.spec.min_patients_per_class:
+            raise SonoganInputError(ds.manifest_path, f"class '{cls}' has {n} patient(s), too few patients to split "
+                                    f"(min_patients_per_class={ds.spec.min_patients_per_class})",
+                                    "add images from more patients, merge the class, or lower "
+                                    "min_patients_per_class in dataset.yaml")
+
+
+def check_row_files(ds: Dataset, i: int, image: str, mask: str, masks_required: bool) -> dict[str, Any]:
+    """Decode one row's image (and mask) once; return sha256, phash and size stats."""
+    img_path = ds.path(image)
+    sha, img = read_image(img_path)
+    stats: dict[str, Any] = {"sha256": sha, "phash": phash_int(img), "width": img.width,
+                             "height": img.height, "mask_fraction": np.nan}
+    if mask:
+        mask_path = ds.path(mask)
+        if not mask_path.is_file():
+            raise SonoganInputError(mask_path, f"mask file not found (for {image})",
+                                    "restore the mask or clear its path in manifest.csv")
+        _, m = read_image(mask_path)
+        if m.size != img.size:
+            raise SonoganInputError(mask_path, f"mask is {m.width}x{m.height} but its image {image} is "
+                                    f"{img.width}x{img.height}", "resize the mask (nearest) to the image size")
+        arr = np.asarray(m)
+        fg = arr.any(axis=-1) if arr.ndim == 3 else arr > 0
+        stats["mask_fraction"] = float(fg.mean())
+        if masks_required and not fg.any():
+            raise SonoganInputError(mask_path, "mask is empty (all zero) but dataset.yaml says masks: required",
+                                    "draw the lesion in the mask, or remove the row")
+    return stats
+
+
+def _warn_duplicates(ds: Dataset, groups: dict[str, list[str]]) -> list[str]:
+    if not groups:
+        return []
+    labels = dict(zip(ds.manifest["image_id"], ds.manifest["label"]))
+    n_exact = sum(k.startswith("exact") for k in groups)
+    n_images = sum(len(v) for v in groups.values())
+    out = [f"{n_exact} exact and {len(groups) - n_exact} near-duplicate image groups ({n_images} images); "
+           "each group is kept in one split group"]
+    mixed = [k for k, ids in groups.items() if len({labels[i] for i in ids}) > 1]
+    if mixed:
+        out.append(f"{len(mixed)} duplicate groups mix labels (e.g. {mixed[0]}: {groups[mixed[0]][:4]}); "
+                   "check those labels")
+    return out
+
+
+def validate_dataset(ds: Dataset, check_files: bool = True, progress: bool = False,
+                     max_distance: int = 4, workers: int | None = None) -> ValidationReport:
+    """Check ``ds``; raise SonoganInputError on the first error, return a report with warnings."""
+    t0 = time.perf_counter()
+    df, spec = ds.manifest, ds.spec
+    check_rows(df, spec, lambda i: f"{ds.manifest_path}, line {i + 2}" if i >= 0 else str(ds.manifest_path))
+    check_classes(ds)
+    warnings = []
+    if not spec.patients_known:
+        warnings.append("patients unknown: patient_id defaults to the image id, so each image is treated "
+                        "as its own case; say so in any report")
+    groups: dict[str, list[str]] = {}
+    stats = None
+    if check_files:
+        required = spec.masks == "required"
+        jobs = list(zip(range(len(df)), df["image"], df["mask"]))
+        # PIL releases the GIL while decoding, so threads overlap file reads and decodes;
+        # map() yields in row order, so the error raised is still the first bad row's
+        n_workers = workers or min(4, os.cpu_count() or 1)
+        with ThreadPoolExecutor(max_workers=n_workers) as pool:
+            results = pool.map(lambda j: _check_files_row(ds, j, required), jobs)
+            rows = list(track(results, total=len(jobs), description="validating images", disable=not progress))
+        stats = pd.DataFrame(rows)
+        stats.insert(0, "image_id", list(df["image_id"]))
+        groups = group_hashes(list(df["image_id"]), list(stats["sha256"]), list(stats["phash"]), max_distance)
+        warnings += _warn_duplicates(ds, groups)
+        stats = stats.drop(columns=["phash"])
+    counts = df["label"].value_counts()
+    return ValidationReport(
+        n_images=len(df), n_patients=int(df["patient_id"].nunique()),
+        per_class={c: int(counts.get(c, 0)) for c in spec.classes},
+        per_source={str(k): int(v) for k, v in df["source"].value_counts().items()},
+        patients_known=spec.patients_known, duplicate_groups=groups, warnings=warnings,
+        files_checked=check_files, seconds=time.perf_counter() - t0, file_stats=stats)
+
+
+def _check_files_row(ds: Dataset, job: tuple[int, str, str], required: bool) -> dict[str, Any]:
+    i, image, mask = job
+    return check_row_files(ds, i, image, mask, required)

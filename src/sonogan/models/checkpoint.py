@@ -1,0 +1,107 @@
+"""Self-describing classifier checkpoints: the file rebuilds its own model.
+
+A checkpoint is a plain dict saved with ``torch.save`` (so ``torch.load(weights_only=True)``
+can read it safely): the state_dict, the build arguments, class names, the preprocessing
+preset, the z-score normalisation and free-form ``extra`` (epoch, val loss, ...).
+
+Example:
+    >>> from sonogan.models.classifiers import create_classifier
+    >>> model = create_classifier("frid-adar-cnn", num_classes=3)
+    >>> save_classifier("/tmp/m.pt", model, "frid-adar-cnn", 3, 1, ["a", "b", "c"],
+    ...                 preprocess={"size": 64}, norm=(0.5, 0.2))  # doctest: +ELLIPSIS
+    PosixPath('/tmp/m.pt')
+    >>> model2, meta = load_classifier("/tmp/m.pt")
+    >>> meta["class_names"]
+    ['a', 'b', 'c']
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+import sonogan
+from sonogan.errors import SonoganInputError
+from sonogan.models.classifiers import create_classifier
+
+FORMAT = "sonogan-classifier"
+FORMAT_VERSION = 1
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """torch.save to a temp file then rename, so an interrupted write never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def save_classifier(path: str | Path, model: nn.Module, name: str, num_classes: int, in_chans: int,
+                    class_names: list[str], preprocess: dict[str, Any] | None = None,
+                    norm: tuple[float, float] | None = None, extra: dict[str, Any] | None = None,
+                    model_kwargs: dict[str, Any] | None = None) -> Path:
+    """Save ``model`` with everything needed to rebuild it; returns the path.
+
+    ``model_kwargs`` defaults to the keyword arguments ``create_classifier`` recorded on the
+    model. ``preprocess`` and ``extra`` must hold plain values (str, numbers, lists, dicts).
+    """
+    if len(class_names) != num_classes:
+        raise SonoganInputError(path, f"{len(class_names)} class names for {num_classes} classes",
+                                "pass one name per class")
+    if model_kwargs is None:
+        model_kwargs = dict(getattr(model, "sonogan_config", {}).get("kwargs", {}))
+    blob = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "sonogan_version": sonogan.__version__,
+        "config": {"name": name, "num_classes": int(num_classes), "in_chans": int(in_chans),
+                   "model_kwargs": model_kwargs},
+        "class_names": [str(c) for c in class_names],
+        "preprocess": dict(preprocess or {}),
+        "norm": None if norm is None else [float(norm[0]), float(norm[1])],
+        "extra": dict(extra or {}),
+        # clone to CPU so a CUDA model saves a device-independent file
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+    }
+    return atomic_torch_save(blob, path)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load the raw checkpoint dict (weights_only) and check it is a sonogan classifier."""
+    path = Path(path)
+    if not path.is_file():
+        raise SonoganInputError(path, "checkpoint not found", "check the path")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt or foreign files raise many different types
+        raise SonoganInputError(path, f"cannot read checkpoint ({type(exc).__name__})",
+                                "pass a .pt file written by sonogan") from None
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise SonoganInputError(path, "not a sonogan classifier checkpoint",
+                                "pass a best.pt / model file written by sonogan training")
+    if int(blob.get("format_version", 0)) > FORMAT_VERSION:
+        raise SonoganInputError(path, f"checkpoint format {blob['format_version']} is newer than this sonogan",
+                                "upgrade sonogan")
+    return blob
+
+
+def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model stored at ``path`` (eval mode); returns ``(model, meta)``.
+
+    ``meta`` is the checkpoint dict without the state_dict (config, class_names, preprocess,
+    norm, extra, sonogan_version).
+    """
+    blob = read_checkpoint(path)
+    cfg = blob["config"]
+    model = create_classifier(cfg["name"], num_classes=cfg["num_classes"], in_chans=cfg["in_chans"],
+                              **cfg.get("model_kwargs", {}))
+    model.load_state_dict(blob["state_dict"])
+    model.to(map_location).eval()
+    meta = {k: v for k, v in blob.items() if k != "state_dict"}
+    return model, meta

@@ -1,0 +1,72 @@
+"""Typed config for classifier training (one pydantic model per component).
+
+Defaults follow Frid-Adar et al.: SGD with Nesterov momentum, lr 1e-3, batch 64; early
+stopping on validation loss as in the flagship paper. Augmentation is off unless set;
+:meth:`AugmentConfig.frid_adar` gives the classic set (rotation, flips, translation, scale).
+
+Example:
+    >>> cfg = ClassifierTrainConfig(model="resnet18", epochs=5, augment=AugmentConfig.frid_adar())
+    >>> cfg.augment.hflip, cfg.loss
+    (True, 'ce')
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from sonogan.config import StrictModel
+
+
+class AugmentConfig(StrictModel):
+    """Classic geometric augmentation, drawn independently per image."""
+
+    rotation: float = Field(0.0, ge=0.0, le=180.0, description="max |angle| in degrees")
+    hflip: bool = False
+    vflip: bool = False
+    translate: float = Field(0.0, ge=0.0, le=0.5, description="max shift as a fraction of width/height")
+    scale: tuple[float, float] = (1.0, 1.0)
+
+    @model_validator(mode="after")
+    def _check_scale(self) -> "AugmentConfig":
+        lo, hi = self.scale
+        if not 0.0 < lo <= hi:
+            raise ValueError("scale must be (low, high) with 0 < low <= high")
+        return self
+
+    @property
+    def active(self) -> bool:
+        return bool(self.rotation or self.hflip or self.vflip or self.translate or self.scale != (1.0, 1.0))
+
+    @classmethod
+    def frid_adar(cls) -> "AugmentConfig":
+        """Frid-Adar's classic set: any rotation, both flips, translation and scaling."""
+        return cls(rotation=180.0, hflip=True, vflip=True, translate=0.1, scale=(0.9, 1.1))
+
+
+class ClassifierTrainConfig(StrictModel):
+    """Everything that decides a classifier training run (saved in every checkpoint)."""
+
+    model: str = "frid-adar-cnn"
+    model_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra create_classifier kwargs")
+    in_chans: Literal[1, 3] = 1
+    image_size: int = Field(64, ge=8)
+    pretrained: bool = False
+    weights_path: str | None = None
+    epochs: int = Field(150, ge=1, description="maximum epochs (early stopping may end sooner)")
+    batch_size: int = Field(64, ge=1)
+    optimizer: Literal["adam", "sgd"] = "sgd"
+    lr: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    nesterov: bool = True
+    loss: Literal["ce", "weighted_ce", "focal"] = "ce"
+    focal_gamma: float = Field(2.0, ge=0.0)
+    patience: int | None = Field(10, ge=1, description="epochs without val-loss improvement; null disables")
+    min_delta: float = Field(0.0, ge=0.0, description="improvement smaller than this does not count")
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = Field(True, description="mixed precision; only used on CUDA")
+    num_threads: int | None = Field(None, ge=1, description="CPU threads for torch; null keeps the current")

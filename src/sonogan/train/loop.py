@@ -1,0 +1,282 @@
+"""The classifier training loop: early stopping on validation loss, checkpoints, exact resume.
+
+Data are preloaded tensors (N, C, H, W), already z-scored by the caller with training-set
+statistics. Ultrasound cohorts are small (a few thousand 64-256 px images fit in memory many
+times over), so a DataLoader with worker processes would only add start-up cost and a second
+source of randomness; batches are index slices of one tensor that lives on the device.
+
+Randomness: model init and dropout use torch's global RNG, so the loop runs inside
+``torch.random.fork_rng`` (the caller's RNG state is left untouched) seeded from ``cfg.seed``;
+shuffling and augmentation use their own ``torch.Generator``. All these states go into
+``last.pt`` after every epoch, so an interrupted run resumed with ``resume=True`` ends with
+the same history and weights as an uninterrupted one (on CPU).
+
+Files in ``out_dir``: ``best.pt`` (a :func:`sonogan.models.save_classifier` checkpoint of the
+lowest-val-loss epoch), ``last.pt`` (full training state), ``history.json``
+(``{"epochs": [{epoch, train_loss, train_acc, val_loss, val_acc, lr}], "best_epoch", ...}``).
+
+Example:
+    >>> import torch
+    >>> from sonogan.train.config import ClassifierTrainConfig
+    >>> cfg = ClassifierTrainConfig(image_size=16, epochs=2, batch_size=8, device="cpu")
+    >>> x, y = torch.randn(16, 1, 16, 16), torch.arange(16) % 2
+    >>> res = train_classifier(cfg, x, y, x, y, "/tmp/sonogan-doc-run", ["a", "b"], resume=False)
+    >>> len(res.history), predict_proba(res.model, x).shape
+    (2, (16, 2))
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from rich.progress import Progress
+from torch import nn
+
+from sonogan.errors import SonoganInputError
+from sonogan.models.checkpoint import atomic_torch_save, save_classifier
+from sonogan.models.classifiers import check_input_size, create_classifier
+from sonogan.runs import write_json
+from sonogan.train.augment import augment_batch
+from sonogan.train.config import ClassifierTrainConfig
+from sonogan.train.losses import build_loss
+
+STATE_FORMAT = "sonogan-train-state"
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_classifier` returns; ``model`` holds the best weights, in eval mode."""
+
+    model: nn.Module
+    history: list[dict[str, Any]]
+    best_epoch: int
+    best_val_loss: float | None
+    epochs_run: int
+    stopped_early: bool
+    out_dir: Path
+    best_path: Path
+    last_path: Path
+    device: str
+    seconds: float
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> CUDA when available, else CPU; 'cuda' without a GPU is an input error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SonoganInputError("device: cuda", "no CUDA GPU is available", "set device: auto or cpu")
+    return torch.device(name)
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Logits (N, C) on CPU, in eval mode, batch by batch on the model's device."""
+    model.eval()
+    device = next(model.parameters()).device
+    outs = [model(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, x.shape[0], batch_size)]
+    return torch.cat(outs) if outs else torch.zeros(0, 0)
+
+
+def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+    """Softmax probabilities (N, C) as float64 numpy, eval mode, no grad."""
+    return torch.softmax(predict_logits(model, x, batch_size), dim=1).double().numpy()
+
+
+def _check_inputs(cfg: ClassifierTrainConfig, x: torch.Tensor, y: torch.Tensor, n_classes: int, what: str) -> None:
+    if x.ndim != 4 or x.shape[1] != cfg.in_chans or not torch.is_floating_point(x):
+        raise SonoganInputError(what, f"images have shape {tuple(x.shape)}, dtype {x.dtype}",
+                                f"pass float tensors (N, {cfg.in_chans}, H, W) matching in_chans")
+    if tuple(x.shape[-2:]) != (cfg.image_size, cfg.image_size):
+        raise SonoganInputError(what, f"images are {x.shape[-2]}x{x.shape[-1]} px, config says image_size "
+                                f"{cfg.image_size}", "resize the images or change image_size")
+    if y.shape != (x.shape[0],) or (len(y) and (int(y.min()) < 0 or int(y.max()) >= n_classes)):
+        raise SonoganInputError(what, "labels do not match the images",
+                                f"pass {x.shape[0]} integer labels in [0, {n_classes - 1}]")
+
+
+def _fingerprint(x: torch.Tensor, y: torch.Tensor) -> list[float]:
+    # cheap identity check of the data a saved state was trained on (shape, sums)
+    return [float(x.shape[0]), float(x.detach().double().sum()), float(y.double().sum())]
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, criterion: nn.Module,
+             batch_size: int = 256) -> tuple[float, float]:
+    """(loss, accuracy) over the whole set; the loss is computed once on all logits."""
+    model.eval()
+    device = next(model.parameters()).device
+    logits = torch.cat([model(x[i:i + batch_size].to(device)).float() for i in range(0, x.shape[0], batch_size)])
+    y = y.to(device)
+    return float(criterion(logits, y)), float((logits.argmax(1) == y).float().mean())
+
+
+def train_one_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, criterion: nn.Module,
+                    optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, cfg: ClassifierTrainConfig,
+                    shuffle_gen: torch.Generator, aug_gen: torch.Generator, use_amp: bool) -> tuple[float, float]:
+    """One pass over shuffled, augmented mini-batches; returns mean (loss, accuracy)."""
+    model.train()
+    n, bs = x.shape[0], cfg.batch_size
+    perm = torch.randperm(n, generator=shuffle_gen).to(x.device)
+    starts = list(range(0, n, bs))
+    if n > 1 and n % bs == 1:
+        starts = starts[:-1]  # a lone last image breaks BatchNorm in train mode; it is seen next epoch
+    total_loss, correct, seen = 0.0, 0, 0
+    for s in starts:
+        idx = perm[s:s + bs]
+        xb, yb = augment_batch(x[idx], cfg.augment, aug_gen), y[idx]
+        with torch.autocast(device_type=x.device.type, dtype=torch.float16, enabled=use_amp):
+            logits = model(xb)
+            loss = criterion(logits.float(), yb)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        total_loss += float(loss.detach()) * len(idx)
+        correct += int((logits.argmax(1) == yb).sum())
+        seen += len(idx)
+    return total_loss / max(seen, 1), correct / max(seen, 1)
+
+
+def _make_optimizer(cfg: ClassifierTrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                           nesterov=cfg.nesterov and cfg.momentum > 0)
+
+
+def _rng_states(device: torch.device, shuffle_gen: torch.Generator, aug_gen: torch.Generator) -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "shuffle": shuffle_gen.get_state(), "augment": aug_gen.get_state(),
+            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+
+
+def _set_rng_states(states: dict[str, Any], device: torch.device, shuffle_gen: torch.Generator,
+                    aug_gen: torch.Generator) -> None:
+    torch.set_rng_state(states["torch"])
+    shuffle_gen.set_state(states["shuffle"])
+    aug_gen.set_state(states["augment"])
+    if device.type == "cuda" and states.get("cuda") is not None:
+        torch.cuda.set_rng_state(states["cuda"], device)
+
+
+def _load_state(path: Path, cfg: ClassifierTrainConfig, class_names: list[str], data: list[list[float]]) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a half-written or foreign file
+        raise SonoganInputError(path, f"cannot read training state ({type(exc).__name__})",
+                                "delete it to start over, or pass resume=False") from None
+    same_data = all(len(a) == len(b) and np.allclose(a, b, rtol=1e-6) for a, b in zip(state.get("data", []), data))
+    if (state.get("format") != STATE_FORMAT or state.get("config") != cfg.model_dump(mode="json")
+            or state.get("class_names") != class_names or not same_data):
+        raise SonoganInputError(path, "holds a run with another config, class list or data",
+                                "use a new output folder, or pass resume=False to start over")
+    return state
+
+
+def train_classifier(cfg: ClassifierTrainConfig, train_x: torch.Tensor, train_y: torch.Tensor,
+                     val_x: torch.Tensor | None, val_y: torch.Tensor | None, out_dir: str | Path,
+                     class_names: list[str], progress: bool = False, resume: bool = True, *,
+                     norm: tuple[float, float] | None = None, preprocess: dict[str, Any] | None = None,
+                     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None) -> TrainResult:
+    """Train ``cfg.model`` with early stopping on validation loss; see the module docstring.
+
+    ``norm`` / ``preprocess`` are stored in ``best.pt`` for inference. ``on_epoch_end(epoch,
+    record)`` is called after each epoch's files are written (logging; raising there stops
+    the run and a later call resumes it). Without validation data there is no early stopping
+    and the last epoch is the best.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    n_classes = len(class_names)
+    train_y = torch.as_tensor(train_y, dtype=torch.long)
+    _check_inputs(cfg, train_x, train_y, n_classes, "training images")
+    has_val = val_x is not None and val_y is not None and len(val_x) > 0
+    if has_val:
+        val_y = torch.as_tensor(val_y, dtype=torch.long)
+        _check_inputs(cfg, val_x, val_y, n_classes, "validation images")
+    check_input_size(cfg.model, cfg.image_size, cfg.image_size)
+    device = resolve_device(cfg.device)
+    use_amp = cfg.amp and device.type == "cuda"
+    data_id = [_fingerprint(train_x, train_y)] + ([_fingerprint(val_x, val_y)] if has_val else [])
+    best_path, last_path = out_dir / "best.pt", out_dir / "last.pt"
+    old_threads = torch.get_num_threads()
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    started = time.perf_counter()
+    try:
+        with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+            torch.manual_seed(cfg.seed)
+            seeds = np.random.SeedSequence(cfg.seed).generate_state(2)
+            shuffle_gen = torch.Generator().manual_seed(int(seeds[0]))
+            aug_gen = torch.Generator().manual_seed(int(seeds[1]))
+            model = create_classifier(cfg.model, num_classes=n_classes, in_chans=cfg.in_chans,
+                                      pretrained=cfg.pretrained, weights_path=cfg.weights_path,
+                                      image_size=cfg.image_size, **cfg.model_kwargs).to(device)
+            optimizer = _make_optimizer(cfg, model)
+            scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
+            criterion = build_loss(cfg.loss, train_y, n_classes, gamma=cfg.focal_gamma).to(device)
+            tx, ty = train_x.to(device), train_y.to(device)
+            history: list[dict[str, Any]] = []
+            best: dict[str, Any] = {"val_loss": None, "epoch": 0, "bad": 0, "stopped_early": False}
+            if resume and last_path.is_file():
+                state = _load_state(last_path, cfg, class_names, data_id)
+                model.load_state_dict(state["model"])
+                optimizer.load_state_dict(state["optimizer"])
+                scaler.load_state_dict(state["scaler"])
+                _set_rng_states(state["rng"], device, shuffle_gen, aug_gen)
+                history, best = list(state["history"]), dict(state["best"])
+            done = best["stopped_early"] or len(history) >= cfg.epochs
+            with Progress(disable=not progress, transient=True) as bar:
+                task = bar.add_task(f"training {cfg.model}", total=cfg.epochs, completed=len(history))
+                for epoch in range(len(history) + 1, cfg.epochs + 1):
+                    if done:
+                        break
+                    train_loss, train_acc = train_one_epoch(model, tx, ty, criterion, optimizer, scaler, cfg,
+                                                            shuffle_gen, aug_gen, use_amp)
+                    val_loss, val_acc = evaluate(model, val_x, val_y, criterion) if has_val else (None, None)
+                    record = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
+                              "val_loss": val_loss, "val_acc": val_acc, "lr": optimizer.param_groups[0]["lr"]}
+                    history.append(record)
+                    improved = (val_loss is None or best["val_loss"] is None
+                                or val_loss < best["val_loss"] - cfg.min_delta)
+                    if improved and (val_loss is None or math.isfinite(val_loss)):
+                        best.update(val_loss=val_loss, epoch=epoch, bad=0)
+                        save_classifier(best_path, model, cfg.model, n_classes, cfg.in_chans, class_names,
+                                        preprocess=preprocess or {"image_size": cfg.image_size}, norm=norm,
+                                        extra={"epoch": epoch, "val_loss": val_loss,
+                                               "train_config": cfg.model_dump(mode="json")})
+                    else:
+                        best["bad"] += 1
+                    if cfg.patience is not None and has_val and best["bad"] >= cfg.patience:
+                        best["stopped_early"] = done = True
+                    atomic_torch_save({"format": STATE_FORMAT, "config": cfg.model_dump(mode="json"),
+                                       "class_names": list(class_names), "data": data_id,
+                                       "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                       "scaler": scaler.state_dict(),
+                                       "rng": _rng_states(device, shuffle_gen, aug_gen),
+                                       "history": history, "best": best}, last_path)
+                    _write_history(out_dir, history, best)
+                    bar.update(task, advance=1, description=f"{cfg.model} epoch {epoch} val loss {val_loss}")
+                    if on_epoch_end is not None:
+                        on_epoch_end(epoch, record)
+            _write_history(out_dir, history, best)
+            if best_path.is_file():  # restore the best weights (also right after a resume)
+                model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"])
+            model.eval()
+    finally:
+        torch.set_num_threads(old_threads)
+    return TrainResult(model=model, history=history, best_epoch=best["epoch"], best_val_loss=best["val_loss"],
+                       epochs_run=len(history), stopped_early=best["stopped_early"], out_dir=out_dir,
+                       best_path=best_path, last_path=last_path, device=str(device),
+                       seconds=time.perf_counter() - started)
+
+
+def _write_history(out_dir: Path, history: list[dict[str, Any]], best: dict[str, Any]) -> None:
+    write_json(out_dir / "history.json", {"epochs": history, "best_epoch": best["epoch"],
+                                          "best_val_loss": best["val_loss"], "stopped_early": best["stopped_early"]})

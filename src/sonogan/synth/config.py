@@ -1,0 +1,59 @@
+"""``GanConfig``: one typed config for every GAN family and the shared training loop.
+
+Example:
+    >>> cfg = GanConfig(family="dcgan", iterations=2000, diffaugment="color,translation")
+    >>> cfg.resolution, cfg.batch_size
+    (64, 64)
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from sonogan.config import StrictModel
+
+
+class GanConfig(StrictModel):
+    """Networks, optimiser, loop budget, augmentation, EMA and the stopping rule of one GAN run."""
+
+    family: str = Field("dcgan", description="GAN family (see sonogan.synth.GAN_FAMILIES.names())")
+    resolution: Literal[64, 128] = 64
+    channels: Literal[1, 3] = 1
+    z_dim: int = Field(100, ge=1)
+    z_dist: Literal["default", "normal", "uniform"] = Field(
+        "default", description="noise distribution; 'default' = the family's (uniform [-1,1] for dcgan-radford)")
+    ngf: int = Field(64, ge=1, description="generator width")
+    ndf: int = Field(64, ge=1, description="discriminator width")
+    batch_size: int = Field(64, ge=1)
+    lr_g: float = Field(2e-4, gt=0)
+    lr_d: float = Field(2e-4, gt=0)
+    betas: tuple[float, float] = (0.5, 0.999)
+    n_critic: int = Field(1, ge=1, description="D steps per G step (5 for wgan-gp)")
+    gp_weight: float = Field(10.0, ge=0, description="gradient penalty weight (wgan-gp)")
+    iterations: int = Field(5000, ge=1, description="budget of G steps")
+    checkpoint_every: int = Field(500, ge=1)
+    sample_every: int = Field(500, ge=1, description="fixed-noise grid every N iterations")
+    log_every: int = Field(50, ge=1, description="read device-side loss sums every N iterations")
+    diffaugment: str = Field("", description="DiffAugment policy, e.g. 'color,translation,cutout'; '' = off")
+    ema_decay: float = Field(0.999, ge=0, lt=1, description="EMA of G weights; 0 = plain copy")
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = Field(False, description="mixed precision (CUDA only; ignored on CPU)")
+    channels_last: bool | None = Field(None, description="None = on CUDA only")
+    preset: str = Field("gan-64", description="preprocessing preset of the real images")
+    quality_every: int = Field(500, ge=1, description="feature-distance check every K iterations")
+    quality_samples: int = Field(256, ge=8, description="generated images per check")
+    patience: int = Field(6, ge=0, description="stop after this many checks without improvement; 0 = never")
+    min_iterations: int = Field(0, ge=0, description="never stop early before this iteration")
+
+    @field_validator("diffaugment")
+    @classmethod
+    def _policy(cls, v: str) -> str:
+        from sonogan.synth.augment import POLICIES
+
+        bad = [p for p in v.split(",") if p.strip() and p.strip() not in POLICIES]
+        if bad:
+            raise ValueError(f"unknown DiffAugment policies {bad}; use {sorted(POLICIES)}")
+        return v

@@ -1,0 +1,154 @@
+"""Training state of a GAN run and its checkpoint (plain dicts of tensors, never pickled code).
+
+Example:
+    >>> from sonogan.synth.config import GanConfig
+    >>> st = build_state(GanConfig(ngf=4, ndf=4), num_classes=1, device=torch.device("cpu"))
+    >>> ckpt = st.to_checkpoint(meta={"training_ids": ["a", "b"]})
+    >>> st2 = build_state(GanConfig(ngf=4, ndf=4), num_classes=1, device=torch.device("cpu"))
+    >>> st2.load_checkpoint(ckpt)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+import sonogan
+from sonogan.errors import SonoganInputError
+from sonogan.synth.config import GanConfig
+from sonogan.synth.ema import make_ema
+from sonogan.synth.nets import create_gan
+
+
+@dataclass
+class GanState:
+    """Everything that must survive a kill for an identical continuation."""
+
+    cfg: GanConfig
+    G: nn.Module
+    D: nn.Module
+    G_ema: nn.Module
+    loss: Any
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    scaler_g: torch.amp.GradScaler
+    scaler_d: torch.amp.GradScaler
+    gen: torch.Generator                      # batches, noise, augmentation, GP mixing
+    np_rng: np.random.Generator               # host-side choices (which real images to show)
+    num_classes: int
+    iteration: int = 0
+    history: list[dict] = field(default_factory=list)   # flushed mean losses
+    quality: list[dict] = field(default_factory=list)   # stopping-rule distance curve
+    best_fd: float = float("inf")
+    best_iteration: int = -1
+    bad_checks: int = 0
+    stopped_early: bool = False
+
+    def to_checkpoint(self, meta: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "scaler_g": self.scaler_g.state_dict(), "scaler_d": self.scaler_d.state_dict(),
+            "iteration": self.iteration, "history": self.history, "quality": self.quality,
+            "best_fd": self.best_fd, "best_iteration": self.best_iteration,
+            "bad_checks": self.bad_checks, "stopped_early": self.stopped_early,
+            "rng": {"torch": self.gen.get_state(), "numpy": self.np_rng.bit_generator.state},
+            "config": self.cfg.model_dump(mode="json"), "num_classes": self.num_classes,
+            "sonogan_version": sonogan.__version__, **meta,
+        }
+
+    def load_checkpoint(self, ckpt: dict[str, Any]) -> None:
+        self.G.load_state_dict(ckpt["G"])
+        self.D.load_state_dict(ckpt["D"])
+        self.G_ema.load_state_dict(ckpt["G_ema"])
+        self.opt_g.load_state_dict(ckpt["opt_g"])
+        self.opt_d.load_state_dict(ckpt["opt_d"])
+        self.scaler_g.load_state_dict(ckpt["scaler_g"])
+        self.scaler_d.load_state_dict(ckpt["scaler_d"])
+        self.iteration = int(ckpt["iteration"])
+        self.history = list(ckpt["history"])
+        self.quality = list(ckpt["quality"])
+        self.best_fd, self.best_iteration = float(ckpt["best_fd"]), int(ckpt["best_iteration"])
+        self.bad_checks, self.stopped_early = int(ckpt["bad_checks"]), bool(ckpt["stopped_early"])
+        self.gen.set_state(ckpt["rng"]["torch"])
+        self.np_rng.bit_generator.state = ckpt["rng"]["numpy"]
+
+
+def resolve_device(cfg: GanConfig) -> torch.device:
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise SonoganInputError("config device", "CUDA requested but not available", "set device: auto or cpu")
+    if cfg.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(cfg.device)
+
+
+def build_state(cfg: GanConfig, num_classes: int, device: torch.device) -> GanState:
+    """Fresh nets (seeded), Adam optimisers, EMA copy, scalers and generators for ``cfg``."""
+    G, D, loss = create_gan(cfg.family, cfg, num_classes=num_classes)
+    G, D = G.to(device), D.to(device)
+    if cfg.channels_last if cfg.channels_last is not None else device.type == "cuda":
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    amp = cfg.amp and device.type == "cuda"
+    return GanState(
+        cfg=cfg, G=G, D=D, G_ema=make_ema(G), loss=loss,
+        opt_g=torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=cfg.betas),
+        opt_d=torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=cfg.betas),
+        scaler_g=torch.amp.GradScaler(device.type, enabled=amp),
+        scaler_d=torch.amp.GradScaler(device.type, enabled=amp),
+        gen=torch.Generator().manual_seed(cfg.seed), np_rng=np.random.default_rng(cfg.seed),
+        num_classes=num_classes)
+
+
+def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
+    """``torch.load(weights_only=True)``: checkpoints hold tensors and plain Python values only."""
+    path = Path(path)
+    if not path.is_file():
+        raise SonoganInputError(path, "checkpoint not found", "train the GAN first or check the run folder")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def save_checkpoint(ckpt: dict[str, Any], path: Path) -> None:
+    """Atomic save (temp + rename) so a kill mid-write never corrupts last.pt."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(ckpt, tmp)
+    tmp.replace(path)
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def batch_stats(G: nn.Module) -> Iterator[nn.Module]:
+    """Run G with batch statistics in BatchNorm without changing its running stats.
+
+    The EMA weights do not match the running stats copied from G, so (as in the PyTorch
+    DCGAN example) we sample with batch statistics; momentum 0 leaves the buffers untouched.
+    """
+    bns = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.training, m.momentum) for m in bns]
+    was = G.training
+    G.eval()
+    for m in bns:
+        m.train()
+        m.momentum = 0.0
+    try:
+        with torch.no_grad():
+            yield G
+    finally:
+        for m, (tr, mom) in zip(bns, saved):
+            m.train(tr)
+            m.momentum = mom
+        G.train(was)

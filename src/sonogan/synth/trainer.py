@@ -1,0 +1,218 @@
+"""THE one GAN training loop: D phase(s), G phase, EMA, checkpoints, grids, stopping rule.
+
+Every family runs through :func:`fit_gan`; they differ only in the nets and the loss object
+(``loss.d_loss`` / ``loss.g_loss``). Losses are summed on the device and read every
+``log_every`` iterations (no per-step host sync). ``checkpoints/last.pt`` holds the full state
+(nets, EMA, optimisers, RNG, histories), so ``resume=True`` continues exactly as an
+uninterrupted run would on CPU.
+
+Example:
+    >>> ds = load_dataset("runs/phantom")                                          # doctest: +SKIP
+    >>> run = train_gan(ds, "runs/phantom/splits.json", 0, "borderline",
+    ...                 GanConfig(iterations=2000), "runs/gan-borderline-f0")        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+import sonogan
+from sonogan.data.manifest import Dataset, load_dataset
+from sonogan.errors import SonoganInputError
+from sonogan.runs import RunDir, write_json
+from sonogan.synth.augment import diff_augment
+from sonogan.synth.config import GanConfig
+from sonogan.synth.data import RealImages, load_real_images
+from sonogan.synth.ema import ema_update
+from sonogan.synth.figures import save_final_vs_real, save_grid, save_loss_curves
+from sonogan.synth.nets import CONDITIONAL, GAN_FAMILIES, sample_z
+from sonogan.synth.quality import FeatureExtractor, feature_stats, frechet_distance
+from sonogan.synth.state import (GanState, batch_stats, build_state, load_checkpoint_file,
+                                 resolve_device, save_checkpoint)
+
+GRID_N = 36
+
+
+def generate(G: torch.nn.Module, z: torch.Tensor, y: torch.Tensor | None, chunk: int = 64) -> torch.Tensor:
+    """Images from G (batch-statistics BN, no grad) in chunks; returns CPU float32 in [-1, 1]."""
+    out = []
+    with batch_stats(G):
+        for i in range(0, len(z), chunk):
+            yy = None if y is None else y[i:i + chunk]
+            out.append(G(z[i:i + chunk], yy).float().cpu())
+    return torch.cat(out)
+
+
+def _fixed_inputs(G: torch.nn.Module, n: int, seed: int, classes: torch.Tensor | None,
+                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Fixed noise (and labels cycling over ``classes``) from a generator of its own."""
+    gen = torch.Generator().manual_seed(seed)
+    z = sample_z(G, n, gen, device)
+    y = None if classes is None else classes.repeat(n // len(classes) + 1)[:n].to(device)
+    return z, y
+
+
+def fit_gan(real: RealImages, cfg: GanConfig, out: str | Path, resume: bool = False,
+            progress: bool = False, meta: dict[str, Any] | None = None) -> Path:
+    """Train on in-memory ``real`` images into run folder ``out`` (new, or resumed from last.pt)."""
+    out = Path(out)
+    conditional = cfg.family in CONDITIONAL
+    GAN_FAMILIES.get(cfg.family)  # unknown family -> SonoganInputError before any folder is made
+    meta = dict(meta or {})
+    meta.setdefault("training_ids", list(real.ids))
+    meta.setdefault("classes", list(real.classes))
+    device = resolve_device(cfg)
+    num_classes = len(real.classes) if conditional else 1
+    if resume:
+        ckpt = load_checkpoint_file(out / "checkpoints" / "last.pt")
+        if list(ckpt["training_ids"]) != list(real.ids):
+            raise SonoganInputError(out, "training images differ from the checkpoint's",
+                                    "resume with the same dataset, splits, fold and class")
+        cfg = GanConfig.model_validate({**ckpt["config"], "iterations": cfg.iterations})
+        run = RunDir.resume(out)
+        state = build_state(cfg, num_classes, device)
+        state.load_checkpoint(ckpt)
+        run.log(f"resumed at iteration {state.iteration}, budget {cfg.iterations}")
+    else:
+        run = RunDir.create(out, seed=cfg.seed, config=cfg, kind="gan")
+        run.set_info(training_ids=meta["training_ids"], n_train=len(real.ids), family=cfg.family,
+                     **{k: v for k, v in meta.items() if k != "training_ids"})
+        state = build_state(cfg, num_classes, device)
+    run.set_info(device=str(device))
+    _loop(state, real, run, device, meta, progress)
+    return out
+
+
+def _loop(st: GanState, real: RealImages, run: RunDir, device: torch.device, meta: dict[str, Any],
+          progress: bool) -> None:
+    cfg, out = st.cfg, run.path
+    conditional = cfg.family in CONDITIONAL
+    cl = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
+    X = real.images.to(device)
+    X = X.to(memory_format=torch.channels_last) if cl else X
+    Y = real.labels.to(device)
+    present = torch.unique(real.labels) if conditional else None
+    amp = cfg.amp and device.type == "cuda"
+    fx = FeatureExtractor(cfg.channels, seed=cfg.seed).to(device)
+    real_stats = feature_stats(fx(X))
+    grid_z, grid_y = _fixed_inputs(st.G, GRID_N, cfg.seed + 1, present, device)
+    q_z, q_y = _fixed_inputs(st.G, cfg.quality_samples, cfg.seed + 2, present, device)
+    acc = torch.zeros(2, device=device)
+    n_acc, t0, start_it = 0, time.perf_counter(), st.iteration
+    ckpt_dir = out / "checkpoints"
+
+    def batch() -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+        idx = torch.randint(len(X), (cfg.batch_size,), generator=st.gen).to(device)
+        z = sample_z(st.G, cfg.batch_size, st.gen, device)
+        yf = None
+        if present is not None:
+            yf = present[torch.randint(len(present), (cfg.batch_size,), generator=st.gen)].to(device)
+        return X[idx], (Y[idx] if conditional else None), z, yf
+
+    def aug(x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, cfg.diffaugment, st.gen) if cfg.diffaugment else x
+
+    bar = Progress(TextColumn("[bold]GAN[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("{task.description}"), disable=not progress, transient=False)
+    with bar:
+        task = bar.add_task("", total=cfg.iterations, completed=st.iteration)
+        while st.iteration < cfg.iterations and not st.stopped_early:
+            st.G.train()
+            st.D.train()
+            for _ in range(cfg.n_critic):
+                xr, yr, z, yf = batch()
+                with torch.autocast(device.type, enabled=amp):
+                    with torch.no_grad():
+                        fake = st.G(z, yf)
+                    d_loss, _ = st.loss.d_loss(st.D, aug(xr), aug(fake), yr, yf, st.gen)
+                st.opt_d.zero_grad(set_to_none=True)
+                st.scaler_d.scale(d_loss).backward()
+                st.scaler_d.step(st.opt_d)
+                st.scaler_d.update()
+            _, _, z, yf = batch()
+            with torch.autocast(device.type, enabled=amp):
+                g_loss = st.loss.g_loss(st.D, aug(st.G(z, yf)), yf)
+            st.opt_g.zero_grad(set_to_none=True)
+            st.scaler_g.scale(g_loss).backward()
+            st.scaler_g.step(st.opt_g)
+            st.scaler_g.update()
+            ema_update(st.G_ema, st.G, cfg.ema_decay)
+            acc += torch.stack([d_loss.detach().float(), g_loss.detach().float()])
+            n_acc += 1
+            st.iteration += 1
+            it = st.iteration
+            at_ckpt = it % cfg.checkpoint_every == 0 or it == cfg.iterations
+            if it % cfg.log_every == 0 or at_ckpt:  # the only host sync: every log_every steps
+                d, g = (acc / n_acc).tolist()
+                st.history.append({"iteration": it, "d_loss": d, "g_loss": g})
+                acc.zero_()
+                n_acc = 0
+                bar.update(task, completed=it, description=f"D {d:.3f}  G {g:.3f}")
+            if it % cfg.sample_every == 0:
+                save_grid(generate(st.G_ema, grid_z, grid_y), out / "grids" / f"iter_{it:06d}.png", nrow=6)
+            if it % cfg.quality_every == 0 or it == cfg.iterations:
+                _quality_check(st, fx, real_stats, q_z, q_y, run, meta)
+            if at_ckpt or st.stopped_early:
+                save_checkpoint(st.to_checkpoint(meta), ckpt_dir / "last.pt")
+        bar.update(task, completed=st.iteration)
+    _finish(st, real, run, grid_z, grid_y, start_it, time.perf_counter() - t0)
+
+
+def _quality_check(st: GanState, fx: FeatureExtractor, real_stats: tuple, q_z: torch.Tensor,
+                   q_y: torch.Tensor | None, run: RunDir, meta: dict[str, Any]) -> None:
+    """Stopping rule: Fréchet distance of EMA-G samples to the real training images; keep best.pt."""
+    fd = frechet_distance(*real_stats, *feature_stats(fx(generate(st.G_ema, q_z, q_y).to(q_z.device))))
+    st.quality.append({"iteration": st.iteration, "fd": fd})
+    if fd < st.best_fd:
+        st.best_fd, st.best_iteration, st.bad_checks = fd, st.iteration, 0
+        save_checkpoint(st.to_checkpoint(meta), run.path / "checkpoints" / "best.pt")
+    else:
+        st.bad_checks += 1
+        cfg = st.cfg
+        if cfg.patience and st.bad_checks >= cfg.patience and st.iteration >= cfg.min_iterations:
+            st.stopped_early = True
+    run.log(f"iteration {st.iteration}: feature FD {fd:.4f} (best {st.best_fd:.4f} at {st.best_iteration})")
+
+
+def _finish(st: GanState, real: RealImages, run: RunDir, grid_z: torch.Tensor, grid_y: torch.Tensor | None,
+            start_it: int, seconds: float) -> None:
+    out = run.path
+    fake = generate(st.G_ema, grid_z, grid_y)
+    pick = st.np_rng.permutation(len(real.images))[:GRID_N]
+    save_final_vs_real(fake, real.images[torch.as_tensor(pick)].cpu(), out / "final_vs_real.png",
+                       title=f"{st.cfg.family}, iteration {st.iteration}")
+    save_loss_curves(st.history, out / "loss_curves.png", st.quality)
+    write_json(out / "losses.json", {"history": st.history, "quality": st.quality})
+    done = st.iteration - start_it
+    run.write_metrics({
+        "family": st.cfg.family, "iterations": st.iteration, "budget": st.cfg.iterations,
+        "stopped_early": st.stopped_early, "best_fd": st.best_fd, "best_iteration": st.best_iteration,
+        "fd_curve": st.quality, "n_train": len(real.ids),
+        "final_d_loss": st.history[-1]["d_loss"] if st.history else None,
+        "final_g_loss": st.history[-1]["g_loss"] if st.history else None,
+        "wall_s_this_session": round(seconds, 2),
+        "ms_per_iteration": round(1000 * seconds / done, 2) if done else None,
+    })
+    run.log(f"finished at iteration {st.iteration} (stopped early: {st.stopped_early})")
+    run.finish()
+
+
+def train_gan(ds: Dataset | str | Path, splits: Any, fold: int, class_name: str | None, cfg: GanConfig,
+              out: str | Path, resume: bool = False, progress: bool = True) -> Path:
+    """Train a GAN on the real TRAINING images of ``fold`` and ``class_name`` (None = all classes,
+    for cgan/acgan); returns the run folder. ``splits``: a Splits object or a splits.json path."""
+    ds = ds if isinstance(ds, Dataset) else load_dataset(ds)
+    GAN_FAMILIES.get(cfg.family)
+    if class_name is None and cfg.family not in CONDITIONAL:
+        raise SonoganInputError(f"model '{cfg.family}'", "trains one class at a time",
+                                "pass --class NAME, or use cgan/acgan for all classes")
+    real = load_real_images(ds, splits, fold, class_name, cfg.preset, cfg.channels, cfg.resolution)
+    meta = {"dataset": str(Path(ds.root).resolve()), "dataset_name": ds.spec.name, "fold": fold,
+            "class_name": class_name or "", "preset": cfg.preset, "sonogan_version": sonogan.__version__,
+            "dataset_spec": ds.spec.model_dump(mode="json")}
+    return fit_gan(real, cfg, out, resume=resume, progress=progress, meta=meta)

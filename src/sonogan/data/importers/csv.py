@@ -35,9 +35,13 @@ def find_csv(src: Path) -> Path:
 
 
 def _dst(rel: str, label: str) -> str:
-    # keep the CSV's relative layout; absolute paths go under <label>/ by file name
+    """Destination inside images/ or masks/: the CSV's relative layout, or <label>/<name> for
+    absolute paths and paths with '..' (which must never place files outside the dataset)."""
     p = Path(rel)
-    return (Path(label) / p.name).as_posix() if p.is_absolute() else p.as_posix().lstrip("./")
+    parts = [x for x in p.parts if x not in ("", ".")]
+    if p.is_absolute() or ".." in parts:
+        return f"{label}/{p.name}"
+    return "/".join(parts)
 
 
 def scan_csv(src: Path, options: ImportOptions) -> tuple[Path, pd.DataFrame]:

@@ -146,7 +146,7 @@ def plot_metric_bars(
         err = np.array([[s[1] for s in stats], [s[2] for s in stats]])
         bars = ax.bar(x + (k - 0.5) * width, points, width, yerr=err, capsize=3,
                       color=_colour(k), alpha=0.85, label=arm)
-        ax.bar_label(bars, labels=[f"{v:.2f}" for v in points], fontsize=7, padding=2)
+        ax.bar_label(bars, labels=[f"{v:.2f}" for v in points], fontsize=7, label_type="center")  # inside: clear of CI bars
     ax.set_xticks(x, labels=list(metric_names), rotation=30, ha="right")
     ax.set(ylim=(0, 1.12), ylabel="score", title=title)
     ax.legend(fontsize=8, loc="upper left")
@@ -188,7 +188,7 @@ def plot_sweep(
         sd = np.nan_to_num(np.asarray(sd, dtype=float))
         ax.plot(xs, mean, "o-", color=_colour(i), label=name)
         ax.fill_between(xs, mean - sd, mean + sd, color=_colour(i), alpha=0.2)
-    ax.set(xlabel=xlabel, ylabel="score (mean +- SD across folds)", title=title)
+    ax.set(xlabel=xlabel, ylabel="score (mean ± SD across folds)", title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)

@@ -202,3 +202,14 @@ def test_mmotu_import_subset_copy(tmp_path: Path, dh) -> None:
     assert ds.spec.name == "mmotu-40"
     first = tmp_path / "out" / ds.manifest["image"].iloc[0]
     assert first.is_file() and not first.is_symlink()
+
+
+def test_csv_parent_paths_stay_inside_dataset(tmp_path: Path, dh) -> None:
+    base = _csv_source(tmp_path, dh)
+    outside = dh.write_image(tmp_path / "elsewhere.png", seed=99)
+    table = pd.read_csv(base / "cases.csv", dtype=str, keep_default_na=False)
+    table.loc[1, "file"] = "../elsewhere.png"
+    table.to_csv(base / "cases.csv", index=False)
+    ds = import_dataset(base / "cases.csv", "csv", tmp_path / "out", _csv_options(base))
+    assert ds.manifest.loc[1, "image"] == "images/benign/elsewhere.png"
+    assert (tmp_path / "out/images/benign/elsewhere.png").read_bytes() == outside.read_bytes()

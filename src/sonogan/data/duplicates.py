@@ -8,7 +8,7 @@ every image of the patients involved) land in ONE split group.
 Example:
     >>> ds = load_dataset("datasets/mmotu")                       # doctest: +SKIP
     >>> groups = find_duplicate_groups(ds, max_distance=4)       # doctest: +SKIP
-    >>> key = duplicate_group_of(ds, groups)                     # image_id -> split group key
+    >>> key = duplicate_group_of(ds, groups)                     # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -20,11 +20,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 from rich.progress import track
 
 from sonogan.data.duplicates import group_hashes, phash_int, read_image
@@ -55,12 +54,17 @@ class ValidationReport:
                 "files_checked": self.files_checked, "seconds": round(self.seconds, 3)}
 
 
-def check_rows(df: pd.DataFrame, spec: DatasetSpec, where: Callable[[int], str]) -> None:
-    """Row-level checks (no file access); ``where(i)`` names row i (e.g. 'manifest.csv, line 7')."""
+def check_rows(df: pd.DataFrame, spec: DatasetSpec, table: str | Path) -> None:
+    """Row-level checks (no file access); errors name ``table`` and the line of the row
+    (row i is line i + 2 of the CSV: line 1 is the header)."""
     missing_cols = [c for c in spec.clinical if c not in df.columns]
     if missing_cols:
-        raise SonoganInputError(where(-1).rsplit(",", 1)[0], f"clinical columns {missing_cols} are missing",
+        raise SonoganInputError(table, f"clinical columns {missing_cols} are missing",
                                 "add the columns (empty = missing value) or remove them from dataset.yaml")
+
+    def where(i: int) -> str:
+        return f"{table}, line {i + 2}"
+
     seen: dict[str, int] = {}
     cols = {c: list(df[c]) if c in df.columns else [""] * len(df)
             for c in ["image_id", "image", "mask", "label", "source", "generator", "checkpoint_sha256"]}
@@ -109,7 +113,7 @@ def check_classes(ds: Dataset) -> None:
                                     "min_patients_per_class in dataset.yaml")
 
 
-def check_row_files(ds: Dataset, i: int, image: str, mask: str, masks_required: bool) -> dict[str, Any]:
+def check_row_files(ds: Dataset, image: str, mask: str, masks_required: bool) -> dict[str, Any]:
     """Decode one row's image (and mask) once; return sha256, phash and size stats."""
     img_path = ds.path(image)
     sha, img = read_image(img_path)
@@ -153,7 +157,7 @@ def validate_dataset(ds: Dataset, check_files: bool = True, progress: bool = Fal
     """Check ``ds``; raise SonoganInputError on the first error, return a report with warnings."""
     t0 = time.perf_counter()
     df, spec = ds.manifest, ds.spec
-    check_rows(df, spec, lambda i: f"{ds.manifest_path}, line {i + 2}" if i >= 0 else str(ds.manifest_path))
+    check_rows(df, spec, ds.manifest_path)
     check_classes(ds)
     warnings = []
     if not spec.patients_known:
@@ -163,12 +167,12 @@ def validate_dataset(ds: Dataset, check_files: bool = True, progress: bool = Fal
     stats = None
     if check_files:
         required = spec.masks == "required"
-        jobs = list(zip(range(len(df)), df["image"], df["mask"]))
+        jobs = list(zip(df["image"], df["mask"]))
         # PIL releases the GIL while decoding, so threads overlap file reads and decodes;
         # map() yields in row order, so the error raised is still the first bad row's
         n_workers = workers or min(4, os.cpu_count() or 1)
         with ThreadPoolExecutor(max_workers=n_workers) as pool:
-            results = pool.map(lambda j: _check_files_row(ds, j, required), jobs)
+            results = pool.map(lambda job: check_row_files(ds, job[0], job[1], required), jobs)
             rows = list(track(results, total=len(jobs), description="validating images", disable=not progress))
         stats = pd.DataFrame(rows)
         stats.insert(0, "image_id", list(df["image_id"]))
@@ -182,8 +186,3 @@ def validate_dataset(ds: Dataset, check_files: bool = True, progress: bool = Fal
         per_source={str(k): int(v) for k, v in df["source"].value_counts().items()},
         patients_known=spec.patients_known, duplicate_groups=groups, warnings=warnings,
         files_checked=check_files, seconds=time.perf_counter() - t0, file_stats=stats)
-
-
-def _check_files_row(ds: Dataset, job: tuple[int, str, str], required: bool) -> dict[str, Any]:
-    i, image, mask = job
-    return check_row_files(ds, i, image, mask, required)

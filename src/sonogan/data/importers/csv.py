@@ -97,5 +97,5 @@ def import_csv(src: Path, out: Path, options: ImportOptions, progress: bool = Fa
             raise SonoganInputError(path, f"clinical columns {missing} declared in {options.spec} are missing",
                                     "add the columns (empty cells = missing values) or remove them from the spec")
     # label / clinical / id problems are reported against the user's CSV line, not our copy
-    check_rows(df.drop(columns=["_dst_image", "_dst_mask"]), spec, lambda i: f"{path}, line {i + 2}")
+    check_rows(df.drop(columns=["_dst_image", "_dst_mask"]), spec, path)
     return materialise(spec, df, Path(out), options.link, progress)

@@ -114,6 +114,7 @@ def test_csv_import_with_spec(tmp_path: Path, dh) -> None:
     assert len(m) == 6 and ds.spec.patients_known and m["patient_id"].nunique() == 4
     assert "age" in m.columns and "site" in m.columns  # clinical kept, extras kept
     assert set(m["image"]) >= {"images/files/benign1.png", "images/benign/benign0.png"}
+    assert set(m["image_id"]) >= {"files-benign1", "benign-benign0"}
     assert all((ds.root / p).is_file() for p in list(m["image"]) + list(m["mask"]))
 
 

@@ -66,7 +66,7 @@ def image_hashes(paths: list[Path]) -> list[tuple[str, imagehash.ImageHash]]:
 
 
 def group_hashes(ids: list[str], shas: list[str], phashes: list[int], max_distance: int = 4,
-                 block: int = 2048) -> dict[str, list[str]]:
+                 block: int | None = None) -> dict[str, list[str]]:
     """Pure grouping: ids whose sha256 match or whose phash Hamming distance <= max_distance.
 
     Returns {group_id: [ids in input order]} for groups of >= 2, group ids ``exact-0001``
@@ -76,6 +76,7 @@ def group_hashes(ids: list[str], shas: list[str], phashes: list[int], max_distan
     if n < 2:
         return {}
     h = np.array(phashes, dtype=np.uint64)
+    block = block or max(1, 2**22 // n)  # about 4M pairs (32 MB) per block, whatever n is
     rows, cols = [], []
     # blocked all-pairs XOR + popcount: 1000 images is 1e6 pairs, done in milliseconds
     for start in range(0, n, block):

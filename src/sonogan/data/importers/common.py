@@ -107,6 +107,7 @@ def materialise(spec: DatasetSpec, rows: pd.DataFrame, out: Path, link: bool,
     dataset-relative destination in ``_dst_<column>``; those helper columns are dropped.
     """
     rows = rows.copy()
+    out.mkdir(parents=True, exist_ok=True)
     origins: dict[str, str] = {}
     placed: dict[str, str] = {}  # destination -> source, to catch two sources mapped to one file
     cols = [c for c in PATH_COLUMNS if c in rows.columns and f"_dst_{c}" in rows.columns]

@@ -65,13 +65,14 @@ def scan_csv(src: Path, options: ImportOptions) -> tuple[Path, pd.DataFrame]:
             df[col] = ""
     df["image"] = df["image"].str.strip()
     df["mask"] = df["mask"].str.strip()
-    if "image_id" not in df.columns:
-        # stable id from the relative path: 'benign/a.png' -> 'benign-a'
-        df["image_id"] = [re.sub(r"[^\w.-]+", "-", str(Path(p).with_suffix("")).strip("/\\")) for p in df["image"]]
     for i, p in enumerate(df["image"]):
         if not p:
             raise SonoganInputError(f"{path}, line {i + 2}", "empty image path", "fill in the image column")
-    dst_image = [f"images/{_dst(p, lab)}" for p, lab in zip(df["image"], df["label"])]
+    rel = [_dst(p, lab) for p, lab in zip(df["image"], df["label"])]
+    dst_image = [f"images/{r}" for r in rel]
+    if "image_id" not in df.columns:
+        # stable id from the dataset-relative path (not the machine's absolute path): 'benign/a.png' -> 'benign-a'
+        df["image_id"] = [re.sub(r"[^\w.-]+", "-", str(Path(r).with_suffix(""))) for r in rel]
     dst_mask = [f"masks/{_dst(m, lab)}" if m else "" for m, lab in zip(df["mask"], df["label"])]
     df["image"] = [str(p if Path(p).is_absolute() else base / p) for p in df["image"]]
     df["mask"] = [str(m if Path(m).is_absolute() else base / m) if m else "" for m in df["mask"]]

@@ -28,6 +28,7 @@ def test_folder_import(folder_source: Path, tmp_path: Path, dh, link: bool) -> N
     assert ds.spec.patients_known and ds.spec.masks == "optional" and ds.spec.name == "src"
     m = ds.manifest
     assert list(m.columns[:6]) == CORE_COLUMNS and len(m) == 6
+    assert (m["width"] == "48").all() and (m["height"] == "40").all()
     assert set(m["image_id"]) == {f"{c}-img{k}" for c in ("benign", "malignant") for k in range(3)}
     assert m["patient_id"].nunique() == 4 and (m["mask"] != "").all()
     img = out / m.loc[m["image_id"] == "malignant-img1", "image"].iloc[0]

@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 
 from sonogan.data.importers.common import IMPORTERS, ImportedDataset, ImportOptions
-from sonogan.data.manifest import Dataset
+from sonogan.data.manifest import Dataset, write_dataset
 from sonogan.data.validate import validate_dataset
 from sonogan.errors import SonoganInputError
 from sonogan.runs import ensure_new_dir
@@ -69,7 +69,13 @@ def import_dataset(src: Path, fmt: str, out: Path, options: ImportOptions | None
     ds: Dataset | None = None
     try:
         ds = factory(src=src, out=out, options=options, progress=progress)
-        validate_dataset(ds, progress=progress)
+        report = validate_dataset(ds, progress=progress)
+        # validation decoded every image anyway: record the pixel sizes (docs: filled by importers)
+        assert report.file_stats is not None
+        manifest = ds.manifest.assign(width=report.file_stats["width"].astype(str).to_numpy(),
+                                      height=report.file_stats["height"].astype(str).to_numpy())
+        written = write_dataset(out, ds.spec, manifest)
+        ds = ImportedDataset(written.root, written.spec, written.manifest, getattr(ds, "origins", {}))
     except SonoganInputError as exc:
         _remove(out, existed)
         raise _to_source(exc, ds, src) from None

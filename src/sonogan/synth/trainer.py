@@ -104,6 +104,7 @@ def _loop(st: GanState, real: RealImages, run: RunDir, device: torch.device, met
     q_z, q_y = _fixed_inputs(st.G, cfg.quality_samples, cfg.seed + 2, present, device)
     acc = torch.zeros(2, device=device)
     n_acc, t0, start_it = 0, time.perf_counter(), st.iteration
+    times: list[tuple[int, float]] = []  # (iteration, seconds) at each loss read, for speed metrics
     ckpt_dir = out / "checkpoints"
 
     def batch() -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
@@ -124,19 +125,21 @@ def _loop(st: GanState, real: RealImages, run: RunDir, device: torch.device, met
         while st.iteration < cfg.iterations and not st.stopped_early:
             st.G.train()
             st.D.train()
-            for _ in range(cfg.n_critic):
+            for k in range(cfg.n_critic):
                 xr, yr, z, yf = batch()
+                last = k == cfg.n_critic - 1
                 with torch.autocast(device.type, enabled=amp):
-                    with torch.no_grad():
+                    # The last D step keeps G's graph: the G step reuses these fakes (as in the
+                    # PyTorch DCGAN example), saving one G forward per iteration.
+                    with torch.set_grad_enabled(last):
                         fake = st.G(z, yf)
-                    d_loss, _ = st.loss.d_loss(st.D, aug(xr), aug(fake), yr, yf, st.gen)
+                    d_loss, _ = st.loss.d_loss(st.D, aug(xr), aug(fake.detach()), yr, yf, st.gen)
                 st.opt_d.zero_grad(set_to_none=True)
                 st.scaler_d.scale(d_loss).backward()
                 st.scaler_d.step(st.opt_d)
                 st.scaler_d.update()
-            _, _, z, yf = batch()
             with torch.autocast(device.type, enabled=amp):
-                g_loss = st.loss.g_loss(st.D, aug(st.G(z, yf)), yf)
+                g_loss = st.loss.g_loss(st.D, aug(fake), yf)
             st.opt_g.zero_grad(set_to_none=True)
             st.scaler_g.scale(g_loss).backward()
             st.scaler_g.step(st.opt_g)
@@ -152,6 +155,7 @@ def _loop(st: GanState, real: RealImages, run: RunDir, device: torch.device, met
                 st.history.append({"iteration": it, "d_loss": d, "g_loss": g})
                 acc.zero_()
                 n_acc = 0
+                times.append((it, time.perf_counter() - t0))
                 bar.update(task, completed=it, description=f"D {d:.3f}  G {g:.3f}")
             if it % cfg.sample_every == 0:
                 save_grid(generate(st.G_ema, grid_z, grid_y), out / "grids" / f"iter_{it:06d}.png", nrow=6)
@@ -160,7 +164,7 @@ def _loop(st: GanState, real: RealImages, run: RunDir, device: torch.device, met
             if at_ckpt or st.stopped_early:
                 save_checkpoint(st.to_checkpoint(meta), ckpt_dir / "last.pt")
         bar.update(task, completed=st.iteration)
-    _finish(st, real, run, grid_z, grid_y, start_it, time.perf_counter() - t0)
+    _finish(st, real, run, grid_z, grid_y, start_it, time.perf_counter() - t0, times)
 
 
 def _quality_check(st: GanState, fx: FeatureExtractor, real_stats: tuple, q_z: torch.Tensor,
@@ -180,7 +184,7 @@ def _quality_check(st: GanState, fx: FeatureExtractor, real_stats: tuple, q_z: t
 
 
 def _finish(st: GanState, real: RealImages, run: RunDir, grid_z: torch.Tensor, grid_y: torch.Tensor | None,
-            start_it: int, seconds: float) -> None:
+            start_it: int, seconds: float, times: list[tuple[int, float]]) -> None:
     out = run.path
     fake = generate(st.G_ema, grid_z, grid_y)
     pick = st.np_rng.permutation(len(real.images))[:GRID_N]
@@ -197,6 +201,9 @@ def _finish(st: GanState, real: RealImages, run: RunDir, grid_z: torch.Tensor, g
         "final_g_loss": st.history[-1]["g_loss"] if st.history else None,
         "wall_s_this_session": round(seconds, 2),
         "ms_per_iteration": round(1000 * seconds / done, 2) if done else None,
+        # between the first and last loss reads: the training steps only (no setup, no final figures)
+        "ms_per_iteration_steady": (round(1000 * (times[-1][1] - times[0][1]) / (times[-1][0] - times[0][0]), 2)
+                                    if len(times) > 1 and times[-1][0] > times[0][0] else None),
     })
     run.log(f"finished at iteration {st.iteration} (stopped early: {st.stopped_early})")
     run.finish()

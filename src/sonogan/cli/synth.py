@@ -1,0 +1,75 @@
+"""``sonogan synth``: train a GAN on one fold's training images of a class, and sample it.
+
+Example:
+    $ sonogan synth train runs/phantom --splits runs/phantom/splits.json --fold 0 --class borderline \\
+        --model dcgan --out runs/gan-borderline-f0
+    $ sonogan synth sample runs/gan-borderline-f0 --n 2000 --out runs/syn-borderline-f0
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+console = Console()
+
+synth_app = typer.Typer(
+    help="Train GANs on a fold's rare class and sample synthetic images.\n\n"
+    "Example: sonogan synth train runs/phantom --splits runs/phantom/splits.json --fold 0 "
+    "--class borderline --model dcgan --out runs/gan-f0",
+    no_args_is_help=True,
+)
+
+
+@synth_app.command("train")
+def train_command(
+    dataset: Path = typer.Argument(..., help="Dataset folder (manifest.csv + dataset.yaml)."),
+    splits: Path = typer.Option(..., "--splits", help="splits.json made by 'sonogan data split'."),
+    fold: int = typer.Option(0, "--fold", help="Fold whose TRAINING partition the GAN may see."),
+    class_name: Optional[str] = typer.Option(None, "--class", help="Class to learn (omit only for cgan/acgan: all classes)."),
+    model: Optional[str] = typer.Option(None, "--model", help="GAN family: dcgan, dcgan-radford, cgan, acgan, wgan-gp, sngan."),
+    out: Path = typer.Option(..., "--out", help="New run folder (or the run to continue with --resume)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="GanConfig YAML (see configs/gan/)."),
+    iterations: Optional[int] = typer.Option(None, "--iterations", help="Iteration budget (overrides the config)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (overrides the config)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from checkpoints/last.pt."),
+) -> None:
+    """Train one GAN on the real training images of --fold and --class.
+
+    Example: sonogan synth train runs/phantom --splits runs/phantom/splits.json --fold 0
+    --class borderline --model dcgan --out runs/gan-borderline-f0 --iterations 3000
+    """
+    from sonogan.config import load_config, parse_config
+    from sonogan.synth.config import GanConfig
+    from sonogan.synth.trainer import train_gan
+
+    overrides = {"family": model, "iterations": iterations, "seed": seed}
+    if config is not None:
+        cfg = load_config(GanConfig, config, overrides)
+    else:
+        cfg = parse_config(GanConfig, {k: v for k, v in overrides.items() if v is not None}, "--model/--iterations/--seed")
+    run = train_gan(dataset, splits, fold, class_name, cfg, out, resume=resume, progress=True)
+    console.print(f"GAN run -> [bold]{run}[/] (grids, loss_curves.png, final_vs_real.png, checkpoints/)")
+
+
+@synth_app.command("sample")
+def sample_command(
+    run: Path = typer.Argument(..., help="GAN run folder made by 'sonogan synth train'."),
+    n: int = typer.Option(2000, "--n", help="Images to generate (per class for cgan/acgan)."),
+    out: Path = typer.Option(..., "--out", help="New dataset folder for the synthetic images."),
+    seed: int = typer.Option(0, "--seed", help="Sampling seed."),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="'best' (stopping rule), 'last' or a .pt path."),
+    classes: Optional[str] = typer.Option(None, "--classes", help="Comma-separated classes (cgan/acgan only)."),
+) -> None:
+    """Generate synthetic images with provenance into a new dataset folder.
+
+    Example: sonogan synth sample runs/gan-borderline-f0 --n 2000 --out runs/syn-borderline-f0
+    """
+    from sonogan.synth.sample import sample_gan
+
+    wanted = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
+    ds = sample_gan(run, n, out, seed=seed, checkpoint=checkpoint, progress=True, classes=wanted)
+    console.print(f"{len(ds.manifest)} synthetic images -> [bold]{out}[/]")

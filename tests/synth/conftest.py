@@ -1,6 +1,10 @@
 """Tiny in-memory training sets and configs for the synth tests."""
 
 import pytest
+
+from sonogan.data.manifest import load_dataset
+from sonogan.data.phantom import PhantomConfig, generate_phantom
+from sonogan.data.splits import make_splits
 import torch
 
 from sonogan.synth.config import GanConfig
@@ -27,3 +31,13 @@ def make_tiny_cfg(**kw) -> GanConfig:
 def tiny_cfg():
     """Factory: a tiny, fast GanConfig with overrides."""
     return make_tiny_cfg
+
+
+@pytest.fixture(scope="session")
+def phantom(tmp_path_factory):
+    root = tmp_path_factory.mktemp("phantom") / "ds"
+    ds = generate_phantom(root, PhantomConfig(n_benign=6, n_borderline=6, n_malignant=4,
+                                              images_per_patient=2, image_size=64))
+    splits = make_splits(ds, n_folds=2, test_fraction=0.2, seed=0, duplicate_groups={})
+    splits.save(root / "splits.json")
+    return load_dataset(root), root / "splits.json"

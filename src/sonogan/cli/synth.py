@@ -28,7 +28,7 @@ synth_app = typer.Typer(
 def train_command(
     dataset: Path = typer.Argument(..., help="Dataset folder (manifest.csv + dataset.yaml)."),
     splits: Path = typer.Option(..., "--splits", help="splits.json made by 'sonogan data split'."),
-    fold: int = typer.Option(0, "--fold", help="Fold whose TRAINING partition the GAN may see."),
+    fold: str = typer.Option("0", "--fold", help="Fold whose TRAINING partition the GAN may see; 'all' = every non-test image."),
     class_name: Optional[str] = typer.Option(None, "--class", help="Class to learn (omit only for cgan/acgan: all classes)."),
     model: Optional[str] = typer.Option(None, "--model", help="GAN family: dcgan, dcgan-radford, cgan, acgan, wgan-gp, sngan."),
     out: Path = typer.Option(..., "--out", help="New run folder (or the run to continue with --resume)."),
@@ -43,6 +43,7 @@ def train_command(
     --class borderline --model dcgan --out runs/gan-borderline-f0 --iterations 3000
     """
     from sonogan.config import load_config, parse_config
+    from sonogan.errors import SonoganInputError
     from sonogan.synth.config import GanConfig
     from sonogan.synth.trainer import train_gan
 
@@ -51,7 +52,9 @@ def train_command(
         cfg = load_config(GanConfig, config, overrides)
     else:
         cfg = parse_config(GanConfig, {k: v for k, v in overrides.items() if v is not None}, "--model/--iterations/--seed")
-    run = train_gan(dataset, splits, fold, class_name, cfg, out, resume=resume, progress=True)
+    if fold != "all" and not fold.isdigit():
+        raise SonoganInputError("--fold", f"'{fold}' is not a fold number", "pass 0, 1, ... or 'all'")
+    run = train_gan(dataset, splits, None if fold == "all" else int(fold), class_name, cfg, out, resume=resume, progress=True)
     console.print(f"GAN run -> [bold]{run}[/] (grids, loss_curves.png, final_vs_real.png, checkpoints/)")
 
 

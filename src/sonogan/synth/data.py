@@ -54,7 +54,7 @@ def load_splits(splits: Any, ds: Dataset) -> Any:
     return splits
 
 
-def select_training_ids(ds: Dataset, splits: Any, fold: int, class_name: str | None) -> tuple[list[str], list[str]]:
+def select_training_ids(ds: Dataset, splits: Any, fold: int | None, class_name: str | None) -> tuple[list[str], list[str]]:
     """(ids, labels) of real training images of ``fold`` for ``class_name`` (None = all classes)."""
     if class_name is not None and class_name not in ds.spec.classes:
         raise SonoganInputError(ds.root / "dataset.yaml", f"unknown class '{class_name}'",
@@ -68,14 +68,14 @@ def select_training_ids(ds: Dataset, splits: Any, fold: int, class_name: str | N
         df = df[df["label"] == class_name]
     ids, labels = df["image_id"].tolist(), df["label"].tolist()
     if len(ids) < 2:
-        what = f"class '{class_name}' has {len(ids)} training image(s) in fold {fold}"
+        what = f"class '{class_name}' has {len(ids)} training image(s) in fold {'all' if fold is None else fold}"
         raise SonoganInputError(ds.root / "manifest.csv", what,
                                 "a GAN needs at least 2 training images; choose another class or fold")
     check_partition_ids(ds, splits, fold, "train", ids)
     return ids, labels
 
 
-def load_real_images(ds: Dataset, splits: Any, fold: int, class_name: str | None, preset: str,
+def load_real_images(ds: Dataset, splits: Any, fold: int | None, class_name: str | None, preset: str,
                      channels: int = 1, resolution: int = 64) -> RealImages:
     """Read the fold's training images of the class from the preprocessing cache (built if absent)."""
     from sonogan.preprocess.cache import build_cache, open_cache

@@ -81,6 +81,8 @@ def sample_gan(run: Path, n: int, out: Path, seed: int = 0, checkpoint: str = "b
         raise SonoganInputError(path, f"classes {unknown} unknown to this GAN", f"use {ckpt['classes']}")
     out = ensure_new_dir(out, "synthetic dataset folder")
     sha = sha256_file(path)
+    fold = ckpt.get("fold", "")
+    synth_fold = "all" if fold is None else str(fold)  # fold None = all non-test images
     tag = re.sub(r"[^A-Za-z0-9-]+", "-", run.resolve().name) + f"_s{seed}"
     gen = torch.Generator().manual_seed(seed)
     rows = []
@@ -100,6 +102,6 @@ def sample_gan(run: Path, n: int, out: Path, seed: int = 0, checkpoint: str = "b
                 rows.append({"image_id": image_id, "image": rel, "mask": "", "label": cls,
                              "patient_id": image_id, "source": "synthetic", "generator": cfg.family,
                              "checkpoint_sha256": sha, "synth_seed": str(seed),
-                             "synth_fold": str(ckpt.get("fold", "")), "synth_run": run.resolve().name,
+                             "synth_fold": synth_fold, "synth_run": run.resolve().name,
                              "width": str(img.shape[1]), "height": str(img.shape[0])})
     return write_dataset(out, spec, pd.DataFrame(rows))

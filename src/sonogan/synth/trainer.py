@@ -209,10 +209,11 @@ def _finish(st: GanState, real: RealImages, run: RunDir, grid_z: torch.Tensor, g
     run.finish()
 
 
-def train_gan(ds: Dataset | str | Path, splits: Any, fold: int, class_name: str | None, cfg: GanConfig,
+def train_gan(ds: Dataset | str | Path, splits: Any, fold: int | None, class_name: str | None, cfg: GanConfig,
               out: str | Path, resume: bool = False, progress: bool = True) -> Path:
     """Train a GAN on the real TRAINING images of ``fold`` and ``class_name`` (None = all classes,
-    for cgan/acgan); returns the run folder. ``splits``: a Splits object or a splits.json path."""
+    for cgan/acgan); returns the run folder. ``splits``: a Splits object or a splits.json path.
+    ``fold=None``: every non-test image (for a final model; samples get synth_fold "all")."""
     ds = ds if isinstance(ds, Dataset) else load_dataset(ds)
     GAN_FAMILIES.get(cfg.family)
     if class_name is None and cfg.family not in CONDITIONAL:

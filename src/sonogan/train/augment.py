@@ -2,7 +2,8 @@
 
 torchvision's random v2 transforms draw their parameters from torch's global RNG, which we
 never use; so the parameters are drawn here from a ``torch.Generator`` the caller owns and
-applied with torchvision's deterministic functional ops. Same generator state => same batch.
+applied in one batched ``affine_grid`` / ``grid_sample`` call on the tensor's own device.
+Same generator state => same batch.
 Empty corners left by rotation / shifts are filled with each image's minimum, i.e. the black
 ultrasound background (images are z-scored, so 0 would be mid-grey).
 
@@ -17,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import torch
-import torchvision.transforms.v2.functional as TF
 
 from sonogan.train.config import AugmentConfig
 
@@ -39,23 +39,47 @@ def sample_params(n: int, cfg: AugmentConfig, generator: torch.Generator) -> dic
     }
 
 
+def affine_matrices(params: dict[str, torch.Tensor], height: int, width: int) -> torch.Tensor:
+    """(N, 2, 3) ``affine_grid`` matrices: output -> input sampling for rotate + scale + shift.
+
+    The forward map is ``p_out = s * R(angle) p_in + shift`` in pixel units about the image
+    centre; ``affine_grid`` wants its inverse in normalised [-1, 1] coordinates, so the
+    inverse is conjugated with ``D = diag(W/2, H/2)`` (keeps rotations right on non-square images).
+    """
+    rad = torch.deg2rad(params["angle"])
+    cos, sin, inv_s = torch.cos(rad), torch.sin(rad), 1.0 / params["scale"]
+    # inverse rotation / scale in pixel units: (1/s) R(-angle)
+    a, b, c, d = cos * inv_s, sin * inv_s, -sin * inv_s, cos * inv_s
+    sx, sy = width / 2.0, height / 2.0
+    # D^-1 M D for the 2x2 part; translation: -(1/s) R^-1 t, t in pixels, then / D
+    tx = params["shift"][:, 0] * width
+    ty = params["shift"][:, 1] * height
+    theta = torch.stack([
+        torch.stack([a, b * sy / sx, -(a * tx + b * ty) / sx], dim=1),
+        torch.stack([c * sx / sy, d, -(c * tx + d * ty) / sy], dim=1),
+    ], dim=1)
+    return theta
+
+
 def apply_params(x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Apply sampled parameters to x (N, C, H, W): flips (vectorised), then one affine per image."""
+    """Apply sampled parameters to x (N, C, H, W): flips, then one batched affine resampling.
+
+    Hand-written with ``affine_grid`` / ``grid_sample`` rather than torchvision's
+    ``functional.affine``, which takes one parameter set per call: looping over images cost
+    ~10 ms per 64x64 image on a CPU, the batched form is one call on any device.
+    """
     dev = x.device
     x = torch.where(params["hflip"].to(dev)[:, None, None, None], x.flip(-1), x)
     x = torch.where(params["vflip"].to(dev)[:, None, None, None], x.flip(-2), x)
+    if not ((params["angle"] != 0).any() or (params["shift"] != 0).any() or (params["scale"] != 1).any()):
+        return x  # flips only: skip resampling, which would add rounding noise
     h, w = x.shape[-2:]
-    out = []
-    for i in range(x.shape[0]):  # the functional affine takes one parameter set per call
-        angle, scale = float(params["angle"][i]), float(params["scale"][i])
-        dx, dy = float(params["shift"][i, 0]) * w, float(params["shift"][i, 1]) * h
-        if angle == 0.0 and scale == 1.0 and dx == 0.0 and dy == 0.0:
-            out.append(x[i])
-            continue
-        fill = [float(v) for v in x[i].amin(dim=(-2, -1))]
-        out.append(TF.affine(x[i], angle=angle, translate=[dx, dy], scale=scale, shear=[0.0, 0.0],
-                             interpolation=TF.InterpolationMode.BILINEAR, fill=fill))
-    return torch.stack(out)
+    theta = affine_matrices(params, h, w).to(device=dev, dtype=x.dtype)
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    # sample (x - min) with zero padding, then add min back: outside pixels get the image minimum
+    low = x.amin(dim=(-2, -1), keepdim=True)
+    return torch.nn.functional.grid_sample(x - low, grid, mode="bilinear", padding_mode="zeros",
+                                           align_corners=False) + low
 
 
 def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> torch.Tensor:

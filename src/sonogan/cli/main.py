@@ -17,6 +17,7 @@ import typer
 from sonogan import __version__
 from sonogan.cli.data import data_app
 from sonogan.cli.demo import demo_command
+from sonogan.cli.experiment import experiment_command
 from sonogan.cli.preprocess import preprocess_command
 from sonogan.errors import EXIT_INPUT_ERROR, SonoganInputError
 
@@ -31,6 +32,7 @@ app = typer.Typer(
 app.add_typer(data_app, name="data", help="Import, generate, validate, split and inspect datasets.")
 app.command("preprocess")(preprocess_command)
 app.command("demo")(demo_command)
+app.command("experiment")(experiment_command)
 
 try:  # the GAN commands live in their own module (issue 3)
     from sonogan.cli.synth import synth_app

@@ -1,0 +1,94 @@
+"""``ExperimentConfig``: the whole protocol in one YAML file (see ``configs/*.yaml``).
+
+Example:
+    >>> from sonogan.config import load_config
+    >>> cfg = load_config(ExperimentConfig, "configs/demo.yaml")      # doctest: +SKIP
+    >>> [c.model for c in cfg.classifiers]                            # doctest: +SKIP
+    ['frid-adar-cnn']
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from sonogan.config import StrictModel
+from sonogan.data.phantom import PhantomConfig
+from sonogan.synth.config import GanConfig
+from sonogan.train.config import AugmentConfig, ClassifierTrainConfig
+
+
+class SplitParams(StrictModel):
+    folds: int = Field(5, ge=2)
+    test_fraction: float = Field(0.15, gt=0, lt=0.5)
+    seed: int = 0
+
+
+class SyntheticConfig(StrictModel):
+    """How many synthetic images each rare class gets in the augmented arm."""
+
+    n_per_class: int = Field(2000, ge=1, description="synthetic images added per rare class (flagship: 2000)")
+    sample_factor: float = Field(1.0, ge=1.0, description="sample this many times n_per_class, keep n_per_class")
+    sweep: list[int] = Field(default_factory=list,
+                             description="extra augmented arms with these counts (Frid-Adar Fig. 8); each <= n_per_class")
+    checkpoint: Literal["best", "last"] = "best"
+
+
+class EvaluationConfig(StrictModel):
+    n_resamples: int = Field(1000, ge=10, description="bootstrap resamples (flagship: 1000, percentile)")
+    ci: float = Field(0.95, gt=0.5, lt=1.0)
+    tsne: bool = True
+    tsne_max_real: int = Field(600, ge=10)
+    tsne_max_synthetic: int = Field(300, ge=10)
+
+
+class ExperimentConfig(StrictModel):
+    name: str = "experiment"
+    dataset: str | None = Field(None, description="dataset folder; null = generate the phantom into the run")
+    phantom: PhantomConfig | None = Field(None, description="phantom settings when dataset is null")
+    splits: str | None = Field(None, description="splits.json (default DATASET/splits.json, made once if absent)")
+    split: SplitParams = Field(default_factory=SplitParams)
+    folds: list[int] | None = Field(None, description="folds to run (null = all)")
+    seed: int = 0
+    preset: str = Field("flagship-64", description="preprocessing preset shared by GAN and classifiers")
+    rare_classes: list[str] | None = Field(None, description="null = dataset.yaml's rare_classes")
+    gan: GanConfig = Field(default_factory=GanConfig)
+    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
+    classifiers: list[ClassifierTrainConfig] = Field(default_factory=lambda: [ClassifierTrainConfig()])
+    ensemble: Literal["weighted", "equal"] = Field(
+        "weighted", description="fusion of several classifiers: weights fitted on validation log-loss, or equal")
+    classic_arm: AugmentConfig | None = Field(
+        None, description="add a 'classic' arm: real images + this classic augmentation, no synthetic images")
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_threads: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> "ExperimentConfig":
+        if self.dataset is None and self.phantom is None:
+            self.phantom = PhantomConfig()
+        if any(n > self.synthetic.n_per_class for n in self.synthetic.sweep):
+            raise ValueError("synthetic.sweep values must be <= synthetic.n_per_class")
+        names = [c.model for c in self.classifiers]
+        if len(set(names)) != len(names):
+            raise ValueError("each classifier model may appear once")
+        if not self.classifiers:
+            raise ValueError("give at least one classifier")
+        return self
+
+    def arms(self) -> list[str]:
+        """Arm names in report order: baseline, [classic], augmented, then sweep arms."""
+        arms = ["baseline"]
+        if self.classic_arm is not None:
+            arms.append("classic")
+        arms.append("augmented")
+        arms += [f"synthetic-{n}" for n in sorted(set(self.synthetic.sweep)) if n != self.synthetic.n_per_class]
+        return arms
+
+    def n_synthetic(self, arm: str) -> int:
+        if arm == "augmented":
+            return self.synthetic.n_per_class
+        if arm.startswith("synthetic-"):
+            return int(arm.split("-", 1)[1])
+        return 0

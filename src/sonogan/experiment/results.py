@@ -1,0 +1,126 @@
+"""Numbers of an experiment: per-fold metrics (mean +- SD), pooled out-of-fold and hold-out
+test metrics with bootstrap CIs, and the paired bootstrap CI of every gain over baseline.
+
+Two evaluations, both on REAL images only:
+- *cross-validation*: each fold's validation predictions pooled (every real non-test image is
+  predicted once, by the fold that did not train on it);
+- *hold-out test*: the fold models' test probabilities averaged (the cross-validation
+  ensemble), plus each fold's own test metrics for mean +- SD.
+When several classifiers are fused, fusion weights are fitted on the fold's validation
+images, so the pooled validation numbers of the ensemble are slightly optimistic; the
+hold-out test numbers are not.
+
+Example:
+    >>> pooled = pool_predictions(cfg, ds, records, run_dir)             # doctest: +SKIP
+    >>> results = compute_results(cfg, ds, run_dir, records, ["borderline"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sonogan.data.manifest import Dataset
+from sonogan.evaluate.aggregate import mean_sd_across_folds
+from sonogan.evaluate.bootstrap import bootstrap_ci, paired_bootstrap_gain
+from sonogan.evaluate.metrics import classification_metrics, confusion_matrix, predictions
+from sonogan.experiment.config import ExperimentConfig
+from sonogan.experiment.fold_data import labels_of
+
+ENSEMBLE = "ensemble"
+
+
+@dataclass
+class Pooled:
+    """Labels, patient groups and per-(arm, model) probabilities of one evaluation set."""
+
+    y: np.ndarray
+    groups: np.ndarray | None
+    probs: dict[str, dict[str, np.ndarray]]   # arm -> model -> (N, C)
+
+
+def model_names(cfg: ExperimentConfig) -> list[str]:
+    names = [c.model for c in cfg.classifiers]
+    return names + [ENSEMBLE] if len(names) > 1 else names
+
+
+def primary_model(cfg: ExperimentConfig) -> str:
+    return model_names(cfg)[-1]
+
+
+def _groups(ds: Dataset, ids: list[str]) -> np.ndarray | None:
+    if not ds.spec.patients_known:
+        return None  # each image is its own case: plain case resampling
+    patient = ds.manifest.set_index("image_id")["patient_id"]
+    return np.array([patient[i] for i in ids])
+
+
+def pool_predictions(cfg: ExperimentConfig, ds: Dataset, records: list[dict], run_dir: Path) -> tuple[Pooled, Pooled, list[dict]]:
+    """(out-of-fold validation, fold-averaged test, per-fold raw) predictions of every arm and model."""
+    arms, models = cfg.arms(), model_names(cfg)
+    per_fold = []
+    for rec in records:
+        saved = np.load(Path(run_dir) / "folds" / f"fold{rec['fold']}" / "predictions.npz")
+        per_fold.append({"fold": rec["fold"], "val_y": labels_of(ds, rec["val_ids"]), "test_y": labels_of(ds, rec["test_ids"]),
+                         "probs": {a: {m: {p: saved[f"{a}|{m}|{p}"] for p in ("val", "test")} for m in models} for a in arms}})
+    val_ids = [i for rec in records for i in rec["val_ids"]]
+    test_ids = records[0]["test_ids"]
+    oof = Pooled(np.concatenate([f["val_y"] for f in per_fold]), _groups(ds, val_ids),
+                 {a: {m: np.concatenate([f["probs"][a][m]["val"] for f in per_fold]) for m in models} for a in arms})
+    test = Pooled(per_fold[0]["test_y"], _groups(ds, test_ids),
+                  {a: {m: np.mean([f["probs"][a][m]["test"] for f in per_fold], axis=0) for m in models} for a in arms})
+    return oof, test, per_fold
+
+
+def _ci_block(cfg: ExperimentConfig, metric_fn, pooled: Pooled, model: str) -> tuple[dict, dict]:
+    ev = cfg.evaluation
+    cis, gains = {}, {}
+    for arm, by_model in pooled.probs.items():
+        res = bootstrap_ci(metric_fn, pooled.y, by_model[model], groups=pooled.groups,
+                           n_resamples=ev.n_resamples, ci=ev.ci, seed=cfg.seed)
+        cis[arm] = {k: list(v) for k, v in res.items()}
+        if arm != "baseline":
+            g = paired_bootstrap_gain(metric_fn, pooled.y, pooled.probs["baseline"][model], by_model[model],
+                                      groups=pooled.groups, n_resamples=ev.n_resamples, ci=ev.ci, seed=cfg.seed)
+            gains[arm] = {k: list(v) for k, v in g.items()}
+    return cis, gains
+
+
+def compute_results(cfg: ExperimentConfig, ds: Dataset, run_dir: Path, records: list[dict], rare: list[str]) -> dict[str, Any]:
+    """Everything ``metrics.json`` holds (JSON-ready)."""
+    names = ds.spec.classes
+    metric_fn = lambda y, p: classification_metrics(y, p, names)  # noqa: E731
+    oof, test, per_fold = pool_predictions(cfg, ds, records, run_dir)
+    primary = primary_model(cfg)
+    folds: dict[str, dict[str, Any]] = {}
+    for arm in cfg.arms():
+        folds[arm] = {}
+        for m in model_names(cfg):
+            val_m = [metric_fn(f["val_y"], f["probs"][arm][m]["val"]) for f in per_fold]
+            test_m = [metric_fn(f["test_y"], f["probs"][arm][m]["test"]) for f in per_fold]
+            folds[arm][m] = {"val_mean_sd": {k: list(v) for k, v in mean_sd_across_folds(val_m).items()},
+                             "test_mean_sd": {k: list(v) for k, v in mean_sd_across_folds(test_m).items()},
+                             "test_per_fold": test_m}
+    test_ci, test_gain = _ci_block(cfg, metric_fn, test, primary)
+    oof_ci, oof_gain = _ci_block(cfg, metric_fn, oof, primary)
+    point = {scope: {arm: {m: metric_fn(pool.y, p) for m, p in by_model.items()} for arm, by_model in pool.probs.items()}
+             for scope, pool in (("test", test), ("cv", oof))}
+    confusion = {arm: confusion_matrix(test.y, predictions(p[primary]), len(names)).tolist()
+                 for arm, p in test.probs.items()}
+    return {
+        "class_names": names, "rare_classes": rare, "primary_model": primary, "arms": cfg.arms(),
+        "models": model_names(cfg), "folds_run": [r["fold"] for r in records],
+        "patients_known": ds.spec.patients_known,
+        "bootstrap": {"n_resamples": cfg.evaluation.n_resamples, "ci": cfg.evaluation.ci,
+                      "unit": "patient" if ds.spec.patients_known else "image"},
+        "n_test": int(len(test.y)), "n_cv": int(len(oof.y)),
+        "test": {"ci": test_ci, "gain_vs_baseline": test_gain, "confusion": confusion},
+        "cv": {"ci": oof_ci, "gain_vs_baseline": oof_gain},
+        "point": point,
+        "per_fold": folds,
+        "fusion_weights": {r["fold"]: r.get("fusion_weights", {}) for r in records},
+        "synthetic": {r["fold"]: r.get("synthetic", {}) for r in records},
+    }

@@ -93,8 +93,16 @@ def _frid_adar(num_classes: int, in_chans: int = 1, pretrained: bool = False, **
 
 def _timm_factory(timm_name: str) -> Callable[..., nn.Module]:
     def factory(num_classes: int, in_chans: int = 1, pretrained: bool = False, **kw: Any) -> nn.Module:
-        return timm.create_model(timm_name, pretrained=pretrained, num_classes=num_classes,
-                                 in_chans=in_chans, **kw)
+        try:
+            return timm.create_model(timm_name, pretrained=pretrained, num_classes=num_classes,
+                                     in_chans=in_chans, **kw)
+        except (OSError, RuntimeError) as exc:
+            if not pretrained:
+                raise
+            # offline machines: the hub download fails with a network error deep inside timm
+            raise SonoganInputError(f"classifier '{timm_name}'",
+                                    f"pretrained weights could not be loaded ({type(exc).__name__})",
+                                    "connect to the internet, or download them and pass weights_path") from None
     return factory
 
 

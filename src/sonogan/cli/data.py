@@ -147,15 +147,25 @@ def inspect_command(
 
 
 def print_summary(summary: dict) -> None:
-    """Rich table of the inspect summary (classes x images/patients/mask coverage)."""
+    """Rich tables of the inspect summary: classes x images / patients / mask coverage, and notes."""
+    per_class = summary.get("per_class", {})
     table = Table(title=f"{summary.get('name', 'dataset')}: {summary.get('n_images')} images, "
-                        f"{summary.get('n_patients')} patients, {summary.get('n_classes', '?')} classes")
-    for col in ("class", "images", "patients", "mask coverage"):
+                        f"{summary.get('n_patients')} patients, {len(per_class)} classes")
+    for col in ("class", "images", "patients", "mean mask coverage"):
         table.add_column(col, justify="left" if col == "class" else "right")
-    for name, row in summary.get("per_class", {}).items():
-        cov = row.get("mask_coverage")
-        table.add_row(name, str(row.get("images")), str(row.get("patients")),
+    patients = summary.get("patients_per_class", {})
+    coverage = summary.get("mask_coverage", {})
+    for name, n_images in per_class.items():
+        cov = coverage.get(name, {}).get("mean")
+        table.add_row(name, str(n_images), str(patients.get(name, "-")),
                       f"{cov:.1%}" if isinstance(cov, (int, float)) else "-")
     console.print(table)
-    for line in summary.get("notes", []):
-        console.print(f"[yellow]note[/]: {line}")
+    width, height = summary.get("image_width", {}), summary.get("image_height", {})
+    if width:
+        console.print(f"image sizes: width {width.get('min'):.0f}-{width.get('max'):.0f} px, "
+                      f"height {height.get('min'):.0f}-{height.get('max'):.0f} px")
+    console.print(f"sources: {summary.get('per_source')}; duplicate groups: {summary.get('n_duplicate_groups', 0)}")
+    if not summary.get("patients_known", True):
+        console.print("[yellow]note[/]: patients unknown; each image is treated as its own patient.")
+    for line in summary.get("warnings", []):
+        console.print(f"[yellow]warning[/]: {line}")

@@ -161,3 +161,11 @@ def test_real_mmotu_images(tmp_path):
             assert img.std() > 10          # real content, not an empty frame
             assert (img > 10).mean() > 0.3  # the scan (or lesion frame) fills a good share
     assert not list(Path(tmp_path).glob("*.jpg"))
+
+
+def test_leftover_tmp_of_a_killed_build_is_removed(ds):
+    dead = ds.root / "cache" / f".tmp-full-64-{cache_key(ds, get_preset('full-64'))}-999999999"
+    dead.mkdir(parents=True)
+    (dead / "images.npy").write_bytes(b"half")
+    path = build_cache(ds, "full-64")
+    assert not dead.exists() and path.is_dir()

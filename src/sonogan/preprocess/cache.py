@@ -92,6 +92,18 @@ def _process_row(task: tuple[PreprocessConfig, str, str, str, bool]) -> tuple[np
     return res.image, res.mask, res.roi_fallback
 
 
+def _remove_dead_tmp(parent: Path, name: str) -> None:
+    """Delete temp folders left by builds that were killed (their process no longer exists);
+    a folder of a build still running in another process is left alone."""
+    for tmp in parent.glob(f".tmp-{name}-*"):
+        try:
+            os.kill(int(tmp.name.rsplit("-", 1)[1]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except (ValueError, PermissionError):
+            continue
+
+
 def _worker_init() -> None:
     cv2.setNumThreads(1)  # one process per core already; nested OpenCV threads only contend
 
@@ -113,6 +125,7 @@ def build_cache(ds: Dataset, preset: str | PreprocessConfig, progress: bool = Fa
     if len(ds.manifest) == 0:
         raise SonoganInputError(ds.manifest_path, "manifest has no rows", "import some images first")
     parent.mkdir(parents=True, exist_ok=True)
+    _remove_dead_tmp(parent, final.name)
     tmp = parent / f".tmp-{final.name}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)

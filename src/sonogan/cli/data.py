@@ -109,15 +109,15 @@ def split_command(
                                 "reuse it, or pass --out with a new file name")
     splits = make_splits(ds, n_folds=folds, test_fraction=test, seed=seed)
     splits.save(target)
-    table = Table(title=f"splits of {ds.spec.name} (seed {seed})")
-    table.add_column("partition")
-    for c in ds.spec.classes:
-        table.add_column(c, justify="right")
+    table = Table(title=f"splits of {ds.spec.name} (seed {seed}): images per class and partition")
     labels = ds.manifest.set_index("image_id")["label"]
-    rows = [("test", splits.test)] + [(f"fold {k} val", f["val"]) for k, f in enumerate(splits.folds)]
-    for name, ids in rows:
-        counts = labels.loc[ids].value_counts()
-        table.add_row(name, *[str(counts.get(c, 0)) for c in ds.spec.classes])
+    parts = [("test", splits.test)] + [(f"val {k}", f["val"]) for k, f in enumerate(splits.folds)]
+    table.add_column("class")
+    for name, _ in parts:
+        table.add_column(name, justify="right")
+    counts = {name: labels.loc[ids].value_counts() for name, ids in parts}
+    for c in ds.spec.classes:
+        table.add_row(c, *[str(counts[name].get(c, 0)) for name, _ in parts])
     console.print(table)
     if not ds.spec.patients_known:
         console.print("[yellow]note[/]: patients unknown in this dataset; each image is treated as its own patient.")

@@ -2,30 +2,37 @@
 
 Example:
     $ sonogan demo --out runs
+    $ sonogan demo --config configs/demo.yaml --data-only
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
 
 console = Console()
+DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "demo.yaml"
 
 
 def demo_command(
     out: Path = typer.Option(Path("runs"), "--out", help="Parent folder; the run goes to OUT/demo-NNN."),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML with DemoConfig fields."),
+    config: Path = typer.Option(DEFAULT_CONFIG, "--config", help="Experiment YAML with a 'phantom' section."),
+    data_only: bool = typer.Option(False, "--data-only", help="Stop after phantom/validate/split/preprocess/inspect."),
 ) -> None:
-    """Run phantom -> validate -> split -> preprocess -> inspect into a new run folder.
+    """Phantom -> validate -> split -> preprocess -> inspect -> GAN-augmentation experiment + report.
 
     Example: sonogan demo --out runs
     """
     from sonogan.config import load_config
-    from sonogan.demo import DemoConfig, run_demo
+    from sonogan.demo import run_demo
+    from sonogan.experiment.config import ExperimentConfig
 
-    cfg = load_config(DemoConfig, config) if config else DemoConfig()
-    path = run_demo(out, cfg)
-    console.print(f"[green]demo finished[/]: results in [bold]{path}[/] (metrics.json, inspect/, dataset/)")
+    cfg = load_config(ExperimentConfig, config) if config.is_file() else ExperimentConfig()
+    path = run_demo(out, cfg, experiment=not data_only)
+    report = path / "experiment" / "report.html"
+    console.print(f"[green]demo finished[/]: {path}")
+    if report.is_file():
+        console.print(f"report: [bold]{report}[/] (open it in a browser); numbers in {report.parent / 'metrics.json'}")
+    console.print(f"data inspection: {path / 'inspect'}")

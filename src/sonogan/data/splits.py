@@ -10,9 +10,8 @@ Hold-out test: ``test_fraction`` of each class's groups (at least one). Folds:
 part k and its train the other parts. With the defaults (5 folds, 0.15) the shares are
 train 68 % / val 17 % / test 15 % of the groups (val = 1/5 of the remaining 85 %).
 
-``splits.json`` is deterministic given the dataset and the seed; the only field that changes
-between two runs is ``created`` (the wall-clock time). Set ``SOURCE_DATE_EPOCH`` (the
-reproducible-builds convention) to pin it and get byte-identical files.
+``splits.json`` is a pure function of the dataset, the parameters and the seed: the same
+inputs give a byte-identical file (no wall-clock time is stored; run folders record when).
 
 Example:
     >>> ds = load_dataset("runs/phantom")                       # doctest: +SKIP
@@ -23,7 +22,6 @@ Example:
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import json
 import os
@@ -233,9 +231,6 @@ def make_splits(ds: Dataset, n_folds: int = 5, test_fraction: float = 0.15, seed
                                     "use fewer folds or add more patients of that class")
 
     classes = list(ds.spec.classes) + sorted(set(labels.values()) - set(ds.spec.classes))
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    now = (_dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc) if epoch
-           else _dt.datetime.now(_dt.timezone.utc))
     meta = {
         "class_counts": {
             "all": _class_counts(ids, labels, classes), "test": _class_counts(test, labels, classes),
@@ -243,7 +238,7 @@ def make_splits(ds: Dataset, n_folds: int = 5, test_fraction: float = 0.15, seed
         "n_images": len(ids), "n_groups": len(group_label),
         "n_duplicate_groups_used": sum(1 for m in duplicate_groups.values() if len([i for i in m if i in labels]) > 1),
         "duplicate_groups_from": dup_source, "patients_known": ds.spec.patients_known,
-        "sonogan_version": sonogan.__version__, "created": now.isoformat(timespec="seconds"),
+        "sonogan_version": sonogan.__version__,
     }
     return Splits(seed=seed, n_folds=n_folds, test_fraction=test_fraction, dataset_name=ds.spec.name,
                   manifest_sha256=manifest_sha256(ds), test=test, folds=folds, groups=groups, meta=meta)

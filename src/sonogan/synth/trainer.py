@@ -33,7 +33,7 @@ from sonogan.synth.figures import save_final_vs_real, save_grid, save_loss_curve
 from sonogan.synth.nets import CONDITIONAL, GAN_FAMILIES, sample_z
 from sonogan.synth.quality import FeatureExtractor, feature_stats, frechet_distance
 from sonogan.synth.state import (GanState, batch_stats, build_state, load_checkpoint_file,
-                                 resolve_device, save_checkpoint)
+                                 resolve_device, save_checkpoint, use_channels_last)
 
 GRID_N = 36
 
@@ -92,7 +92,7 @@ def _loop(st: GanState, real: RealImages, run: RunDir, device: torch.device, met
           progress: bool) -> None:
     cfg, out = st.cfg, run.path
     conditional = cfg.family in CONDITIONAL
-    cl = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
+    cl = use_channels_last(cfg, device)
     X = real.images.to(device)
     X = X.to(memory_format=torch.channels_last) if cl else X
     Y = real.labels.to(device)

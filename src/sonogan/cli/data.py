@@ -70,6 +70,28 @@ def import_command(
     console.print(", ".join(f"{c}: {counts.get(c, 0)}" for c in ds.spec.classes))
 
 
+@data_app.command("relabel")
+def relabel_command(
+    dataset: Path = typer.Argument(..., help="Source dataset folder."),
+    mapping: list[str] = typer.Option(..., "--map", help="OLD=NEW, repeatable."),
+    out: Path = typer.Option(..., "--out", help="New dataset folder (must not exist or be empty)."),
+    default: Optional[str] = typer.Option(None, "--default", help="Label for unmapped classes (default: drop them)."),
+    rare: Optional[str] = typer.Option(None, "--rare", help="Comma-separated rare classes of the new dataset."),
+) -> None:
+    """Merge or rename classes into a new dataset that links to the same images.
+
+    Example: sonogan data relabel runs/mmotu --map high_grade_serous=malignant --default benign --rare malignant --out runs/mmotu-malignant
+    """
+    from sonogan.data.manifest import load_dataset
+    from sonogan.data.relabel import parse_mapping, relabel_dataset
+
+    ds = relabel_dataset(load_dataset(dataset), parse_mapping(mapping), out, default=default,
+                         rare=[r.strip() for r in rare.split(",")] if rare else None)
+    counts = ds.manifest["label"].value_counts()
+    console.print(f"relabelled {len(ds.manifest)} images -> [bold]{out}[/]: "
+                  + ", ".join(f"{c}: {counts.get(c, 0)}" for c in ds.spec.classes))
+
+
 @data_app.command("validate")
 def validate_command(dataset: Path = typer.Argument(..., help="Dataset folder.")) -> None:
     """Check a dataset against the contract (files, masks, labels, patients, clinical values).

@@ -1,0 +1,61 @@
+"""Derive a dataset with merged or renamed classes (e.g. MMOTU 8 classes -> malignant vs benign).
+
+The new dataset links to the source dataset's files (nothing is copied or modified) and
+keeps every other column; rows of unmapped classes take ``default`` or are dropped.
+
+Example:
+    >>> relabel_dataset(load_dataset("runs/mmotu"), {"high_grade_serous": "malignant"},
+    ...                 "runs/mmotu-malignant", default="benign", rare=["malignant"])   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sonogan.data.importers.common import PATH_COLUMNS, materialise
+from sonogan.data.manifest import Dataset, DatasetSpec
+from sonogan.data.validate import validate_dataset
+from sonogan.errors import SonoganInputError
+from sonogan.runs import ensure_new_dir
+
+
+def parse_mapping(items: list[str]) -> dict[str, str]:
+    """``["a=x", "b=x"]`` -> ``{"a": "x", "b": "x"}`` (CLI form)."""
+    mapping = {}
+    for item in items:
+        old, sep, new = item.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise SonoganInputError(f"--map {item}", "not of the form OLD=NEW", "write e.g. --map high_grade_serous=malignant")
+        mapping[old.strip()] = new.strip()
+    return mapping
+
+
+def relabel_dataset(src: Dataset, mapping: dict[str, str], out: str | Path, default: str | None = None,
+                    rare: list[str] | None = None, name: str | None = None) -> Dataset:
+    """Write a new dataset in ``out`` whose labels are ``mapping[old]`` (else ``default``, else dropped)."""
+    unknown = sorted(set(mapping) - set(src.spec.classes))
+    if unknown:
+        raise SonoganInputError(f"--map {unknown[0]}", f"class not in {src.root / 'dataset.yaml'}",
+                                f"use one of {src.spec.classes}")
+    new_label = {c: mapping.get(c, default) for c in src.spec.classes}
+    classes: list[str] = []
+    for c in src.spec.classes:  # new class order follows the source's order of first appearance
+        if new_label[c] is not None and new_label[c] not in classes:
+            classes.append(new_label[c])
+    if len(classes) < 2:
+        raise SonoganInputError("--map", f"only {classes} would remain", "map to at least two classes (or give --default)")
+    rare = rare if rare is not None else [c for c in classes if all(new_label[o] != c or o in src.spec.rare_classes
+                                                                   for o in src.spec.classes)]
+    spec = DatasetSpec.model_validate({**src.spec.model_dump(), "name": name or f"{src.spec.name}-relabelled",
+                                       "classes": classes, "rare_classes": rare})
+    rows = src.manifest[src.manifest["label"].map(new_label).notna()].copy()
+    rows["original_label"] = rows["label"]
+    rows["label"] = rows["label"].map(new_label)
+    for col in PATH_COLUMNS:
+        if col in rows.columns:
+            rows[f"_dst_{col}"] = rows[col]
+            rows[col] = [str((src.root / p).resolve()) if p else "" for p in rows[col]]
+    out = ensure_new_dir(out, "dataset folder")
+    ds = materialise(spec, rows, out, link=True)
+    validate_dataset(ds)
+    return Dataset(root=ds.root, spec=ds.spec, manifest=ds.manifest)

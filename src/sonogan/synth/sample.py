@@ -68,8 +68,10 @@ def sample_gan(run: Path, n: int, out: Path, seed: int = 0, checkpoint: str = "b
     path = checkpoint_path(run, checkpoint)
     ckpt = load_checkpoint_file(path)
     G, cfg = load_generator(ckpt)
-    spec = DatasetSpec.model_validate({**ckpt["dataset_spec"], "masks": "none"}) if "dataset_spec" in ckpt \
-        else DatasetSpec(name="synthetic", classes=list(ckpt["classes"]), masks="none")
+    base = dict(ckpt["dataset_spec"]) if "dataset_spec" in ckpt else {"classes": list(ckpt["classes"])}
+    # Same classes, rare classes and clinical variables as the source; no masks; a distinct name.
+    spec = DatasetSpec.model_validate({**base, "name": f"{base.get('name', 'dataset')}-synthetic", "masks": "none",
+                                       "description": f"synthetic images sampled from GAN run {run.resolve().name}"})
     conditional = cfg.family in CONDITIONAL
     run_class = ckpt.get("class_name", "")
     if not conditional:

@@ -23,6 +23,11 @@ def test_train_then_sample(phantom, tmp_path):
     assert res.exit_code == 0, res.output
     info = json.loads((run / "run.json").read_text())
     assert info["family"] == "sngan" and info["seed"] == 4
+    res = runner.invoke(synth_app, ["train", str(ds.root), "--splits", str(splits), "--fold", "all",
+                                    "--class", "borderline", "--out", str(run), "--resume", "--iterations", "3"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((run / "metrics.json").read_text())["iterations"] == 3
+    assert json.loads((run / "run.json").read_text())["resumed"]
     res = runner.invoke(synth_app, ["sample", str(run), "--n", "3", "--out", str(tmp_path / "syn")])
     assert res.exit_code == 0, res.output
     m = load_dataset(tmp_path / "syn").manifest

@@ -48,6 +48,9 @@ def train_command(
     from sonogan.synth.trainer import train_gan
 
     overrides = {"family": model, "iterations": iterations, "seed": seed}
+    if resume and config is None and (out / "config.yaml").is_file():
+        # resume keeps the run's own options; only --iterations (a larger budget) applies
+        config, overrides = out / "config.yaml", {"iterations": iterations}
     if config is not None:
         cfg = load_config(GanConfig, config, overrides)
     else:

@@ -41,7 +41,7 @@ class GanConfig(StrictModel):
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = Field(False, description="mixed precision (CUDA only; ignored on CPU)")
-    channels_last: bool | None = Field(None, description="None = on CUDA, and on CPU at 128 px (measured)")
+    channels_last: bool | None = Field(None, description="None = auto: CUDA, or CPU at 128 px or widths >= 64 (measured)")
     preset: str = Field("gan-64", description="preprocessing preset of the real images")
     quality_every: int = Field(500, ge=1, description="feature-distance check every K iterations")
     quality_samples: int = Field(256, ge=8, description="generated images per check")

@@ -46,6 +46,9 @@ def test_sampled_dataset_has_provenance(phantom, gan_run, tmp_path):
     assert all((tmp_path / "syn" / p).is_file() for p in m["image"])
     assert syn.spec.classes == ds.spec.classes and syn.spec.masks == "none"
     assert syn.spec.rare_classes == ds.spec.rare_classes and syn.spec.name == f"{ds.spec.name}-synthetic"
+    from sonogan.data.validate import validate_dataset
+
+    assert validate_dataset(syn).n_images == 5  # a synthetic-only dataset passes the contract
     # the project's leakage guard accepts these rows as fold-1 training data of a merged table
     merged = copy.copy(ds)
     import pandas as pd

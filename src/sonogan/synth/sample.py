@@ -106,4 +106,7 @@ def sample_gan(run: Path, n: int, out: Path, seed: int = 0, checkpoint: str = "b
                              "checkpoint_sha256": sha, "synth_seed": str(seed),
                              "synth_fold": synth_fold, "synth_run": run.resolve().name,
                              "width": str(img.shape[1]), "height": str(img.shape[0])})
-    return write_dataset(out, spec, pd.DataFrame(rows))
+    table = pd.DataFrame(rows)
+    for name in spec.clinical:  # a synthetic image has no patient: its clinical values are missing
+        table[name] = ""
+    return write_dataset(out, spec, table)

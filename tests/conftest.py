@@ -1,6 +1,6 @@
-"""Shared fixtures for these tests.
+"""Fixtures shared by the whole test suite.
 
-Example: every test here runs with one torch thread (see ``_one_torch_thread``).
+Example: every test runs with one torch thread (see ``_one_torch_thread``).
 """
 
 from __future__ import annotations

@@ -33,8 +33,8 @@ RESULTS = {
 
 
 def test_format_ci() -> None:
-    assert format_ci(0.865, 0.801, 0.912) == "0.865 (0.801-0.912)"
-    assert format_ci(0.865, 0.801, 0.912, percent=True) == "86.5% (80.1-91.2)"
+    assert format_ci(0.865, 0.801, 0.912) == "0.865 (0.801 to 0.912)"
+    assert format_ci(0.865, 0.801, 0.912, percent=True) == "86.5% (80.1 to 91.2)"
     assert format_ci(0.5, float("nan"), float("nan"), digits=2) == "0.50"
     assert format_ci(float("nan"), 0.1, 0.2) == "n/a"
 
@@ -44,14 +44,14 @@ def test_metrics_table_rows_layout() -> None:
     assert [r["Class"] for r in rows] == CLASSES + ["Macro average"]
     assert list(rows[0]) == ["Class", "Sensitivity", "Specificity", "F1", "AUC"]
     bot = rows[2]
-    assert bot["Sensitivity"] == "0.865 (0.801-0.912)" and bot["AUC"] == "0.910 (0.850-0.960)"
+    assert bot["Sensitivity"] == "0.865 (0.801 to 0.912)" and bot["AUC"] == "0.910 (0.850 to 0.960)"
     assert rows[1]["AUC"] == "n/a" and rows[1]["F1"] == "n/a"
-    assert rows[3]["F1"] == "0.908 (0.860-0.950)"
+    assert rows[3]["F1"] == "0.908 (0.860 to 0.950)"
 
 
 def test_gain_rows() -> None:
     rows = gain_table_rows({"f1/bot": (0.181, 0.05, 0.3, 0.004)}, ["f1/bot"])
-    assert rows == [{"Metric": "f1/bot", "Gain (B - A)": "0.181 (0.050-0.300)", "p (two-sided)": "0.004"}]
+    assert rows == [{"Metric": "f1/bot", "Gain (B - A)": "0.181 (0.050 to 0.300)", "p (two-sided)": "0.004"}]
 
 
 def _report(tmp_path: Path) -> tuple[Path, list[Section]]:
@@ -70,7 +70,7 @@ def test_html_is_self_contained_and_has_cells(tmp_path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     assert 'src="http' not in text and "<link" not in text and "@import" not in text
     assert "<script" not in text
-    assert "0.865 (0.801-0.912)" in text and "Macro average" in text
+    assert "0.865 (0.801 to 0.912)" in text and "Macro average" in text
     # the figure is embedded, byte for byte
     uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
     assert len(uris) == 1
@@ -106,5 +106,5 @@ def test_markdown_summary_matches_sections(tmp_path: Path) -> None:
     text = render_markdown_summary(sections, out, title="Demo")
     assert out.read_text(encoding="utf-8") == text
     assert text.startswith("# Demo\n") and "## Table 1" in text
-    assert "| bot | 0.865 (0.801-0.912) | 0.950 (0.900-0.990) | 0.865 (0.790-0.930) | 0.910 (0.850-0.960) |" in text
+    assert "| bot | 0.865 (0.801 to 0.912) | 0.950 (0.900 to 0.990) | 0.865 (0.790 to 0.930) | 0.910 (0.850 to 0.960) |" in text
     assert "![Figure 7: confusion matrix](cm.png)" in text

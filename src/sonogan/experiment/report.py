@@ -23,7 +23,7 @@ from sonogan.data.manifest import Dataset
 from sonogan.experiment.config import ExperimentConfig
 from sonogan.experiment.results import pool_predictions
 from sonogan.report import figures as fig
-from sonogan.report.html import Section, Table, gain_table_rows, metrics_table_rows, render_report
+from sonogan.report.html import Section, Table, format_ci, gain_table_rows, metrics_table_rows, render_report
 from sonogan.report.markdown import render_markdown_summary
 from sonogan.runs import RunDir
 
@@ -32,6 +32,22 @@ HEADLINE = ["accuracy", "macro_f1", "macro_auc"]
 
 def headline_metrics(rare: list[str]) -> list[str]:
     return HEADLINE + [f"f1/{c}" for c in rare] + [f"sensitivity/{c}" for c in rare]
+
+
+def small_class_warning(ds: Dataset, y: np.ndarray, groups: np.ndarray | None, names: list[str],
+                        minimum: int = 5) -> str:
+    """A sentence for classes with fewer than ``minimum`` test cases (patients when known):
+    a bootstrap cannot show between-case variation it never sees, so such CIs are too narrow."""
+    small = []
+    for k, name in enumerate(names):
+        cases = len(set(groups[y == k])) if groups is not None else int((y == k).sum())
+        if cases < minimum:
+            small.append(f"{name} ({cases})")
+    if not small:
+        return ""
+    unit = "patients" if ds.spec.patients_known else "images"
+    return (f"\n\n**Caution:** the hold-out test holds few {unit} of {', '.join(small)}; their CIs and gains are "
+            f"unreliable (too narrow). Prefer the pooled cross-validation numbers below.")
 
 
 def _fmt(v: list[float], digits: int = 3) -> str:
@@ -123,10 +139,11 @@ def write_report(cfg: ExperimentConfig, ds: Dataset, run: RunDir, results: dict[
     for arm in arms:
         row = {"arm": arm}
         for m in headline:
-            row[m] = f"{ci[arm][m][0]:.3f} ({ci[arm][m][1]:.3f}-{ci[arm][m][2]:.3f})"
+            row[m] = format_ci(*ci[arm][m][:3])
         summary_rows.append(row)
     gain_rows = {arm: Table(gain_table_rows(gain[arm], headline), caption=f"Paired gain: {arm} minus baseline (hold-out test)")
                  for arm in gain}
+    warning = small_class_warning(ds, test.y, test.groups, names)
     sections.append(Section(
         "Summary",
         f"Dataset **{ds.spec.name}**: {len(ds.manifest)} images, classes {', '.join(names)}; rare: "
@@ -134,7 +151,7 @@ def write_report(cfg: ExperimentConfig, ds: Dataset, run: RunDir, results: dict[
         f"{results['n_test']} real images, fold models' probabilities averaged; 95 % CIs by percentile bootstrap "
         f"({cfg.evaluation.n_resamples} resamples of {unit}). Gains are augmented minus baseline with a *paired* "
         f"bootstrap CI (same resamples for both arms) and a two-sided p-value. Synthetic images were used for "
-        f"training only; every evaluated image is real.",
+        f"training only; every evaluated image is real." + warning,
         tables=[Table(summary_rows, caption="Hold-out test, point (95 % CI)")] + list(gain_rows.values())))
 
     for arm in arms:
@@ -162,8 +179,7 @@ def write_report(cfg: ExperimentConfig, ds: Dataset, run: RunDir, results: dict[
     sections.append(Section(
         "Cross-validation (mean ± SD across folds, validation partitions)",
         f"Pooled out-of-fold ({results['n_cv']} images), {primary}: "
-        + "; ".join(f"{arm} macro-F1 {cv_ci[arm]['macro_f1'][0]:.3f} ({cv_ci[arm]['macro_f1'][1]:.3f}-"
-                    f"{cv_ci[arm]['macro_f1'][2]:.3f})" for arm in arms),
+        + "; ".join(f"{arm} macro-F1 {format_ci(*cv_ci[arm]['macro_f1'][:3])}" for arm in arms),
         tables=[cv_rows] + [Table(gain_table_rows(results["cv"]["gain_vs_baseline"][a], headline),
                                   caption=f"Paired gain: {a} minus baseline (pooled out-of-fold)")
                             for a in results["cv"]["gain_vs_baseline"]]))

@@ -94,13 +94,13 @@ def _cell(value: Any) -> str:
 
 
 def format_ci(point: float, low: float, high: float, digits: int = 3, percent: bool = False) -> str:
-    """'0.865 (0.801-0.912)'; with ``percent`` '86.5% (80.1-91.2)'; NaN -> 'n/a'."""
+    """'0.865 (0.801 to 0.912)'; with ``percent`` '86.5% (80.1 to 91.2)' ("to" keeps negative bounds readable); NaN -> 'n/a'."""
     if point != point:
         return "n/a"
     scale, unit, d = (100.0, "%", max(digits - 2, 0)) if percent else (1.0, "", digits)
     text = f"{point * scale:.{d}f}{unit}"
     if low == low and high == high:
-        text += f" ({low * scale:.{d}f}-{high * scale:.{d}f})"
+        text += f" ({low * scale:.{d}f} to {high * scale:.{d}f})"
     return text
 
 
@@ -112,7 +112,7 @@ def metrics_table_rows(
     percent: bool = False,
     macro: bool = True,
 ) -> list[dict[str, str]]:
-    """Flagship Table 1 rows: one per class (plus 'Macro average'), cells 'point (low-high)'.
+    """Flagship Table 1 rows: one per class (plus 'Macro average'), cells 'point (low to high)'.
 
     ``results`` maps ``<metric>/<class>`` and ``macro_<metric>`` to ``(point, low, high)``
     as :func:`sonogan.evaluate.bootstrap_ci` returns; a bare float gives a cell without CI.

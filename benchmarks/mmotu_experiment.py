@@ -1,0 +1,116 @@
+"""Rerun the MMOTU experiment table: wall time, peak memory, baseline vs augmented.
+
+Imports ../shared/datasets/mmotu-2d (symlinks, nothing copied), splits it, runs the
+experiment config (default configs/mmotu.yaml) and writes
+benchmarks/results/<config-name>_experiment.json plus a Markdown table on stdout.
+
+Example:
+    python benchmarks/mmotu_experiment.py                       # 5 folds, configs/mmotu.yaml
+    python benchmarks/mmotu_experiment.py --folds 0 --config configs/mmotu-malignant.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MMOTU = REPO.parent / "shared" / "datasets" / "mmotu-2d"
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process and its (finished) children, in MB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(own, children) / 1024, 1)  # Linux reports KiB
+
+
+def prepare(cfg_name: str, work: Path) -> Path:
+    from sonogan.data.importers import import_dataset
+    from sonogan.data.manifest import load_dataset
+    from sonogan.data.relabel import relabel_dataset
+    from sonogan.data.importers import ImportOptions
+
+    ds_dir = work / "mmotu"
+    if not (ds_dir / "manifest.csv").is_file():
+        import_dataset(MMOTU, "mmotu", ds_dir, ImportOptions(link=True))
+    if cfg_name == "mmotu-malignant":
+        bin_dir = work / "mmotu-malignant"
+        if not (bin_dir / "manifest.csv").is_file():
+            relabel_dataset(load_dataset(ds_dir), {"high_grade_serous": "malignant"}, bin_dir, default="benign",
+                            rare=["malignant"], name="mmotu-malignant")
+        return bin_dir
+    return ds_dir
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=str(REPO / "configs" / "mmotu.yaml"))
+    parser.add_argument("--folds", default=None, help="comma-separated folds (default: all)")
+    parser.add_argument("--work", default=str(REPO / "runs" / "bench"), help="where datasets and runs go")
+    parser.add_argument("--resume", default=None, help="continue this run folder")
+    args = parser.parse_args()
+    if not MMOTU.is_dir():
+        print(f"MMOTU not found at {MMOTU}; this benchmark needs ../shared/datasets/mmotu-2d")
+        return 0
+
+    from sonogan.config import load_config
+    from sonogan.experiment.config import ExperimentConfig
+    from sonogan.experiment.protocol import run_experiment
+    from sonogan.runs import next_run_dir
+
+    start = time.perf_counter()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    cfg = load_config(ExperimentConfig, args.config)
+    ds_dir = prepare(cfg.name, work)
+    update = {"dataset": str(ds_dir)}
+    if args.folds:
+        update["folds"] = [int(f) for f in args.folds.split(",")]
+    cfg = cfg.model_copy(update=update)
+    t_prep = time.perf_counter() - start
+    if args.resume:
+        run = run_experiment(None, args.resume, resume=True)
+    else:
+        run = run_experiment(cfg, next_run_dir(work, cfg.name))
+    wall = time.perf_counter() - start
+    metrics = json.loads((run / "metrics.json").read_text())
+    rare = metrics["rare_classes"]
+    keys = ["accuracy", "macro_f1"] + [f"f1/{c}" for c in rare] + [f"sensitivity/{c}" for c in rare]
+    ci, gain = metrics["test"]["ci"], metrics["test"]["gain_vs_baseline"]["augmented"]
+    cv = metrics["cv"]["ci"]
+    rows = []
+    for k in keys:
+        rows.append({"metric": k, "baseline": ci["baseline"][k], "augmented": ci["augmented"][k], "gain": gain[k],
+                     "cv_baseline": cv["baseline"][k], "cv_augmented": cv["augmented"][k],
+                     "cv_gain": metrics["cv"]["gain_vs_baseline"]["augmented"][k],
+                     "fold_mean_sd_baseline": metrics["per_fold"]["baseline"][metrics["primary_model"]]["test_mean_sd"][k],
+                     "fold_mean_sd_augmented": metrics["per_fold"]["augmented"][metrics["primary_model"]]["test_mean_sd"][k]})
+    result = {"config": args.config, "run": str(run), "folds": metrics["folds_run"], "wall_s": round(wall, 1),
+              "prepare_s": round(t_prep, 1), "peak_rss_mb": peak_rss_mb(), "n_test": metrics["n_test"],
+              "n_cv": metrics["n_cv"], "host": {"cpus": __import__("os").cpu_count(), "platform": platform.platform()},
+              "table": rows}
+    out = REPO / "benchmarks" / "results" / f"{cfg.name}_experiment.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    fmt = lambda v: f"{v[0]:.3f} ({v[1]:.3f} to {v[2]:.3f})"  # noqa: E731
+    print(f"\n{cfg.name}: folds {metrics['folds_run']}, wall {wall / 60:.1f} min, peak RSS {result['peak_rss_mb']} MB")
+    print("\n| metric (hold-out test, n=%d) | baseline | augmented | gain (paired 95%% CI) | p |" % metrics["n_test"])
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['metric']} | {fmt(r['baseline'])} | {fmt(r['augmented'])} | {fmt(r['gain'])} | {r['gain'][3]:.3f} |")
+    print("\n| metric (pooled out-of-fold, n=%d) | baseline | augmented | gain (paired 95%% CI) | p |" % metrics["n_cv"])
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['metric']} | {fmt(r['cv_baseline'])} | {fmt(r['cv_augmented'])} | {fmt(r['cv_gain'])} | {r['cv_gain'][3]:.3f} |")
+    print(f"\nwritten: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -24,7 +24,10 @@ TINY = {
     "gan": {"family": "dcgan", "iterations": 6, "batch_size": 8, "ngf": 8, "ndf": 8, "checkpoint_every": 3,
             "sample_every": 3, "quality_every": 3, "quality_samples": 16, "ema_decay": 0.5},
     "synthetic": {"n_per_class": 12, "sweep": [6]},
-    "classifiers": [{"model": "frid-adar-cnn", "epochs": 2, "batch_size": 16, "model_kwargs": {"widths": [4, 8, 8]}}],
+    "classic_arm": {"hflip": True, "rotation": 10.0},
+    "classic_sweep": [6],
+    "classifiers": [{"model": "frid-adar-cnn", "epochs": 2, "batch_size": 16, "model_kwargs": {"widths": [4, 8, 8]}},
+                    {"model": "resnet10t", "epochs": 1, "batch_size": 16}],
     "evaluation": {"n_resamples": 20, "tsne_max_real": 20, "tsne_max_synthetic": 10},
     "num_threads": 1,
 }
@@ -44,16 +47,21 @@ def test_all_outputs_written(finished_run: Path):
     run = finished_run
     for name in ("report.html", "summary.md", "metrics.json", "config.yaml", "run.json", "log.txt"):
         assert (run / name).is_file(), name
-    for fig in ("bars.png", "roc.png", "confusion_baseline.png", "confusion_augmented.png", "tsne.png", "sweep.png",
+    for fig in ("bars.png", "roc.png", "confusion_baseline.png", "confusion_augmented.png", "tsne.png",
+                "sweep_synthetic.png", "sweep_classic.png",
                 "classifier_curves.png"):
         assert (run / "figures" / fig).stat().st_size > 1000, fig
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["arms"] == ["baseline", "augmented", "synthetic-6"]
-    assert set(metrics["test"]["ci"]) == {"baseline", "augmented", "synthetic-6"}
+    arms = ["baseline", "classic", "augmented", "synthetic-6", "classic-6"]
+    assert metrics["arms"] == arms and list(metrics["test"]["ci"]) == arms
     point, low, high = metrics["test"]["ci"]["augmented"]["macro_f1"]
     assert low <= point <= high
     gain = metrics["test"]["gain_vs_baseline"]["augmented"]["f1/borderline"]
     assert len(gain) == 4  # gain, low, high, p
+    # two members: weighted fusion is the headline model, equal weights its reference; weights saved per arm
+    assert metrics["primary_model"] == "ensemble" and metrics["models"][-2:] == ["ensemble", "ensemble-equal"]
+    fused = json.loads((run / "folds" / "fold0" / "augmented" / "ensemble.json").read_text())
+    assert abs(sum(fused["weights"]) - 1) < 1e-6 and all(Path(p).is_file() for p in fused["members"].values())
     html = (run / "report.html").read_text()
     assert "Table 1" in html and "data:image/png;base64" in html and 'src="http' not in html
     assert "Caution" in html  # 1-2 borderline test patients: the report warns that their CIs are too narrow
@@ -70,7 +78,7 @@ def test_no_synthetic_image_is_ever_evaluated(finished_run: Path):
         assert set(record["val_ids"]) <= real and set(record["test_ids"]) <= real
         assert record["val_ids"] == splits.partition(fold, "val") and record["test_ids"] == splits.test
         preds = np.load(fold_dir / "predictions.npz")
-        assert preds["augmented|frid-adar-cnn|val"].shape[0] == len(record["val_ids"])
+        assert preds["augmented|ensemble|val"].shape[0] == len(record["val_ids"])
         assert preds["augmented|frid-adar-cnn|test"].shape[0] == len(record["test_ids"])
         syn = pd.read_csv(fold_dir / "synthetic-borderline" / "manifest.csv", dtype=str, keep_default_na=False)
         assert (syn["source"] == "synthetic").all() and (syn["synth_fold"] == str(fold)).all()
@@ -89,7 +97,7 @@ def test_interrupted_run_resumes_to_identical_numbers(finished_run: Path, tmp_pa
 
     def flaky(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 4:  # fold 1, first arm: as if the process were killed here
+        if calls["n"] == 13:  # fold 1, second arm: as if the process were killed here
             raise KeyboardInterrupt
         return real_train_arm(*args, **kwargs)
 

@@ -28,7 +28,12 @@ class SplitParams(StrictModel):
 class SyntheticConfig(StrictModel):
     """How many synthetic images each rare class gets in the augmented arm."""
 
-    n_per_class: int = Field(2000, ge=1, description="synthetic images added per rare class (flagship: 2000)")
+    n_per_class: int = Field(2000, ge=1, description="synthetic images sampled per rare class and, in mode "
+                             "'count', added to the augmented arm (flagship: 2000)")
+    mode: Literal["count", "ratio", "balance"] = Field(
+        "count", description="augmented arm adds n_per_class ('count'), ratio x the class's real count ('ratio'), "
+                             "or enough to match the largest class ('balance'); never more than were sampled")
+    ratio: float = Field(1.0, gt=0, description="used by mode 'ratio'")
     sample_factor: float = Field(1.0, ge=1.0, description="sample this many times n_per_class, keep n_per_class")
     sweep: list[int] = Field(default_factory=list,
                              description="extra augmented arms with these counts (Frid-Adar Fig. 8); each <= n_per_class")
@@ -60,6 +65,9 @@ class ExperimentConfig(StrictModel):
         "weighted", description="fusion of several classifiers: weights fitted on validation log-loss, or equal")
     classic_arm: AugmentConfig | None = Field(
         None, description="add a 'classic' arm: real images + this classic augmentation, no synthetic images")
+    classic_sweep: list[int] = Field(
+        default_factory=list, description="extra 'classic-N' arms: N augmented copies of real rare-class training "
+                                          "images per rare class (Frid-Adar's classic-augmentation sweep); needs classic_arm")
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int | None = Field(None, ge=1)
@@ -68,6 +76,8 @@ class ExperimentConfig(StrictModel):
     def _check(self) -> "ExperimentConfig":
         if self.dataset is None and self.phantom is None:
             self.phantom = PhantomConfig()
+        if self.classic_sweep and self.classic_arm is None:
+            raise ValueError("classic_sweep needs classic_arm (the augmentation applied to the copies)")
         if any(n > self.synthetic.n_per_class for n in self.synthetic.sweep):
             raise ValueError("synthetic.sweep values must be <= synthetic.n_per_class")
         names = [c.model for c in self.classifiers]
@@ -78,13 +88,18 @@ class ExperimentConfig(StrictModel):
         return self
 
     def arms(self) -> list[str]:
-        """Arm names in report order: baseline, [classic], augmented, then sweep arms."""
+        """Arm names in report order: baseline, [classic], augmented, then the sweep arms."""
         arms = ["baseline"]
         if self.classic_arm is not None:
             arms.append("classic")
         arms.append("augmented")
-        arms += [f"synthetic-{n}" for n in sorted(set(self.synthetic.sweep)) if n != self.synthetic.n_per_class]
+        arms += [f"synthetic-{n}" for n in sorted(set(self.synthetic.sweep)) if n > 0]
+        arms += [f"classic-{n}" for n in sorted(set(self.classic_sweep)) if n > 0]
         return arms
+
+    def n_classic(self, arm: str) -> int:
+        """Augmented copies of real rare-class images per rare class in a 'classic-N' arm."""
+        return int(arm.split("-", 1)[1]) if arm.startswith("classic-") else 0
 
     def n_synthetic(self, arm: str) -> int:
         if arm == "augmented":

@@ -32,6 +32,7 @@ from sonogan.data.validate import validate_dataset
 from sonogan.errors import SonoganInputError
 from sonogan.experiment.config import ExperimentConfig
 from sonogan.experiment.fold_data import FoldData, load_fold, load_synthetic, to_model_input
+from sonogan.experiment.results import ENSEMBLE, ENSEMBLE_EQUAL
 from sonogan.models.ensemble import equal_weights, fit_fusion_weights, fuse
 from sonogan.preprocess.cache import build_cache
 from sonogan.preprocess.presets import get_preset
@@ -42,7 +43,6 @@ from sonogan.synth.trainer import train_gan
 from sonogan.train.loop import predict_proba, train_classifier
 from sonogan.train.mixing import mix_real_synthetic
 
-ENSEMBLE = "ensemble"
 
 
 def _finished(run_dir: Path) -> bool:
@@ -118,8 +118,33 @@ def synthesise(cfg: ExperimentConfig, ds: Dataset, splits: Splits, fold: int, fo
     return np.concatenate(images), np.concatenate(labels), info
 
 
+def training_images(cfg: ExperimentConfig, arm: str, fd: FoldData, syn: tuple[np.ndarray, np.ndarray] | None,
+                    rare_indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 training images + labels of one arm: the fold's real images, plus synthetic images
+    (augmented / synthetic-N) or oversampled real rare-class copies (classic-N)."""
+    images, labels = fd.train_images, fd.train_y
+    seed = cfg.seed + fd.fold
+    n_copies = cfg.n_classic(arm)
+    if n_copies:  # classic-N: N random copies of each rare class's real images; the arm's augmentation varies them
+        rng = np.random.default_rng(seed)
+        picks = [rng.choice(np.flatnonzero(labels == c), n_copies, replace=True) for c in rare_indices]
+        idx = np.concatenate(picks)
+        return np.concatenate([images, images[idx]]), np.concatenate([labels, labels[idx]])
+    if syn is None or not cfg.n_synthetic(arm):
+        return images, labels
+    syn_x, syn_y = syn
+    present = [int(c) for c in np.unique(syn_y)]
+    if arm == "augmented" and cfg.synthetic.mode != "count":
+        x, y, _ = mix_real_synthetic(images, labels, syn_x, syn_y, mode=cfg.synthetic.mode, ratio=cfg.synthetic.ratio,
+                                     seed=seed, classes=present)
+    else:
+        x, y, _ = mix_real_synthetic(images, labels, syn_x, syn_y, mode="count",
+                                     n={c: cfg.n_synthetic(arm) for c in present}, seed=seed)
+    return x, y
+
+
 def train_arm(cfg: ExperimentConfig, clf_index: int, arm: str, fd: FoldData, syn: tuple[np.ndarray, np.ndarray] | None,
-              class_names: list[str], arm_dir: Path, progress: bool) -> dict[str, np.ndarray]:
+              rare_indices: list[int], class_names: list[str], arm_dir: Path, progress: bool) -> dict[str, np.ndarray]:
     """Train one classifier for one arm (or load its saved predictions) -> val/test probabilities."""
     pred_path = arm_dir / "predictions.npz"
     if pred_path.is_file():
@@ -129,17 +154,12 @@ def train_arm(cfg: ExperimentConfig, clf_index: int, arm: str, fd: FoldData, syn
     update: dict[str, Any] = {"seed": cfg.seed + fd.fold, "device": cfg.device}
     if cfg.num_threads:
         update["num_threads"] = cfg.num_threads
-    if arm == "classic":
+    if arm == "classic" or arm.startswith("classic-"):
         update["augment"] = cfg.classic_arm
     ccfg = base.model_copy(update=update)
     to_x = lambda imgs: to_model_input(imgs, fd.mean, fd.std, ccfg.in_chans, ccfg.image_size)  # noqa: E731
-    train_x, train_y = to_x(fd.train_images), torch.from_numpy(fd.train_y)
-    n_syn = cfg.n_synthetic(arm)
-    if n_syn and syn is not None:
-        syn_x, syn_y = syn
-        counts = {int(c): n_syn for c in np.unique(syn_y)}
-        train_x, train_y, _ = mix_real_synthetic(train_x, train_y, to_x(syn_x), torch.from_numpy(syn_y),
-                                                 mode="count", n=counts, seed=cfg.seed + fd.fold)
+    images, labels = training_images(cfg, arm, fd, syn, rare_indices)
+    train_x, train_y = to_x(images), torch.from_numpy(labels)
     val_x, val_y = to_x(fd.val_images), torch.from_numpy(fd.val_y)
     result = train_classifier(ccfg, train_x, train_y, val_x, val_y, arm_dir, class_names, progress=progress,
                               resume=True, norm=(fd.mean, fd.std),
@@ -168,6 +188,7 @@ def run_fold(cfg: ExperimentConfig, ds: Dataset, splits: Splits, fold: int, run:
     fd = load_fold(ds, splits, fold, cfg.preset)
     arms = cfg.arms()
     needs_syn = any(cfg.n_synthetic(a) for a in arms)
+    rare_idx = [ds.spec.class_index(c) for c in rare]
     syn_x, syn_y, syn_info = synthesise(cfg, ds, splits, fold, fold_dir, rare, progress, run.log) if needs_syn \
         else (None, None, {})
     preds: dict[str, dict[str, dict[str, np.ndarray]]] = {}
@@ -176,10 +197,16 @@ def run_fold(cfg: ExperimentConfig, ds: Dataset, splits: Splits, fold: int, run:
         preds[arm] = {}
         for i, clf in enumerate(cfg.classifiers):
             run.log(f"fold {fold}: {arm} / {clf.model}")
-            preds[arm][clf.model] = train_arm(cfg, i, arm, fd, (syn_x, syn_y) if needs_syn else None,
+            preds[arm][clf.model] = train_arm(cfg, i, arm, fd, (syn_x, syn_y) if needs_syn else None, rare_idx,
                                               ds.spec.classes, fold_dir / arm / clf.model, progress)
         if len(cfg.classifiers) > 1:
-            preds[arm][ENSEMBLE], weights[arm] = fuse_members(cfg, dict(preds[arm]), fd.val_y)
+            members = dict(preds[arm])
+            preds[arm][ENSEMBLE], weights[arm] = fuse_members(cfg, members, fd.val_y)
+            if cfg.ensemble == "weighted":  # equal weights as the reference the fitted weights must beat
+                preds[arm][ENSEMBLE_EQUAL], _ = fuse_members(cfg.model_copy(update={"ensemble": "equal"}), members, fd.val_y)
+            write_json(fold_dir / arm / "ensemble.json", {
+                "members": {m: str(fold_dir / arm / m / "best.pt") for m in members}, "weights": weights[arm],
+                "objective": "validation log-loss" if cfg.ensemble == "weighted" else "equal weights"})
     np.savez(fold_dir / "predictions.npz",
              **{f"{arm}|{model}|{part}": p[part] for arm, by_model in preds.items()
                 for model, p in by_model.items() for part in ("val", "test")})

@@ -184,16 +184,27 @@ def write_report(cfg: ExperimentConfig, ds: Dataset, run: RunDir, results: dict[
                                   caption=f"Paired gain: {a} minus baseline (pooled out-of-fold)")
                             for a in results["cv"]["gain_vs_baseline"]]))
 
-    sweep_arms = [a for a in arms if a.startswith("synthetic-")]
-    if sweep_arms:
-        xs = [0] + [cfg.n_synthetic(a) for a in sweep_arms] + [cfg.synthetic.n_per_class]
-        order = ["baseline"] + sweep_arms + ["augmented"]
-        pairs = sorted(zip(xs, order))
+    sweep_figs = []
+    metrics_to_plot = ["macro_f1"] + [f"f1/{c}" for c in rare]
+    for prefix, top, label in (("synthetic-", "augmented", "synthetic"), ("classic-", "classic", "classic copies")):
+        sweep_arms = [a for a in arms if a.startswith(prefix)]
+        if not sweep_arms:
+            continue
+        counts = {"baseline": 0, **{a: int(a.split("-", 1)[1]) for a in sweep_arms}}
+        if top == "augmented" and cfg.synthetic.mode == "count":
+            counts["augmented"] = cfg.synthetic.n_per_class
+        pairs = sorted((n, a) for a, n in counts.items())
         ys = {m: ([results["per_fold"][a][primary]["test_mean_sd"][m][0] for _, a in pairs],
-                  [results["per_fold"][a][primary]["test_mean_sd"][m][1] for _, a in pairs]) for m in headline[1:2] + [f"f1/{c}" for c in rare]}
-        sweep = fig.plot_sweep([x for x, _ in pairs], ys, figdir / "sweep.png")
-        sections.append(Section("Synthetic-count sweep (Frid-Adar Fig. 8)", "Hold-out test, mean ± SD across folds.",
-                                figures=[(sweep, "metric vs synthetic images added per rare class")]))
+                  [results["per_fold"][a][primary]["test_mean_sd"][m][1] for _, a in pairs]) for m in metrics_to_plot}
+        path = fig.plot_sweep([n for n, _ in pairs], ys, figdir / f"sweep_{prefix.rstrip('-')}.png",
+                              xlabel=f"{label} images added per rare class",
+                              title=f"Hold-out test vs number of {label} images (mean ± SD over folds)")
+        sweep_figs.append((path, f"{label} sweep (Frid-Adar Fig. 8)"))
+    if sweep_figs:
+        sections.append(Section("Augmentation-size sweeps (Frid-Adar Fig. 8)",
+                                "Hold-out test, mean ± SD across folds; x = images added per rare class "
+                                "(0 = baseline). 'classic copies' are real rare-class images re-drawn with the "
+                                "classic augmentation.", figures=sweep_figs))
 
     gan_figs = _gan_figures(run_dir, records, rare, figdir)
     curves = _classifier_curves(run_dir, cfg, records[0]["fold"], figdir)

@@ -31,6 +31,7 @@ from sonogan.experiment.config import ExperimentConfig
 from sonogan.experiment.fold_data import labels_of
 
 ENSEMBLE = "ensemble"
+ENSEMBLE_EQUAL = "ensemble-equal"
 
 
 @dataclass
@@ -43,12 +44,16 @@ class Pooled:
 
 
 def model_names(cfg: ExperimentConfig) -> list[str]:
+    """Members, then the fused ensemble, then (weighted fusion only) the equal-weight reference."""
     names = [c.model for c in cfg.classifiers]
-    return names + [ENSEMBLE] if len(names) > 1 else names
+    if len(names) == 1:
+        return names
+    return names + [ENSEMBLE] + ([ENSEMBLE_EQUAL] if cfg.ensemble == "weighted" else [])
 
 
 def primary_model(cfg: ExperimentConfig) -> str:
-    return model_names(cfg)[-1]
+    """The model every headline number is about: the ensemble, or the single classifier."""
+    return ENSEMBLE if len(cfg.classifiers) > 1 else cfg.classifiers[0].model
 
 
 def _groups(ds: Dataset, ids: list[str]) -> np.ndarray | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import sys
@@ -82,32 +83,31 @@ def main() -> int:
     metrics = json.loads((run / "metrics.json").read_text())
     rare = metrics["rare_classes"]
     keys = ["accuracy", "macro_f1"] + [f"f1/{c}" for c in rare] + [f"sensitivity/{c}" for c in rare]
-    ci, gain = metrics["test"]["ci"], metrics["test"]["gain_vs_baseline"]["augmented"]
-    cv = metrics["cv"]["ci"]
+    primary = metrics["primary_model"]
     rows = []
-    for k in keys:
-        rows.append({"metric": k, "baseline": ci["baseline"][k], "augmented": ci["augmented"][k], "gain": gain[k],
-                     "cv_baseline": cv["baseline"][k], "cv_augmented": cv["augmented"][k],
-                     "cv_gain": metrics["cv"]["gain_vs_baseline"]["augmented"][k],
-                     "fold_mean_sd_baseline": metrics["per_fold"]["baseline"][metrics["primary_model"]]["test_mean_sd"][k],
-                     "fold_mean_sd_augmented": metrics["per_fold"]["augmented"][metrics["primary_model"]]["test_mean_sd"][k]})
+    for arm in metrics["arms"][1:]:
+        for k in keys:
+            rows.append({"arm": arm, "metric": k, "baseline": metrics["test"]["ci"]["baseline"][k],
+                         "arm_value": metrics["test"]["ci"][arm][k], "gain": metrics["test"]["gain_vs_baseline"][arm][k],
+                         "cv_baseline": metrics["cv"]["ci"]["baseline"][k], "cv_arm_value": metrics["cv"]["ci"][arm][k],
+                         "cv_gain": metrics["cv"]["gain_vs_baseline"][arm][k],
+                         "fold_mean_sd_baseline": metrics["per_fold"]["baseline"][primary]["test_mean_sd"][k],
+                         "fold_mean_sd_arm": metrics["per_fold"][arm][primary]["test_mean_sd"][k]})
     result = {"config": args.config, "run": str(run), "folds": metrics["folds_run"], "wall_s": round(wall, 1),
               "prepare_s": round(t_prep, 1), "peak_rss_mb": peak_rss_mb(), "n_test": metrics["n_test"],
-              "n_cv": metrics["n_cv"], "host": {"cpus": __import__("os").cpu_count(), "platform": platform.platform()},
+              "n_cv": metrics["n_cv"], "host": {"cpus": os.cpu_count(), "platform": platform.platform()},
               "table": rows}
     out = REPO / "benchmarks" / "results" / f"{cfg.name}_experiment.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     fmt = lambda v: f"{v[0]:.3f} ({v[1]:.3f} to {v[2]:.3f})"  # noqa: E731
     print(f"\n{cfg.name}: folds {metrics['folds_run']}, wall {wall / 60:.1f} min, peak RSS {result['peak_rss_mb']} MB")
-    print("\n| metric (hold-out test, n=%d) | baseline | augmented | gain (paired 95%% CI) | p |" % metrics["n_test"])
-    print("|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['metric']} | {fmt(r['baseline'])} | {fmt(r['augmented'])} | {fmt(r['gain'])} | {r['gain'][3]:.3f} |")
-    print("\n| metric (pooled out-of-fold, n=%d) | baseline | augmented | gain (paired 95%% CI) | p |" % metrics["n_cv"])
-    print("|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['metric']} | {fmt(r['cv_baseline'])} | {fmt(r['cv_augmented'])} | {fmt(r['cv_gain'])} | {r['cv_gain'][3]:.3f} |")
+    for scope, n, pre in (("hold-out test", metrics["n_test"], ""), ("pooled out-of-fold", metrics["n_cv"], "cv_")):
+        print(f"\n| {scope} (n={n}) | arm | baseline | arm | gain (paired 95% CI) | p |")
+        print("|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['metric']} | {r['arm']} | {fmt(r[pre + 'baseline'])} | {fmt(r[pre + 'arm_value'])} | "
+                  f"{fmt(r[pre + 'gain'])} | {r[pre + 'gain'][3]:.3f} |")
     print(f"\nwritten: {out}")
     return 0
 

@@ -52,7 +52,7 @@ def test_all_outputs_written(finished_run: Path):
                 "classifier_curves.png"):
         assert (run / "figures" / fig).stat().st_size > 1000, fig
     metrics = json.loads((run / "metrics.json").read_text())
-    arms = ["baseline", "classic", "augmented", "synthetic-6", "classic-6"]
+    arms = ["baseline", "augmented", "synthetic-6", "classic-6"]
     assert metrics["arms"] == arms and list(metrics["test"]["ci"]) == arms
     point, low, high = metrics["test"]["ci"]["augmented"]["macro_f1"]
     assert low <= point <= high
@@ -97,7 +97,7 @@ def test_interrupted_run_resumes_to_identical_numbers(finished_run: Path, tmp_pa
 
     def flaky(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 13:  # fold 1, second arm: as if the process were killed here
+        if calls["n"] == 11:  # fold 1, second arm: as if the process were killed here
             raise KeyboardInterrupt
         return real_train_arm(*args, **kwargs)
 

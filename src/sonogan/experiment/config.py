@@ -90,7 +90,7 @@ class ExperimentConfig(StrictModel):
     def arms(self) -> list[str]:
         """Arm names in report order: baseline, [classic], augmented, then the sweep arms."""
         arms = ["baseline"]
-        if self.classic_arm is not None:
+        if self.classic_arm is not None and not self.classic_sweep:  # with a sweep, classic-N arms stand for it
             arms.append("classic")
         arms.append("augmented")
         arms += [f"synthetic-{n}" for n in sorted(set(self.synthetic.sweep)) if n > 0]

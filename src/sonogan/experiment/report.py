@@ -198,7 +198,7 @@ def write_report(cfg: ExperimentConfig, ds: Dataset, run: RunDir, results: dict[
                   [results["per_fold"][a][primary]["test_mean_sd"][m][1] for _, a in pairs]) for m in metrics_to_plot}
         path = fig.plot_sweep([n for n, _ in pairs], ys, figdir / f"sweep_{prefix.rstrip('-')}.png",
                               xlabel=f"{label} images added per rare class",
-                              title=f"Hold-out test vs number of {label} images (mean ± SD over folds)")
+                              title=f"Hold-out test vs {label} images")
         sweep_figs.append((path, f"{label} sweep (Frid-Adar Fig. 8)"))
     if sweep_figs:
         sections.append(Section("Augmentation-size sweeps (Frid-Adar Fig. 8)",

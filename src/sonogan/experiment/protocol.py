@@ -221,7 +221,7 @@ def run_fold(cfg: ExperimentConfig, ds: Dataset, splits: Splits, fold: int, run:
 def run_experiment(cfg: ExperimentConfig | None, out: str | Path, resume: bool = False, progress: bool = True) -> Path:
     """Run (or with ``resume=True`` continue) the protocol into the run folder ``out``."""
     from sonogan.experiment.report import write_report
-    from sonogan.experiment.results import compute_results
+    from sonogan.experiment.results import compute_results, pool_predictions
 
     out = Path(out)
     if resume:
@@ -253,8 +253,9 @@ def run_experiment(cfg: ExperimentConfig | None, out: str | Path, resume: bool =
     for k in folds:
         records.append(run_fold(cfg, ds, splits, k, run, rare, progress))
         run.log(f"fold {k} done")
-    results = compute_results(cfg, ds, run.path, records, rare)
+    pooled = pool_predictions(cfg, ds, records, run.path)  # loaded once, used by the numbers and the figures
+    results = compute_results(cfg, ds, pooled, records, rare)
     run.write_metrics(results)
-    write_report(cfg, ds, run, results, records, rare)
+    write_report(cfg, ds, run, results, records, rare, test=pooled[1])
     run.finish()
     return run.path

@@ -7,7 +7,7 @@ synthetic-count sweep (Frid-Adar Fig. 8), t-SNE of real vs synthetic features (F
 and the exact command, config, data summary and software versions.
 
 Example:
-    >>> write_report(cfg, ds, run, results, records, ["borderline"])   # doctest: +SKIP
+    >>> write_report(cfg, ds, run, results, records, ["borderline"], test=pooled_test)   # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 from sonogan.config import to_yaml
 from sonogan.data.manifest import Dataset
 from sonogan.experiment.config import ExperimentConfig
-from sonogan.experiment.results import pool_predictions
+from sonogan.experiment.results import Pooled
 from sonogan.report import figures as fig
 from sonogan.report.html import Section, Table, format_ci, gain_table_rows, metrics_table_rows, render_report
 from sonogan.report.markdown import render_markdown_summary
@@ -123,13 +123,13 @@ def _tsne(cfg: ExperimentConfig, ds: Dataset, run_dir: Path, records: list[dict]
 
 
 def write_report(cfg: ExperimentConfig, ds: Dataset, run: RunDir, results: dict[str, Any], records: list[dict],
-                 rare: list[str]) -> Path:
-    """Write figures, ``report.html`` and ``summary.md`` into the run folder."""
+                 rare: list[str], test: Pooled) -> Path:
+    """Write figures, ``report.html`` and ``summary.md`` into the run folder; ``test`` holds the
+    hold-out predictions (from :func:`sonogan.experiment.results.pool_predictions`) for ROC curves."""
     run_dir = run.path
     figdir = run_dir / "figures"
     figdir.mkdir(exist_ok=True)
     names, arms, primary = ds.spec.classes, cfg.arms(), results["primary_model"]
-    oof, test, _ = pool_predictions(cfg, ds, records, run_dir)
     ci, gain = results["test"]["ci"], results["test"]["gain_vs_baseline"]
     unit = "patients" if ds.spec.patients_known else "images (no patient ids: each image is its own case)"
     sections: list[Section] = []

@@ -12,7 +12,7 @@ hold-out test numbers are not.
 
 Example:
     >>> pooled = pool_predictions(cfg, ds, records, run_dir)             # doctest: +SKIP
-    >>> results = compute_results(cfg, ds, run_dir, records, ["borderline"])  # doctest: +SKIP
+    >>> results = compute_results(cfg, ds, pooled, records, ["borderline"])   # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -94,11 +94,12 @@ def _ci_block(cfg: ExperimentConfig, metric_fn, pooled: Pooled, model: str) -> t
     return cis, gains
 
 
-def compute_results(cfg: ExperimentConfig, ds: Dataset, run_dir: Path, records: list[dict], rare: list[str]) -> dict[str, Any]:
-    """Everything ``metrics.json`` holds (JSON-ready)."""
+def compute_results(cfg: ExperimentConfig, ds: Dataset, pooled: tuple[Pooled, Pooled, list[dict]], records: list[dict],
+                    rare: list[str]) -> dict[str, Any]:
+    """Everything ``metrics.json`` holds (JSON-ready), from :func:`pool_predictions`' output."""
     names = ds.spec.classes
     metric_fn = lambda y, p: classification_metrics(y, p, names)  # noqa: E731
-    oof, test, per_fold = pool_predictions(cfg, ds, records, run_dir)
+    oof, test, per_fold = pooled
     primary = primary_model(cfg)
     folds: dict[str, dict[str, Any]] = {}
     for arm in cfg.arms():

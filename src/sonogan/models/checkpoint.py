@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -25,21 +24,12 @@ import torch
 from torch import nn
 
 import sonogan
+from sonogan.torch_utils import atomic_torch_save
 from sonogan.errors import SonoganInputError
 from sonogan.models.classifiers import create_classifier
 
 FORMAT = "sonogan-classifier"
 FORMAT_VERSION = 1
-
-
-def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """torch.save to a temp file then rename, so an interrupted write never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-    return path
 
 
 def save_classifier(path: str | Path, model: nn.Module, name: str, num_classes: int, in_chans: int,

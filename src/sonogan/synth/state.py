@@ -81,14 +81,6 @@ class GanState:
         self.np_rng.bit_generator.state = ckpt["rng"]["numpy"]
 
 
-def resolve_device(cfg: GanConfig) -> torch.device:
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise SonoganInputError("config device", "CUDA requested but not available", "set device: auto or cpu")
-    if cfg.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(cfg.device)
-
-
 def use_channels_last(cfg: GanConfig, device: torch.device) -> bool:
     """``channels_last: null`` = on for CUDA; on CPU for 128 px or widths >= 64. Measured on 2 CPU
     cores (benchmarks/gan_speed.py): it cuts DCGAN step time by ~40 % at 128 px and ~10-15 % at
@@ -122,14 +114,6 @@ def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise SonoganInputError(path, "checkpoint not found", "train the GAN first or check the run folder")
     return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def save_checkpoint(ckpt: dict[str, Any], path: Path) -> None:
-    """Atomic save (temp + rename) so a kill mid-write never corrupts last.pt."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(ckpt, tmp)
-    tmp.replace(path)
 
 
 def sha256_file(path: str | Path) -> str:

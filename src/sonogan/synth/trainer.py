@@ -32,8 +32,9 @@ from sonogan.synth.ema import ema_update
 from sonogan.synth.figures import save_final_vs_real, save_grid, save_loss_curves
 from sonogan.synth.nets import CONDITIONAL, GAN_FAMILIES, sample_z
 from sonogan.synth.quality import FeatureExtractor, feature_stats, frechet_distance
+from sonogan.torch_utils import atomic_torch_save, resolve_device
 from sonogan.synth.state import (GanState, batch_stats, build_state, load_checkpoint_file,
-                                 resolve_device, save_checkpoint, use_channels_last)
+                                 use_channels_last)
 
 GRID_N = 36
 
@@ -66,7 +67,7 @@ def fit_gan(real: RealImages, cfg: GanConfig, out: str | Path, resume: bool = Fa
     meta = dict(meta or {})
     meta.setdefault("training_ids", list(real.ids))
     meta.setdefault("classes", list(real.classes))
-    device = resolve_device(cfg)
+    device = resolve_device(cfg.device)
     num_classes = len(real.classes) if conditional else 1
     if resume:
         ckpt = load_checkpoint_file(out / "checkpoints" / "last.pt")
@@ -162,7 +163,7 @@ def _loop(st: GanState, real: RealImages, run: RunDir, device: torch.device, met
             if it % cfg.quality_every == 0 or it == cfg.iterations:
                 _quality_check(st, fx, real_stats, q_z, q_y, run, meta)
             if at_ckpt or st.stopped_early:
-                save_checkpoint(st.to_checkpoint(meta), ckpt_dir / "last.pt")
+                atomic_torch_save(st.to_checkpoint(meta), ckpt_dir / "last.pt")
         bar.update(task, completed=st.iteration)
     _finish(st, real, run, grid_z, grid_y, start_it, time.perf_counter() - t0, times)
 
@@ -174,7 +175,7 @@ def _quality_check(st: GanState, fx: FeatureExtractor, real_stats: tuple, q_z: t
     st.quality.append({"iteration": st.iteration, "fd": fd})
     if fd < st.best_fd:
         st.best_fd, st.best_iteration, st.bad_checks = fd, st.iteration, 0
-        save_checkpoint(st.to_checkpoint(meta), run.path / "checkpoints" / "best.pt")
+        atomic_torch_save(st.to_checkpoint(meta), run.path / "checkpoints" / "best.pt")
     else:
         st.bad_checks += 1
         cfg = st.cfg

@@ -39,7 +39,8 @@ from rich.progress import Progress
 from torch import nn
 
 from sonogan.errors import SonoganInputError
-from sonogan.models.checkpoint import atomic_torch_save, save_classifier
+from sonogan.models.checkpoint import save_classifier
+from sonogan.torch_utils import atomic_torch_save, resolve_device
 from sonogan.models.classifiers import check_input_size, create_classifier
 from sonogan.runs import write_json
 from sonogan.train.augment import augment_batch
@@ -64,15 +65,6 @@ class TrainResult:
     last_path: Path
     device: str
     seconds: float
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> CUDA when available, else CPU; 'cuda' without a GPU is an input error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SonoganInputError("device: cuda", "no CUDA GPU is available", "set device: auto or cpu")
-    return torch.device(name)
 
 
 @torch.no_grad()

@@ -48,10 +48,11 @@ def run_demo(out_parent: str | Path, cfg: ExperimentConfig, progress: bool = Tru
     ds = step("phantom", lambda: generate_phantom(run.path / "dataset", phantom_cfg, progress=progress))
     report = step("validate", lambda: validate_dataset(ds, progress=progress))
     splits = step("split", lambda: make_splits(ds, n_folds=cfg.split.folds, test_fraction=cfg.split.test_fraction,
-                                               seed=cfg.split.seed))
+                                               seed=cfg.split.seed, duplicate_groups=report.duplicate_groups))
     splits.save(ds.root / "splits.json")
     cache = step("preprocess", lambda: build_cache(ds, cfg.preset, progress=progress))
-    summary = step("inspect", lambda: inspect_dataset(ds, run.path / "inspect", progress=progress))
+    summary = step("inspect", lambda: inspect_dataset(ds, run.path / "inspect", progress=progress,
+                                                               report=report))
     metrics: dict[str, Any] = {
         "dataset": {"n_images": report.n_images, "n_patients": report.n_patients, "warnings": report.warnings},
         "splits": {"test": len(splits.test), "folds": [{k: len(v) for k, v in f.items()} for f in splits.folds]},
@@ -61,7 +62,8 @@ def run_demo(out_parent: str | Path, cfg: ExperimentConfig, progress: bool = Tru
     if experiment:
         exp_cfg = cfg.model_copy(update={"dataset": str(ds.root.resolve()), "phantom": None,
                                          "splits": str((ds.root / "splits.json").resolve())})
-        exp_dir = step("experiment", lambda: run_experiment(exp_cfg, run.path / "experiment", progress=progress))
+        exp_dir = step("experiment", lambda: run_experiment(exp_cfg, run.path / "experiment", progress=progress,
+                                                                 report=report))
         metrics["experiment"] = {"report": str(exp_dir / "report.html"), "metrics": str(exp_dir / "metrics.json")}
     metrics["timings_s"] = timings
     run.write_metrics(metrics)

@@ -22,7 +22,7 @@ import pandas as pd
 from rich.progress import track
 
 from sonogan.data.manifest import Dataset
-from sonogan.data.validate import validate_dataset
+from sonogan.data.validate import ValidationReport, validate_dataset
 from sonogan.runs import write_json
 
 THUMB = 128
@@ -86,11 +86,16 @@ def montage(ds: Dataset, rows: pd.DataFrame, n: int = MONTAGE_MAX, size: int = T
     return grid
 
 
-def inspect_dataset(ds: Dataset, out_dir: Path, progress: bool = False) -> dict:
-    """Summarise ``ds`` into ``out_dir/summary.json`` and write a montage PNG per class."""
+def inspect_dataset(ds: Dataset, out_dir: Path, progress: bool = False,
+                    report: ValidationReport | None = None) -> dict:
+    """Summarise ``ds`` into ``out_dir/summary.json`` and write a montage PNG per class.
+
+    Pass the ``report`` of a :func:`validate_dataset` call you already made (with files checked)
+    to avoid decoding every image again."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = validate_dataset(ds, progress=progress)
+    if report is None or report.file_stats is None:
+        report = validate_dataset(ds, progress=progress)
     df = ds.manifest
     stats = report.file_stats
     assert stats is not None

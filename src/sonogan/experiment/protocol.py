@@ -28,7 +28,7 @@ import torch
 from sonogan.config import load_config
 from sonogan.data.manifest import Dataset, load_dataset
 from sonogan.data.splits import Splits, make_splits
-from sonogan.data.validate import validate_dataset
+from sonogan.data.validate import ValidationReport, validate_dataset
 from sonogan.errors import SonoganInputError
 from sonogan.experiment.config import ExperimentConfig
 from sonogan.experiment.fold_data import FoldData, load_fold, load_synthetic, to_model_input
@@ -65,14 +65,16 @@ def prepare_dataset(cfg: ExperimentConfig, run: RunDir, progress: bool) -> Datas
     return generate_phantom(root, cfg.phantom, progress=progress)
 
 
-def prepare_splits(cfg: ExperimentConfig, ds: Dataset) -> Splits:
-    """Load the saved splits; make and save them once when none exist yet."""
+def prepare_splits(cfg: ExperimentConfig, ds: Dataset, duplicate_groups: dict[str, list[str]] | None = None) -> Splits:
+    """Load the saved splits; make and save them once when none exist yet (reusing the duplicate
+    groups validation already found, so no image is decoded twice)."""
     path = Path(cfg.splits) if cfg.splits else ds.root / "splits.json"
     if path.is_file():
         return Splits.load(path, ds)
     if cfg.splits:
         raise SonoganInputError(path, "splits file not found", "run 'sonogan data split' or fix the 'splits' path")
-    splits = make_splits(ds, n_folds=cfg.split.folds, test_fraction=cfg.split.test_fraction, seed=cfg.split.seed)
+    splits = make_splits(ds, n_folds=cfg.split.folds, test_fraction=cfg.split.test_fraction, seed=cfg.split.seed,
+                         duplicate_groups=duplicate_groups)
     splits.save(path)
     return splits
 
@@ -106,11 +108,13 @@ def synthesise(cfg: ExperimentConfig, ds: Dataset, splits: Splits, fold: int, fo
             raise RuntimeError(f"GAN {gan_dir} saw images outside fold {fold}'s training partition: {leaked[:5]}")
         n = math.ceil(cfg.synthetic.n_per_class * cfg.synthetic.sample_factor)
         syn_dir = fold_dir / f"synthetic-{cls}"
-        if not (syn_dir / "manifest.csv").is_file():
+        if (syn_dir / "manifest.csv").is_file():
+            syn_ds = load_dataset(syn_dir)
+        else:
             if syn_dir.exists():
                 shutil.rmtree(syn_dir)  # half-written sample inside our own run folder
-            sample_gan(gan_dir, n, syn_dir, seed=cfg.seed + fold, checkpoint=cfg.synthetic.checkpoint)
-        x, y = load_synthetic(load_dataset(syn_dir), cfg.preset, ds.spec.classes, fold)
+            syn_ds = sample_gan(gan_dir, n, syn_dir, seed=cfg.seed + fold, checkpoint=cfg.synthetic.checkpoint)
+        x, y = load_synthetic(syn_ds, cfg.preset, ds.spec.classes, fold)
         images.append(x)
         labels.append(y)
         info[cls] = {"gan_run": str(gan_dir.relative_to(fold_dir.parent.parent)), "n_sampled": len(y),
@@ -218,8 +222,12 @@ def run_fold(cfg: ExperimentConfig, ds: Dataset, splits: Splits, fold: int, run:
     return record
 
 
-def run_experiment(cfg: ExperimentConfig | None, out: str | Path, resume: bool = False, progress: bool = True) -> Path:
-    """Run (or with ``resume=True`` continue) the protocol into the run folder ``out``."""
+def run_experiment(cfg: ExperimentConfig | None, out: str | Path, resume: bool = False, progress: bool = True,
+                   report: ValidationReport | None = None) -> Path:
+    """Run (or with ``resume=True`` continue) the protocol into the run folder ``out``.
+
+    ``report``: a validation report of the configured dataset made by the caller (the demo),
+    so the images are not decoded a second time."""
     from sonogan.experiment.report import write_report
     from sonogan.experiment.results import compute_results, pool_predictions
 
@@ -235,8 +243,8 @@ def run_experiment(cfg: ExperimentConfig | None, out: str | Path, resume: bool =
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     ds = prepare_dataset(cfg, run, progress)
-    report = validate_dataset(ds)
-    splits = prepare_splits(cfg, ds)
+    report = report or validate_dataset(ds)
+    splits = prepare_splits(cfg, ds, report.duplicate_groups)
     build_cache(ds, cfg.preset, progress=progress)
     rare = cfg.rare_classes or ds.spec.rare_classes
     unknown = [c for c in rare if c not in ds.spec.classes]

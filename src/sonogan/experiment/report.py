@@ -54,7 +54,7 @@ def _fmt(v: list[float], digits: int = 3) -> str:
     return "n/a" if v[0] != v[0] else f"{v[0]:.{digits}f} ± {v[1]:.{digits}f}"
 
 
-def _gan_figures(run_dir: Path, records: list[dict], rare: list[str], figdir: Path) -> list[tuple[Path, str]]:
+def _gan_figures(run_dir: Path, records: list[dict], rare: list[str]) -> list[tuple[Path, str]]:
     out: list[tuple[Path, str]] = []
     first = records[0]["fold"]
     for cls in rare:
@@ -206,7 +206,7 @@ def write_report(cfg: ExperimentConfig, ds: Dataset, run: RunDir, results: dict[
                                 "(0 = baseline). 'classic copies' are real rare-class images re-drawn with the "
                                 "classic augmentation.", figures=sweep_figs))
 
-    gan_figs = _gan_figures(run_dir, records, rare, figdir)
+    gan_figs = _gan_figures(run_dir, records, rare)
     curves = _classifier_curves(run_dir, cfg, records[0]["fold"], figdir)
     tsne = _tsne(cfg, ds, run_dir, records, rare, figdir) if cfg.evaluation.tsne else None
     sections.append(Section("Synthetic images and training curves",

@@ -119,7 +119,11 @@ def train_one_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, criterio
     starts = list(range(0, n, bs))
     if n > 1 and n % bs == 1:
         starts = starts[:-1]  # a lone last image breaks BatchNorm in train mode; it is seen next epoch
-    total_loss, correct, seen = 0.0, 0, 0
+    # running sums stay on the device (float64, the same arithmetic as Python floats) and are read
+    # once per epoch: no host sync per batch on a GPU
+    total_loss = torch.zeros((), dtype=torch.float64, device=x.device)
+    correct = torch.zeros((), dtype=torch.int64, device=x.device)
+    seen = 0
     for s in starts:
         idx = perm[s:s + bs]
         xb, yb = augment_batch(x[idx], cfg.augment, aug_gen), y[idx]
@@ -130,10 +134,10 @@ def train_one_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, criterio
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
-        total_loss += float(loss.detach()) * len(idx)
-        correct += int((logits.argmax(1) == yb).sum())
+        total_loss += loss.detach().double() * len(idx)
+        correct += (logits.argmax(1) == yb).sum()
         seen += len(idx)
-    return total_loss / max(seen, 1), correct / max(seen, 1)
+    return float(total_loss) / max(seen, 1), int(correct) / max(seen, 1)
 
 
 def _make_optimizer(cfg: ClassifierTrainConfig, model: nn.Module) -> torch.optim.Optimizer:

@@ -40,7 +40,8 @@ class GanState:
     opt_d: torch.optim.Optimizer
     scaler_g: torch.amp.GradScaler
     scaler_d: torch.amp.GradScaler
-    gen: torch.Generator                      # batches, noise, augmentation, GP mixing
+    gen: torch.Generator                      # batches, noise, augmentation, GP mixing; on the training
+                                              # device, so drawing never syncs host and GPU
     np_rng: np.random.Generator               # host-side choices (which real images to show)
     num_classes: int
     iteration: int = 0
@@ -104,7 +105,7 @@ def build_state(cfg: GanConfig, num_classes: int, device: torch.device) -> GanSt
         opt_d=torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=cfg.betas, foreach=True),
         scaler_g=torch.amp.GradScaler(device.type, enabled=amp),
         scaler_d=torch.amp.GradScaler(device.type, enabled=amp),
-        gen=torch.Generator().manual_seed(cfg.seed), np_rng=np.random.default_rng(cfg.seed),
+        gen=torch.Generator(device=device).manual_seed(cfg.seed), np_rng=np.random.default_rng(cfg.seed),
         num_classes=num_classes)
 
 

@@ -97,7 +97,7 @@ def _loop(st: GanState, real: RealImages, run: RunDir, device: torch.device, met
     X = real.images.to(device)
     X = X.to(memory_format=torch.channels_last) if cl else X
     Y = real.labels.to(device)
-    present = torch.unique(real.labels) if conditional else None
+    present = torch.unique(real.labels).to(device) if conditional else None
     amp = cfg.amp and device.type == "cuda"
     fx = FeatureExtractor(cfg.channels, seed=cfg.seed).to(device)
     real_stats = feature_stats(fx(X))
@@ -109,11 +109,11 @@ def _loop(st: GanState, real: RealImages, run: RunDir, device: torch.device, met
     ckpt_dir = out / "checkpoints"
 
     def batch() -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
-        idx = torch.randint(len(X), (cfg.batch_size,), generator=st.gen).to(device)
+        idx = torch.randint(len(X), (cfg.batch_size,), generator=st.gen, device=st.gen.device)
         z = sample_z(st.G, cfg.batch_size, st.gen, device)
         yf = None
         if present is not None:
-            yf = present[torch.randint(len(present), (cfg.batch_size,), generator=st.gen)].to(device)
+            yf = present[torch.randint(len(present), (cfg.batch_size,), generator=st.gen, device=st.gen.device)]
         return X[idx], (Y[idx] if conditional else None), z, yf
 
     def aug(x: torch.Tensor) -> torch.Tensor:

@@ -57,5 +57,6 @@ def relabel_dataset(src: Dataset, mapping: dict[str, str], out: str | Path, defa
             rows[col] = [str((src.root / p).resolve()) if p else "" for p in rows[col]]
     out = ensure_new_dir(out, "dataset folder")
     ds = materialise(spec, rows, out, link=True)
-    validate_dataset(ds)
+    # rows and classes are what relabelling can break; the linked files were validated in the source
+    validate_dataset(ds, check_files=False)
     return Dataset(root=ds.root, spec=ds.spec, manifest=ds.manifest)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from sonogan.data.manifest import Dataset
-from sonogan.evaluate.aggregate import mean_sd_across_folds
+from sonogan.evaluate.aggregate import mean_sd_across_folds, pooled_out_of_fold
 from sonogan.evaluate.bootstrap import bootstrap_ci, paired_bootstrap_gain
 from sonogan.evaluate.metrics import classification_metrics, confusion_matrix, predictions
 from sonogan.experiment.config import ExperimentConfig
@@ -71,10 +71,14 @@ def pool_predictions(cfg: ExperimentConfig, ds: Dataset, records: list[dict], ru
         saved = np.load(Path(run_dir) / "folds" / f"fold{rec['fold']}" / "predictions.npz")
         per_fold.append({"fold": rec["fold"], "val_y": labels_of(ds, rec["val_ids"]), "test_y": labels_of(ds, rec["test_ids"]),
                          "probs": {a: {m: {p: saved[f"{a}|{m}|{p}"] for p in ("val", "test")} for m in models} for a in arms}})
-    val_ids = [i for rec in records for i in rec["val_ids"]]
     test_ids = records[0]["test_ids"]
-    oof = Pooled(np.concatenate([f["val_y"] for f in per_fold]), _groups(ds, val_ids),
-                 {a: {m: np.concatenate([f["probs"][a][m]["val"] for f in per_fold]) for m in models} for a in arms})
+    val_y = [f["val_y"] for f in per_fold]
+    # patients when known, else image ids: pooled_out_of_fold refuses a case held out in two folds
+    val_groups = [_groups(ds, rec["val_ids"]) if ds.spec.patients_known else np.array(rec["val_ids"]) for rec in records]
+    pool = lambda a, m: pooled_out_of_fold(val_y, [f["probs"][a][m]["val"] for f in per_fold], val_groups)  # noqa: E731
+    y_oof, _, groups_oof, _ = pool(arms[0], models[0])
+    oof = Pooled(y_oof, groups_oof if ds.spec.patients_known else None,
+                 {a: {m: pool(a, m)[1] for m in models} for a in arms})
     test = Pooled(per_fold[0]["test_y"], _groups(ds, test_ids),
                   {a: {m: np.mean([f["probs"][a][m]["test"] for f in per_fold], axis=0) for m in models} for a in arms})
     return oof, test, per_fold

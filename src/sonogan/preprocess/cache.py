@@ -8,7 +8,7 @@ mtimes, so editing the manifest, the images or the preset gives a new key and
 :func:`open_cache` reports the old cache as stale.
 
 The cache holds uint8 pixels only: z-score statistics are computed at training time from the
-training partition of each fold (see :mod:`sonogan.data.torch_data`), never baked in here.
+training partition of each fold (see :func:`sonogan.experiment.fold_data.load_fold`), never baked in here.
 
 Example:
     >>> ds = load_dataset("runs/phantom")                    # doctest: +SKIP

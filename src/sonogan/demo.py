@@ -28,7 +28,7 @@ def run_demo(out_parent: str | Path, cfg: ExperimentConfig, progress: bool = Tru
     ``experiment=False`` stops after the data steps (phantom .. inspect).
     """
     from sonogan.data.inspect import inspect_dataset
-    from sonogan.data.phantom import PhantomConfig, generate_phantom
+    from sonogan.phantom import PhantomConfig, generate_phantom
     from sonogan.data.splits import make_splits
     from sonogan.data.validate import validate_dataset
     from sonogan.experiment.protocol import run_experiment

@@ -27,7 +27,7 @@ def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def phantom_dir(tmp_path_factory) -> Path:
-    from sonogan.data.phantom import PhantomConfig, generate_phantom
+    from sonogan.phantom import PhantomConfig, generate_phantom
 
     root = tmp_path_factory.mktemp("cli") / "phantom"
     generate_phantom(root, PhantomConfig(n_benign=6, n_borderline=4, n_malignant=5, images_per_patient=2, image_size=128))

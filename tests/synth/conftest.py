@@ -3,7 +3,7 @@
 import pytest
 
 from sonogan.data.manifest import load_dataset
-from sonogan.data.phantom import PhantomConfig, generate_phantom
+from sonogan.phantom import PhantomConfig, generate_phantom
 from sonogan.data.splits import make_splits
 import torch
 

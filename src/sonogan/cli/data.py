@@ -32,7 +32,7 @@ def phantom_command(
     Example: sonogan data phantom --out runs/phantom --scale 2
     """
     from sonogan.config import load_config, parse_config
-    from sonogan.data.phantom import PhantomConfig, generate_phantom
+    from sonogan.phantom import PhantomConfig, generate_phantom
 
     cfg = load_config(PhantomConfig, config) if config else PhantomConfig()
     data = cfg.model_dump()

@@ -1,1 +1,1 @@
-"""Datasets: the manifest contract, importers, the phantom, splits, duplicates."""
+"""Datasets: the manifest contract, importers, validation, duplicates, splits, inspect, relabel."""

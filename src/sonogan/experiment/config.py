@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from sonogan.config import StrictModel
-from sonogan.data.phantom import PhantomConfig
+from sonogan.phantom import PhantomConfig
 from sonogan.synth.config import GanConfig
 from sonogan.train.config import AugmentConfig, ClassifierTrainConfig
 

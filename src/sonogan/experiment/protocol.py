@@ -59,7 +59,7 @@ def prepare_dataset(cfg: ExperimentConfig, run: RunDir, progress: bool) -> Datas
         return load_dataset(root)
     if root.exists():  # an interrupted generation inside our own run folder: start it again
         shutil.rmtree(root)
-    from sonogan.data.phantom import generate_phantom
+    from sonogan.phantom import generate_phantom
 
     assert cfg.phantom is not None
     return generate_phantom(root, cfg.phantom, progress=progress)

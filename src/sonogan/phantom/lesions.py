@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from sonogan.data.phantom.render import BASE_ATTENUATION, smooth_noise
+from sonogan.phantom.render import BASE_ATTENUATION, smooth_noise
 
 #: subtype -> (weight, look-alike of another class?) per class
 SUBTYPES: dict[str, dict[str, tuple[float, bool]]] = {

@@ -4,7 +4,7 @@ and depth / gain read-outs. They are drawn on a copy; the untouched frame is the
 
 Example:
     >>> import numpy as np
-    >>> from sonogan.data.phantom.render import scanner_style
+    >>> from sonogan.phantom.render import scanner_style
     >>> img = np.full((128, 128, 3), 60, np.uint8); mask = np.zeros((128, 128), np.uint8)
     >>> mask[40:90, 30:100] = 1
     >>> out = annotate(img, mask, scanner_style(0), np.random.default_rng(0), px_per_cm=12.8)
@@ -19,7 +19,7 @@ import math
 import cv2
 import numpy as np
 
-from sonogan.data.phantom.render import ScannerStyle
+from sonogan.phantom.render import ScannerStyle
 
 TEXT_BANK = ("ROV", "LOV", "R-OV", "L-OV", "CY", "R-CY", "L-CY", "RT OV", "LT OV", "Rt Ov", "Lt Ov",
              "MASS", "ADNEXA R", "ADNEXA L", "Fluid", "UT", "CYST", "R-OV-CY", "SOLID")

@@ -10,13 +10,13 @@ Modules: :mod:`.render` (sector geometry, speckle, attenuation, display), :mod:`
 :mod:`.cohort` (patients, files, spec).
 
 Example:
-    >>> from sonogan.data.phantom import PhantomConfig, generate_phantom
+    >>> from sonogan.phantom import PhantomConfig, generate_phantom
     >>> ds = generate_phantom("runs/phantom", PhantomConfig(seed=0), progress=True)  # doctest: +SKIP
     >>> ds.spec.classes                                                         # doctest: +SKIP
     ['benign', 'borderline', 'malignant']
 """
 
-from sonogan.data.phantom.cohort import CLASSES, generate_phantom, phantom_montage, phantom_spec
-from sonogan.data.phantom.config import PhantomConfig
+from sonogan.phantom.cohort import CLASSES, generate_phantom, phantom_montage, phantom_spec
+from sonogan.phantom.config import PhantomConfig
 
 __all__ = ["CLASSES", "PhantomConfig", "generate_phantom", "phantom_montage", "phantom_spec"]

@@ -7,7 +7,7 @@ affine look at the same anatomy.
 
 Example:
     >>> import numpy as np
-    >>> from sonogan.data.phantom.lesions import sample_lesion
+    >>> from sonogan.phantom.lesions import sample_lesion
     >>> les = sample_lesion("benign", np.random.default_rng(1))
     >>> scene = build_scene(les, 64, np.random.default_rng(2), premenopausal=True)
     >>> scene.E.shape == scene.mask.shape, int(scene.mask.max())
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from sonogan.data.phantom.lesions import Lesion, draw_lesion
-from sonogan.data.phantom.render import BASE_ATTENUATION, smooth_noise
+from sonogan.phantom.lesions import Lesion, draw_lesion
+from sonogan.phantom.render import BASE_ATTENUATION, smooth_noise
 
 _SHIFT = 4
 _ONE = 1 << _SHIFT

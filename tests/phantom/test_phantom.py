@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from sonogan.data.manifest import check_clinical_value, load_dataset
-from sonogan.data.phantom import CLASSES, PhantomConfig, generate_phantom, phantom_montage
+from sonogan.phantom import CLASSES, PhantomConfig, generate_phantom, phantom_montage
 from sonogan.errors import SonoganInputError
 
 SMALL = PhantomConfig(seed=3, n_benign=4, n_borderline=2, n_malignant=3, images_per_patient=2, image_size=128,
@@ -125,7 +125,7 @@ def test_clinical_values_valid_and_per_patient(small):
 
 
 def test_clinical_relations_follow_the_literature():
-    from sonogan.data.phantom.clinical import sample_clinical
+    from sonogan.phantom.clinical import sample_clinical
     rows = {label: pd.DataFrame([sample_clinical(label, "x", np.random.default_rng([0, i, k])) for k in range(400)])
             for i, label in enumerate(CLASSES)}
     age = {label: d["age"].astype(float).mean() for label, d in rows.items()}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -39,6 +41,20 @@ def write_mask(path: Path, size: tuple[int, int] = (48, 40), empty: bool = False
         cv2.circle(m, (w // 2, h // 2), min(w, h) // 4, 255, -1)
     path.parent.mkdir(parents=True, exist_ok=True)
     assert cv2.imwrite(str(path), m)
+    return path
+
+
+def write_bomb_png(path: Path, width: int, height: int) -> Path:
+    """A tiny 8x8 PNG whose header (IHDR, CRC fixed) claims ``width`` x ``height`` px: a
+    decompression bomb as a reader sees it, without a huge file."""
+    ok, buf = cv2.imencode(".png", np.zeros((8, 8), np.uint8))
+    assert ok
+    data = bytearray(buf.tobytes())
+    assert data[12:16] == b"IHDR"  # signature (8), chunk length (4), chunk type (4), then width, height
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # CRC over type + 13 data bytes
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(data))
     return path
 
 
@@ -95,4 +111,4 @@ def dh() -> SimpleNamespace:
     """The helpers above, as a fixture (test modules here are not a package, so they
     cannot import this conftest by name without clashing with other conftest files)."""
     return SimpleNamespace(write_image=write_image, write_mask=write_mask, snapshot=snapshot,
-                           make_dataset=make_dataset, mmotu_root=mmotu_root)
+                           make_dataset=make_dataset, mmotu_root=mmotu_root, write_bomb_png=write_bomb_png)

@@ -1,4 +1,5 @@
-"""Exact + perceptual duplicate groups, and split-group keys that keep duplicates together."""
+"""Exact + perceptual duplicate groups, the one union-find, duplicates across two datasets,
+and the one-line errors of reading an image (empty, not an image, decompression bomb)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import imagehash
 import pandas as pd
 import pytest
 
-from sonogan.data.duplicates import (duplicate_group_of, find_duplicate_groups, group_hashes,
-                                     image_hashes, phash_int)
+from sonogan.data.duplicates import (MAX_PIXELS, cross_duplicates, dataset_hashes, find_duplicate_groups,
+                                     group_hashes, phash_int, read_image, union_find)
 from sonogan.data.manifest import Dataset, DatasetSpec, load_dataset, write_dataset
 from sonogan.errors import SonoganInputError
 
@@ -39,15 +40,44 @@ def test_group_hashes_exact_and_blocking() -> None:
     assert group_hashes(["only"], ["s"], [A]) == {}
 
 
-def test_image_hashes_match_libraries(tmp_path: Path, dh) -> None:
+def test_union_find_roots_are_smallest_member() -> None:
+    assert union_find([], ["b", "a"]) == {"b": "b", "a": "a"}
+    # c-d then a-c: the root is "a" whatever the order links arrive in; "e" only appears in a link
+    assert union_find([("d", "c"), ("c", "a"), ("e", "d")], ["a", "b", "c", "d"]) == \
+        {"a": "a", "b": "b", "c": "a", "d": "a", "e": "a"}
+    assert union_find([(3, 1, 2)], range(5)) == {0: 0, 1: 1, 2: 1, 3: 1, 4: 4}
+
+
+def test_read_image_hashes_match_libraries(tmp_path: Path, dh) -> None:
     p = dh.write_image(tmp_path / "a.png", seed=1)
-    [(sha, ph)] = image_hashes([p])
-    assert sha == hashlib.sha256(p.read_bytes()).hexdigest()
+    sha, img = read_image(p)
+    assert sha == hashlib.sha256(p.read_bytes()).hexdigest() and img.size == (48, 40)
     from PIL import Image
-    assert ph == imagehash.phash(Image.open(p)) and phash_int(Image.open(p)) == int(str(ph), 16)
-    (tmp_path / "bad.png").write_bytes(b"nope")
-    with pytest.raises(SonoganInputError, match="bad.png: image cannot be decoded"):
-        image_hashes([tmp_path / "bad.png"])
+    assert phash_int(img) == int(str(imagehash.phash(Image.open(p))), 16)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "a.png: file is empty (0 bytes); fix: "),
+    (b"nope, not pixels", "a.png: not an image PIL can decode (unrecognised or corrupt format); fix: "),
+    (b"\x89PNG\r\n\x1a\n" + bytes(40), "a.png: not an image PIL can decode"),
+])
+def test_read_image_says_what_is_wrong(tmp_path: Path, content: bytes, message: str) -> None:
+    (tmp_path / "a.png").write_bytes(content)
+    with pytest.raises(SonoganInputError) as info:
+        read_image(tmp_path / "a.png")
+    assert str(info.value).startswith(str(tmp_path / message)) and "BytesIO" not in str(info.value)
+
+
+@pytest.mark.parametrize("size", [(30000, 30000), (10000, 9000)])
+def test_decompression_bomb_is_one_line(tmp_path: Path, dh, size: tuple[int, int]) -> None:
+    # 30000^2 px trips PIL's own DecompressionBombError; 10000x9000 only its warning band
+    bomb = dh.write_bomb_png(tmp_path / "bomb.png", *size)
+    assert bomb.stat().st_size < 200
+    with pytest.raises(SonoganInputError) as info:
+        read_image(bomb)
+    msg = str(info.value)
+    assert msg.startswith(f"{bomb}: image is {size[0]} x {size[1]} px, larger than the limit of {MAX_PIXELS:,} px")
+    assert "\n" not in msg and "; fix: downscale the image" in msg
 
 
 def _dup_dataset(root: Path, dh) -> Dataset:
@@ -73,9 +103,27 @@ def test_find_duplicate_groups(tmp_path: Path, dh) -> None:
     assert find_duplicate_groups(ds, max_distance=1) == {"exact-0001": ["a", "b"]}
 
 
-def test_duplicate_group_of_links_patients(tmp_path: Path, dh) -> None:
+def test_dataset_hashes_in_row_order(tmp_path: Path, dh) -> None:
     ds = _dup_dataset(tmp_path, dh)
-    keys = duplicate_group_of(ds, {"near-0001": ["a", "b", "c"]})
-    # a, b, c (patients p1, p2, p3) share one key, and so does d because it belongs to p3
-    assert keys == {"a": "p1", "b": "p1", "c": "p1", "d": "p1", "e": "p4"}
-    assert duplicate_group_of(ds, {}) == {"a": "p1", "b": "p2", "c": "p3", "d": "p3", "e": "p4"}
+    h = dataset_hashes(ds, workers=2)
+    assert list(h["image_id"]) == list("abcde") and list(h.columns) == ["image_id", "image", "sha256", "phash"]
+    assert h["sha256"].iat[0] == h["sha256"].iat[1] != h["sha256"].iat[2]
+
+
+def test_cross_duplicates_exact_and_near(tmp_path: Path, dh) -> None:
+    train = _dup_dataset(tmp_path / "train", dh)
+    # the external set: a byte copy of train's d, a re-encoded near copy of e, one new image
+    ext = tmp_path / "ext"
+    ext.mkdir()
+    (ext / "d_copy.png").write_bytes((tmp_path / "train/d.png").read_bytes())
+    cv2.imwrite(str(ext / "e_near.jpg"), cv2.imread(str(tmp_path / "train/e.png")), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    dh.write_image(ext / "new.png", seed=77, size=(96, 96))
+    spec = DatasetSpec(name="ext", classes=["x", "y"], masks="none", min_patients_per_class=1)
+    write_dataset(ext, spec, pd.DataFrame({"image_id": ["t1", "t2", "t3"], "label": ["x", "y", "x"],
+                                           "image": ["d_copy.png", "e_near.jpg", "new.png"]}))
+    pairs = cross_duplicates(train, load_dataset(ext), max_distance=4)
+    assert [(p["a"], p["b"], p["kind"]) for p in pairs] == [("d", "t1", "exact"), ("e", "t2", "near")]
+    assert pairs[0]["distance"] == 0 and 0 <= pairs[1]["distance"] <= 4
+    assert pairs[1]["a_image"] == "e.png" and pairs[1]["b_image"] == "e_near.jpg"
+    # a byte-identical pair is found even when no phash distance is allowed
+    assert [p["b"] for p in cross_duplicates(train, load_dataset(ext), max_distance=-1)] == ["t1"]

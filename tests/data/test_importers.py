@@ -10,7 +10,7 @@ import yaml
 
 from sonogan.data.importers import IMPORTERS, ImportOptions, import_dataset
 from sonogan.data.manifest import CORE_COLUMNS, load_dataset
-from sonogan.data.validate import validate_dataset
+from sonogan.data.validate import ValidationErrors, validate_dataset
 from sonogan.errors import SonoganInputError
 
 
@@ -64,8 +64,34 @@ def test_failed_import_names_source_file_and_cleans_up(folder_source: Path, tmp_
     out = tmp_path / "out"
     with pytest.raises(SonoganInputError) as info:
         import_dataset(folder_source, "folder", out)
-    assert str(info.value).startswith(f"{bad}: image cannot be decoded")
+    assert str(info.value).startswith(f"{bad}: not an image PIL can decode")
     assert not out.exists() and bad.is_file()
+
+
+def test_failed_import_lists_every_source_file(folder_source: Path, tmp_path: Path) -> None:
+    (folder_source / "benign" / "img0.png").write_bytes(b"")
+    (folder_source / "masks" / "malignant" / "img2.png").write_bytes(b"garbage")
+    with pytest.raises(ValidationErrors) as info:
+        import_dataset(folder_source, "folder", tmp_path / "out", ImportOptions(link=True))
+    lines = str(info.value).splitlines()
+    assert lines[0] == (f"{folder_source / 'benign' / 'img0.png'}: file is empty (0 bytes); "
+                        "fix: restore or re-export the image, or remove its row")
+    assert lines[1].startswith(f"{folder_source / 'masks' / 'malignant' / 'img2.png'}: not an image")
+    assert lines[2] == f"2 problems in {folder_source}; fix them all, then validate again"
+    assert not (tmp_path / "out").exists()
+
+
+def _bomb_message(exc: SonoganInputError, path: Path) -> None:
+    msg = str(exc)
+    assert msg.startswith(f"{path}: image is 30000 x 30000 px, larger than the limit")
+    assert "\n" not in msg and "; fix: downscale" in msg
+
+
+def test_folder_import_refuses_decompression_bomb(folder_source: Path, tmp_path: Path, dh) -> None:
+    bomb = dh.write_bomb_png(folder_source / "malignant" / "img1.png", 30000, 30000)
+    with pytest.raises(SonoganInputError) as info:
+        import_dataset(folder_source, "folder", tmp_path / "out")
+    _bomb_message(info.value, bomb)
 
 
 def test_refuses_non_empty_out(folder_source: Path, tmp_path: Path) -> None:
@@ -146,6 +172,26 @@ def test_csv_bad_clinical_value(tmp_path: Path, dh) -> None:
     assert str(info.value).startswith(f"{base / 'cases.csv'}, line 2: clinical variable 'age': 'old' is not a number")
 
 
+def test_csv_import_refuses_decompression_bomb(tmp_path: Path, dh) -> None:
+    base = _csv_source(tmp_path, dh)
+    bomb = dh.write_bomb_png(base / "files" / "benign2.png", 30000, 30000)
+    with pytest.raises(SonoganInputError) as info:
+        import_dataset(base / "cases.csv", "csv", tmp_path / "out", _csv_options(base, link=True))
+    _bomb_message(info.value, bomb)
+
+
+def test_csv_lists_every_bad_row(tmp_path: Path, dh) -> None:
+    base = _csv_source(tmp_path, dh)
+    table = pd.read_csv(base / "cases.csv", dtype=str, keep_default_na=False)
+    table.loc[1, "diagnosis"], table.loc[4, "age"] = "borderline", "old"
+    table.to_csv(base / "cases.csv", index=False)
+    with pytest.raises(ValidationErrors) as info:
+        import_dataset(base / "cases.csv", "csv", tmp_path / "out", _csv_options(base, spec=base / "dataset.yaml"))
+    lines = str(info.value).splitlines()
+    assert lines[0].startswith(f"{base / 'cases.csv'}, line 3: label 'borderline'")
+    assert lines[1].startswith(f"{base / 'cases.csv'}, line 6: clinical variable 'age'") and len(lines) == 3
+
+
 def test_csv_missing_file(tmp_path: Path, dh) -> None:
     base = _csv_source(tmp_path, dh)
     (base / "files" / "malignant2.png").unlink()
@@ -162,6 +208,40 @@ def test_csv_class_with_one_patient(tmp_path: Path, dh) -> None:
     with pytest.raises(SonoganInputError, match="class 'malignant' has 1 patient.*too few patients") as info:
         import_dataset(base / "cases.csv", "csv", tmp_path / "out", _csv_options(base))
     assert str(info.value).startswith(str(base / "cases.csv"))
+
+
+def _fake_mmotu(root: Path, dh, readme: str | None) -> Path:
+    """The MMOTU layout with two classes of two tiny images each (no shared data needed)."""
+    rows = []
+    for idx, label in enumerate(["chocolate_cyst", "high_grade_serous"]):
+        for k in range(2):
+            sid = str(10 * idx + k)
+            dh.write_image(root / "images" / label / f"{sid}.jpg", seed=idx * 10 + k)
+            dh.write_mask(root / "masks" / label / f"{sid}.png")
+            rows.append({"image": f"images/{label}/{sid}.jpg", "mask": f"masks/{label}/{sid}.png", "label": label,
+                         "mmotu_index": str(7 * idx), "malignant": str(idx), "source_id": sid})
+    pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
+    if readme is not None:
+        (root / "README.md").write_text(readme)
+    return root
+
+
+def test_mmotu_description_says_what_was_imported(tmp_path: Path, dh) -> None:
+    src = _fake_mmotu(tmp_path / "otu-test", dh, "# OTU_2d (MMOTU) — test split\n\nText.\n## Layout\n")
+    ds = import_dataset(src, "mmotu", tmp_path / "out", ImportOptions(link=True))
+    assert ds.spec.description == (f"MMOTU OTU_2d images from {src.resolve()} (OTU_2d (MMOTU) — test split): "
+                                   "4 images (chocolate_cyst 2, high_grade_serous 2); no patient ids, "
+                                   "each image is treated as its own case")
+    assert "train" not in ds.spec.description
+    assert ds.spec.rare_classes == ["high_grade_serous"]  # simple_cyst is not in this subset
+
+
+def test_mmotu_import_refuses_decompression_bomb(tmp_path: Path, dh) -> None:
+    src = _fake_mmotu(tmp_path / "otu", dh, readme=None)
+    bomb = dh.write_bomb_png(src / "masks" / "chocolate_cyst" / "1.png", 30000, 30000)
+    with pytest.raises(SonoganInputError) as info:
+        import_dataset(src, "mmotu", tmp_path / "out", ImportOptions(link=True))
+    _bomb_message(info.value, bomb)
 
 
 def _check_mmotu(ds, n: int) -> None:
@@ -188,6 +268,8 @@ def test_mmotu_import_full(tmp_path: Path, dh) -> None:
     report = validate_dataset(load_dataset(tmp_path / "mmotu"))
     assert report.n_images == 1000 and len(report.per_class) == 8
     assert any("each image is treated as its own case" in w for w in report.warnings)
+    assert ds.spec.description.startswith(f"MMOTU OTU_2d images from {src.resolve()} (OTU_2d (MMOTU) — training split)")
+    assert "1000 images (chocolate_cyst 226," in ds.spec.description
 
 
 @pytest.mark.mmotu
@@ -202,6 +284,7 @@ def test_mmotu_import_subset_copy(tmp_path: Path, dh) -> None:
     ds = import_dataset(sub, "mmotu", tmp_path / "out", ImportOptions(name="mmotu-40"))
     _check_mmotu(ds, 40)
     assert ds.spec.name == "mmotu-40"
+    assert f"images from {sub.resolve()}: 40 images (chocolate_cyst 5, " in ds.spec.description
     first = tmp_path / "out" / ds.manifest["image"].iloc[0]
     assert first.is_file() and not first.is_symlink()
 

@@ -43,3 +43,16 @@ def test_inspect_refuses_invalid_dataset(tmp_path: Path, dh) -> None:
     (tmp_path / "ds/images/benign/benign-0.png").unlink()
     with pytest.raises(SonoganInputError, match="benign-0.png: image file not found"):
         inspect_dataset(load_dataset(tmp_path / "ds"), tmp_path / "inspect")
+
+
+def test_inspect_against_lists_shared_images(tmp_path: Path, dh) -> None:
+    dh.make_dataset(tmp_path / "train")
+    dh.make_dataset(tmp_path / "ext", clinical=False)  # the same seeds: byte-identical images
+    ds, ext = load_dataset(tmp_path / "train"), load_dataset(tmp_path / "ext")
+    summary = inspect_dataset(ds, tmp_path / "inspect", against=ext)
+    cross = summary["against"]
+    assert cross["name"] == "toy" and cross["root"] == str(ext.root) and cross["max_distance"] == 4
+    assert cross["n_pairs"] == cross["n_exact"] == 8 and cross["n_near"] == 0
+    assert [(p["a"], p["b"]) for p in cross["pairs"]] == [(i, i) for i in ds.manifest["image_id"]]
+    assert json.loads((tmp_path / "inspect/summary.json").read_text())["against"]["n_pairs"] == 8
+    assert "against" not in inspect_dataset(ds, tmp_path / "inspect2")

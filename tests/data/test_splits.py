@@ -167,3 +167,25 @@ def test_union_find_merges_patients_through_duplicates():
     real = pd.DataFrame({"image_id": ["a", "b", "c", "d", "e"], "patient_id": ["P3", "P3", "P2", "P1", "P9"]})
     groups = split_groups(real, {"g1": ["b", "c"], "g2": ["c", "d"], "g3": ["syn-1", "e"]})
     assert groups == {"a": "P1", "b": "P1", "c": "P1", "d": "P1", "e": "P9"}
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.5, 0.9, -0.1])
+def test_test_fraction_must_be_in_0_to_half(tmp_path, fraction):
+    ds, _ = cohort(tmp_path, n_patients=60, n_dup_pairs=0)
+    with pytest.raises(SonoganInputError, match=rf"test fraction {fraction} is not in \(0, 0.5\)"):
+        make_splits(ds, test_fraction=fraction, duplicate_groups={})
+
+
+def test_default_duplicate_groups_come_from_the_images(tmp_path, dh):
+    from sonogan.data.manifest import load_dataset, write_dataset
+
+    root = tmp_path / "ds"
+    spec, df = dh.make_dataset(root, n_per_class=6)
+    write_dataset(root, spec, df.assign(patient_id=df["image_id"]))  # one patient per image
+    # malignant-0 is replaced by a byte copy of benign-1: the two must share a split group
+    (root / "images/malignant/malignant-0.png").write_bytes((root / "images/benign/benign-1.png").read_bytes())
+    splits = make_splits(load_dataset(root), n_folds=2, test_fraction=0.3, seed=0)
+    assert splits.meta["duplicate_groups_from"] == "find_duplicate_groups"
+    assert splits.meta["n_duplicate_groups_used"] == 1
+    assert splits.groups["malignant-0"] == splits.groups["benign-1"] == "benign-1"
+    assert len(set(splits.groups.values())) == 11

@@ -1,4 +1,5 @@
-"""validate_dataset: one test per error, each with a real bad file, each naming the file."""
+"""validate_dataset: one test per error, each with a real bad file, each naming the file;
+and every problem listed at once (capped), in manifest order."""
 
 from __future__ import annotations
 
@@ -9,10 +10,8 @@ import pandas as pd
 import pytest
 
 from sonogan.data.manifest import load_dataset, write_dataset
-from sonogan.data.validate import validate_dataset
+from sonogan.data.validate import MAX_LISTED, ValidationErrors, validate_dataset
 from sonogan.errors import SonoganInputError
-
-
 
 @pytest.fixture
 def root(tmp_path: Path, dh) -> Path:
@@ -62,7 +61,19 @@ def test_truncated_jpeg(root: Path, dh) -> None:
 
 def test_random_bytes_png(root: Path) -> None:
     (root / "images/malignant/malignant-3.png").write_bytes(np.random.default_rng(0).bytes(500))
-    assert "malignant-3.png: image cannot be decoded" in _error(root)
+    assert "malignant-3.png: not an image PIL can decode" in _error(root)
+
+
+def test_empty_file(root: Path) -> None:
+    (root / "images/benign/benign-1.png").write_bytes(b"")
+    assert "benign-1.png: file is empty (0 bytes); fix:" in _error(root)
+
+
+def test_decompression_bomb(root: Path, dh) -> None:
+    dh.write_bomb_png(root / "images/malignant/malignant-2.png", 30000, 30000)
+    msg = _error(root)
+    assert "malignant-2.png: image is 30000 x 30000 px, larger than the limit" in msg
+    assert "DecompressionBomb" not in msg
 
 
 def test_missing_mask_file(root: Path) -> None:
@@ -139,12 +150,34 @@ def test_synthetic_with_provenance_is_valid(root: Path) -> None:
     assert validate_dataset(load_dataset(root)).per_source == {"real": 7, "synthetic": 1}
 
 
-def test_first_bad_row_is_reported(root: Path) -> None:
+def test_every_problem_is_listed_in_row_order(root: Path) -> None:
     (root / "images/benign/benign-1.png").unlink()
     (root / "images/malignant/malignant-0.png").write_bytes(b"not an image")
+    _edit(root, 6, age="150")
     for workers in (1, 4):
-        with pytest.raises(SonoganInputError, match="benign-1.png"):
+        with pytest.raises(ValidationErrors) as info:
             validate_dataset(load_dataset(root), workers=workers)
+        lines = str(info.value).splitlines()
+        # row problems first (manifest lines), then file problems in row order, then the summary
+        assert "manifest.csv, line 8: clinical variable 'age'" in lines[0]
+        assert "benign-1.png: image file not found" in lines[1]
+        assert "malignant-0.png: not an image PIL can decode" in lines[2]
+        assert lines[3] == f"3 problems in {root}; fix them all, then validate again" and len(lines) == 4
+        assert len(info.value.errors) == 3 and all("; fix: " in str(e) for e in info.value.errors)
+        assert info.value.where == str(root / "manifest.csv") + ", line 8"  # the first problem's
+
+
+def test_many_problems_are_capped(root: Path, dh) -> None:
+    ds = load_dataset(root)
+    extra = pd.DataFrame([{**ds.manifest.iloc[0].to_dict(), "image_id": f"gone-{k}",
+                           "image": f"images/gone-{k}.png"} for k in range(MAX_LISTED + 7)])
+    write_dataset(root, ds.spec, pd.concat([ds.manifest, extra], ignore_index=True))
+    with pytest.raises(ValidationErrors) as info:
+        validate_dataset(load_dataset(root))
+    lines = str(info.value).splitlines()
+    assert len(info.value.errors) == MAX_LISTED + 7 and len(lines) == MAX_LISTED + 2
+    assert lines[0].endswith("gone-0.png: image file not found; fix: restore the file or fix its path in manifest.csv")
+    assert lines[-2] == "... and 7 more" and lines[-1].startswith(f"{MAX_LISTED + 7} problems in ")
 
 
 def test_check_files_false_skips_decoding(root: Path) -> None:

@@ -25,14 +25,19 @@ def phantom_command(
     out: Path = typer.Option(..., "--out", help="New dataset folder (must not exist or be empty)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML with PhantomConfig fields."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (overrides the config)."),
-    scale: float = typer.Option(1.0, "--scale", help="Multiply the patient counts (1.0 = demo size; 10 = the flagship's 636 patients)."),
+    scale: float = typer.Option(1.0, "--scale", help="Multiply the patient counts (> 0; 1.0 = demo size, 68 patients; 10 = 680, about the flagship's 636)."),
 ) -> None:
     """Generate the built-in synthetic B-mode ovarian ultrasound cohort.
 
     Example: sonogan data phantom --out runs/phantom --scale 2
     """
     from sonogan.config import load_config, parse_config
+    from sonogan.errors import SonoganInputError
     from sonogan.phantom import PhantomConfig, generate_phantom
+
+    if not scale > 0:  # also refuses NaN
+        raise SonoganInputError(f"--scale {scale}", "the scale must be above 0",
+                                "use e.g. --scale 1 (demo size) or --scale 0.5 (half)")
 
     cfg = load_config(PhantomConfig, config) if config else PhantomConfig()
     data = cfg.model_dump()
@@ -111,7 +116,7 @@ def validate_command(dataset: Path = typer.Argument(..., help="Dataset folder.")
 def split_command(
     dataset: Path = typer.Argument(..., help="Dataset folder."),
     folds: int = typer.Option(5, "--folds", help="Cross-validation folds over the non-test part."),
-    test: float = typer.Option(0.15, "--test", help="Hold-out test fraction (of patients)."),
+    test: float = typer.Option(0.15, "--test", help="Hold-out test fraction (of patients), above 0 and below 0.5."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where to write (default DATASET/splits.json; never overwritten)."),
 ) -> None:
@@ -149,19 +154,21 @@ def split_command(
 @data_app.command("inspect")
 def inspect_command(
     dataset: Path = typer.Argument(..., help="Dataset folder."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Run folder for the report (default runs/inspect-NNN)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="New folder for the report (default DATASET/inspect-NNN)."),
+    against: Optional[Path] = typer.Option(None, "--against", help="Another dataset (e.g. an external test set): list the images found in both, exact or near duplicates."),
 ) -> None:
     """Counts per class / patient / source, image sizes, mask coverage, duplicates, montages.
 
-    Example: sonogan data inspect runs/mmotu
+    Example: sonogan data inspect runs/mmotu --against runs/external-test
     """
     from sonogan.data.inspect import inspect_dataset
     from sonogan.data.manifest import load_dataset
     from sonogan.runs import RunDir, next_run_dir
 
     ds = load_dataset(dataset)
-    run = RunDir.create(out or next_run_dir("runs", "inspect"), kind="inspect")
-    summary = inspect_dataset(ds, run.path, progress=True)
+    other = load_dataset(against) if against is not None else None  # a bad path fails before any work
+    run = RunDir.create(out or next_run_dir(dataset, "inspect"), kind="inspect")
+    summary = inspect_dataset(ds, run.path, progress=True, against=other)
     run.write_metrics(summary)
     run.finish()
     print_summary(summary)
@@ -187,6 +194,11 @@ def print_summary(summary: dict) -> None:
         console.print(f"image sizes: width {width.get('min'):.0f}-{width.get('max'):.0f} px, "
                       f"height {height.get('min'):.0f}-{height.get('max'):.0f} px")
     console.print(f"sources: {summary.get('per_source')}; duplicate groups: {summary.get('n_duplicate_groups', 0)}")
+    cross = summary.get("against")
+    if cross:
+        colour = "red" if cross["n_pairs"] else "green"
+        console.print(f"[{colour}]against {cross['name']}[/]: {cross['n_pairs']} image pairs in both datasets "
+                      f"({cross['n_exact']} exact, {cross['n_near']} near); listed under 'against' in summary.json")
     if not summary.get("patients_known", True):
         console.print("[yellow]note[/]: patients unknown; each image is treated as its own patient.")
     for line in summary.get("warnings", []):

@@ -1,47 +1,99 @@
-"""Exact (sha256) and near (perceptual hash) duplicate images, and split-group keys.
+"""Exact (sha256) and near (perceptual hash) duplicate images, within a dataset and across two.
 
-Near duplicates are pairs whose ``imagehash.phash`` values differ in at most
-``max_distance`` of 64 bits; groups are the connected components of that relation.
-:func:`duplicate_group_of` turns groups into a key per image so that duplicates (and
-every image of the patients involved) land in ONE split group.
+Every image is read by :func:`read_image` (one decode; clear one-line errors for missing,
+empty, undecodable and oversized files) and hashed by :func:`phash_int`. Near duplicates
+are pairs whose 64-bit phashes differ in at most ``max_distance`` bits (:func:`near_pairs`);
+groups are the connected components of "near or byte-identical", found by the one
+union-find of the package, :func:`union_find` (splits use it too, to merge patients).
 
 Example:
-    >>> ds = load_dataset("datasets/mmotu")                       # doctest: +SKIP
-    >>> groups = find_duplicate_groups(ds, max_distance=4)       # doctest: +SKIP
-    >>> key = duplicate_group_of(ds, groups)                     # doctest: +SKIP
+    >>> union_find([("b", "c"), ("c", "a")], ["a", "b", "c", "d"])
+    {'a': 'a', 'b': 'a', 'c': 'a', 'd': 'd'}
+    >>> group_hashes(["x", "y", "z"], ["s1", "s1", "s2"], [0b0, 0b0, 0b1111], max_distance=2)
+    {'exact-0001': ['x', 'y']}
+    >>> ds = load_dataset("datasets/mmotu")                        # doctest: +SKIP
+    >>> find_duplicate_groups(ds, max_distance=4)                  # doctest: +SKIP
+    {'near-0001': ['mmotu_12', 'mmotu_845'], ...}
+    >>> cross_duplicates(ds, load_dataset("datasets/external"))    # doctest: +SKIP
+    [{'a': 'mmotu_12', 'b': 'ext_3', 'distance': 0, 'kind': 'exact', ...}]
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import os
+import struct
+import warnings
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import imagehash
 import numpy as np
-from PIL import Image
+import pandas as pd
+from PIL import Image, UnidentifiedImageError
 from rich.progress import track
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from sonogan.data.manifest import Dataset
 from sonogan.errors import SonoganInputError
 
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+#: Largest image accepted, in pixels: PIL's decompression-bomb threshold (about 9459 x 9459).
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+K = TypeVar("K", str, int)
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError)
+_HEADER_ERRORS = (OSError, SyntaxError, ValueError, IndexError, TypeError, struct.error)
+# read_image refuses every image over MAX_PIXELS with a one-line error, so PIL's warning for
+# the band just below its own hard limit would only add a second, scarier message
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
+def _declared_size(data: bytes) -> tuple[int, int] | None:
+    """The (width, height) an image header claims, read with PIL's format plugins directly,
+    because ``Image.open`` refuses to return the size of a decompression bomb."""
+    Image.init()
+    for fmt in Image.ID:
+        factory, accept = Image.OPEN[fmt]
+        result = accept(data[:16]) if accept else True  # as Image.open does; a str is a warning
+        if not result or isinstance(result, str):
+            continue
+        try:
+            return factory(io.BytesIO(data), "").size
+        except _HEADER_ERRORS:
+            continue
+    return None
+
+
+def _too_large(path: Path, size: tuple[int, int] | None) -> SonoganInputError:
+    claimed = f"{size[0]} x {size[1]} px" if size else "larger than PIL will open"
+    return SonoganInputError(path, f"image is {claimed}, larger than the limit of {MAX_PIXELS:,} px "
+                             "(a decompression-bomb guard)",
+                             "downscale the image (ultrasound frames rarely exceed 2000 px a side) or remove its row")
 
 
 def read_image(path: Path) -> tuple[str, Image.Image]:
     """Read ``path`` once: (sha256 of its bytes, fully decoded PIL image).
 
-    ``load()`` forces a full decode, so truncated JPEGs and garbage bytes fail here.
+    ``load()`` forces a full decode, so truncated JPEGs and garbage bytes fail here; the
+    pixel limit is checked from the header, before anything large is allocated.
     """
     path = Path(path)
     if not path.is_file():
         raise SonoganInputError(path, "image file not found", "restore the file or fix its path in manifest.csv")
     data = path.read_bytes()
+    if not data:
+        raise SonoganInputError(path, "file is empty (0 bytes)", "restore or re-export the image, or remove its row")
     try:
         img = Image.open(io.BytesIO(data))
+        if img.width * img.height > MAX_PIXELS:
+            raise _too_large(path, img.size)
         img.load()
+    except Image.DecompressionBombError:
+        raise _too_large(path, _declared_size(data)) from None
+    except UnidentifiedImageError:
+        raise SonoganInputError(path, "not an image PIL can decode (unrecognised or corrupt format)",
+                                "re-export the image as PNG or JPEG, or remove its row") from None
     except _DECODE_ERRORS as exc:
         raise SonoganInputError(path, f"image cannot be decoded ({type(exc).__name__}: {exc})".replace("\n", " "),
                                 "re-export the image as PNG or JPEG, or remove its row") from None
@@ -56,13 +108,41 @@ def phash_int(img: Image.Image) -> int:
     return int(np.packbits(bits).view(">u8")[0])
 
 
-def image_hashes(paths: list[Path]) -> list[tuple[str, imagehash.ImageHash]]:
-    """(sha256 of bytes, perceptual hash) of each image; raises on unreadable images."""
-    out = []
-    for p in paths:
-        sha, img = read_image(p)
-        out.append((sha, imagehash.phash(img)))
-    return out
+def union_find(links: Iterable[Iterable[K]], items: Iterable[K]) -> dict[K, K]:
+    """item -> its component's root; each link joins its members. Roots are the smallest
+    member (so names are stable whatever the link order); items only in links are added."""
+    parent: dict[K, K] = {i: i for i in items}
+
+    def find(x: K) -> K:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]  # path halving keeps the trees flat
+            x = parent[x]
+        return x
+
+    for link in links:
+        members = list(link)
+        for m in members:
+            parent.setdefault(m, m)
+        for m in members[1:]:
+            a, b = find(members[0]), find(m)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    return {i: find(i) for i in parent}
+
+
+def near_pairs(a: list[int], b: list[int], max_distance: int,
+               block: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, distance) for every phash pair a[i], b[j] within ``max_distance`` bits."""
+    ha, hb = np.array(a, dtype=np.uint64), np.array(b, dtype=np.uint64)
+    block = block or max(1, 2**22 // max(1, len(hb)))  # about 4M pairs (32 MB) per block
+    out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for start in range(0, len(ha), block):  # 1000 x 1000 images is 1e6 XOR + popcounts: milliseconds
+        d = np.bitwise_count(ha[start:start + block, None] ^ hb[None, :])
+        i, j = np.nonzero(d <= max_distance)
+        out.append((i + start, j, d[i, j]))
+    if not out:
+        return np.zeros(0, int), np.zeros(0, int), np.zeros(0, int)
+    return tuple(np.concatenate(parts) for parts in zip(*out))  # type: ignore[return-value]
 
 
 def group_hashes(ids: list[str], shas: list[str], phashes: list[int], max_distance: int = 4,
@@ -72,33 +152,15 @@ def group_hashes(ids: list[str], shas: list[str], phashes: list[int], max_distan
     Returns {group_id: [ids in input order]} for groups of >= 2, group ids ``exact-0001``
     (all members byte-identical) or ``near-0001``, numbered by first member.
     """
-    n = len(ids)
-    if n < 2:
-        return {}
-    h = np.array(phashes, dtype=np.uint64)
-    block = block or max(1, 2**22 // n)  # about 4M pairs (32 MB) per block, whatever n is
-    rows, cols = [], []
-    # blocked all-pairs XOR + popcount: 1000 images is 1e6 pairs, done in milliseconds
-    for start in range(0, n, block):
-        d = np.bitwise_count(h[start:start + block, None] ^ h[None, :])
-        i, j = np.nonzero(d <= max_distance)
-        i = i + start
-        keep = i < j
-        rows.append(i[keep])
-        cols.append(j[keep])
+    i, j, _ = near_pairs(phashes, phashes, max_distance, block)
+    keep = i < j
+    links = [(int(x), int(y)) for x, y in zip(i[keep], j[keep])]
     first_sha: dict[str, int] = {}
     for k, s in enumerate(shas):  # byte-identical files are duplicates whatever max_distance is
-        if s in first_sha:
-            rows.append(np.array([first_sha[s]]))
-            cols.append(np.array([k]))
-        else:
-            first_sha[s] = k
-    r, c = np.concatenate(rows), np.concatenate(cols)
-    graph = coo_matrix((np.ones(len(r)), (r, c)), shape=(n, n))
-    _, comp = connected_components(graph, directed=False)
+        links.append((first_sha.setdefault(s, k), k))
     members: dict[int, list[int]] = {}
-    for k, g in enumerate(comp):
-        members.setdefault(int(g), []).append(k)
+    for k, r in sorted(union_find(links, range(len(ids))).items()):
+        members.setdefault(r, []).append(k)
     groups: dict[str, list[str]] = {}
     for idx in sorted((m for m in members.values() if len(m) >= 2), key=lambda m: m[0]):
         kind = "exact" if len({shas[k] for k in idx}) == 1 else "near"
@@ -106,32 +168,49 @@ def group_hashes(ids: list[str], shas: list[str], phashes: list[int], max_distan
     return groups
 
 
+def dataset_hashes(ds: Dataset, progress: bool = False, workers: int | None = None) -> pd.DataFrame:
+    """image_id, image, sha256, phash of every row of ``ds`` (each image decoded once)."""
+    def one(rel: str) -> tuple[str, int]:
+        sha, img = read_image(ds.path(rel))
+        return sha, phash_int(img)
+
+    rels = list(ds.manifest["image"])
+    # PIL releases the GIL while decoding, so a few threads overlap reads and decodes
+    with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
+        rows = list(track(pool.map(one, rels), total=len(rels), description=f"hashing {ds.spec.name}",
+                          disable=not progress))
+    return pd.DataFrame({"image_id": list(ds.manifest["image_id"]), "image": rels,
+                         "sha256": [r[0] for r in rows], "phash": [r[1] for r in rows]})
+
+
 def find_duplicate_groups(ds: Dataset, max_distance: int = 4, progress: bool = False) -> dict[str, list[str]]:
     """Duplicate groups (>= 2 members) over every image in the manifest."""
-    shas, hashes = [], []
-    for rel in track(list(ds.manifest["image"]), description="hashing images", disable=not progress):
-        sha, img = read_image(ds.path(rel))
-        shas.append(sha)
-        hashes.append(phash_int(img))
-    return group_hashes(list(ds.manifest["image_id"]), shas, hashes, max_distance)
+    h = dataset_hashes(ds, progress)
+    return group_hashes(list(h["image_id"]), list(h["sha256"]), list(h["phash"]), max_distance)
 
 
-def duplicate_group_of(ds: Dataset, groups: dict[str, list[str]]) -> dict[str, str]:
-    """image_id -> split group key. Without duplicates the key is the patient_id; patients
-    linked through a duplicate group share one key (the smallest patient_id of the linked set)."""
-    patient = dict(zip(ds.manifest["image_id"], ds.manifest["patient_id"]))
-    parent: dict[str, str] = {p: p for p in patient.values()}
+def cross_pairs(a: pd.DataFrame, b: pd.DataFrame, max_distance: int = 4) -> list[dict[str, Any]]:
+    """Pairs (one image of ``a``, one of ``b``) that are byte-identical or near duplicates.
 
-    def root(p: str) -> str:  # union-find over patients: a few lines, no library needed for dict keys
-        while parent[p] != p:
-            parent[p] = parent[parent[p]]
-            p = parent[p]
-        return p
+    ``a`` and ``b`` are :func:`dataset_hashes` tables; each pair gives both ids and image
+    paths, the phash distance and ``kind`` ("exact" when the bytes match), sorted by a's row.
+    """
+    i, j, d = near_pairs(list(a["phash"]), list(b["phash"]), max_distance)
+    found = {(int(x), int(y)): int(z) for x, y, z in zip(i, j, d)}
+    b_rows: dict[str, list[int]] = {}
+    for k, s in enumerate(b["sha256"]):
+        b_rows.setdefault(s, []).append(k)
+    for x, s in enumerate(a["sha256"]):  # equal bytes count whatever max_distance is
+        for y in b_rows.get(s, []):
+            found[(x, y)] = 0
+    return [{"a": a["image_id"].iat[x], "b": b["image_id"].iat[y], "a_image": a["image"].iat[x],
+             "b_image": b["image"].iat[y], "distance": dist,
+             "kind": "exact" if a["sha256"].iat[x] == b["sha256"].iat[y] else "near"}
+            for (x, y), dist in sorted(found.items())]
 
-    for ids in groups.values():
-        pats = [patient[i] for i in ids if i in patient]
-        for p in pats[1:]:
-            a, b = root(pats[0]), root(p)
-            if a != b:
-                parent[max(a, b)] = min(a, b)
-    return {i: root(p) for i, p in patient.items()}
+
+def cross_duplicates(ds_a: Dataset, ds_b: Dataset, max_distance: int = 4,
+                     progress: bool = False) -> list[dict[str, Any]]:
+    """Images of ``ds_a`` that also appear (exactly or nearly) in ``ds_b``: train-test leakage
+    between two datasets, e.g. an internal training set and an external test set."""
+    return cross_pairs(dataset_hashes(ds_a, progress), dataset_hashes(ds_b, progress), max_distance)

@@ -2,13 +2,18 @@
 
 Runs :func:`validate_dataset` (one decode per image, which also yields sizes, mask
 fractions and duplicate groups), then writes ``summary.json`` and one
-``montage_<class>.png`` per class (up to 16 thumbnails, lesion outline in green).
+``montage_<class>.png`` per class (up to 16 thumbnails, lesion outline in green). Given a
+second dataset (``against``), it also lists the images found in both (exact or near
+duplicates: leakage between a training set and an external test set).
 
 Example:
     >>> ds = load_dataset("datasets/mmotu")                       # doctest: +SKIP
     >>> summary = inspect_dataset(ds, Path("runs/inspect-mmotu"))  # doctest: +SKIP
     >>> summary["per_class"]["high_grade_serous"]                 # doctest: +SKIP
     38
+    >>> summary = inspect_dataset(ds, Path("runs/inspect-ext"), against=load_dataset("datasets/ext"))  # doctest: +SKIP
+    >>> summary["against"]["n_exact"], summary["against"]["n_near"]                                    # doctest: +SKIP
+    (0, 2)
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import numpy as np
 import pandas as pd
 from rich.progress import track
 
+from sonogan.data.duplicates import cross_pairs, dataset_hashes
 from sonogan.data.manifest import Dataset
 from sonogan.data.validate import ValidationReport, validate_dataset
 from sonogan.runs import write_json
@@ -86,12 +92,24 @@ def montage(ds: Dataset, rows: pd.DataFrame, n: int = MONTAGE_MAX, size: int = T
     return grid
 
 
+def cross_summary(ds: Dataset, stats: pd.DataFrame, other: Dataset, max_distance: int,
+                  progress: bool = False) -> dict[str, Any]:
+    """Images of ``ds`` (hashes from its validation ``stats``) also found in ``other``."""
+    pairs = cross_pairs(stats.assign(image=list(ds.manifest["image"])), dataset_hashes(other, progress),
+                        max_distance)
+    n_exact = sum(p["kind"] == "exact" for p in pairs)
+    return {"name": other.spec.name, "root": str(other.root), "max_distance": max_distance,
+            "n_pairs": len(pairs), "n_exact": n_exact, "n_near": len(pairs) - n_exact, "pairs": pairs}
+
+
 def inspect_dataset(ds: Dataset, out_dir: Path, progress: bool = False,
-                    report: ValidationReport | None = None) -> dict:
+                    report: ValidationReport | None = None, against: Dataset | None = None,
+                    max_distance: int = 4) -> dict:
     """Summarise ``ds`` into ``out_dir/summary.json`` and write a montage PNG per class.
 
     Pass the ``report`` of a :func:`validate_dataset` call you already made (with files checked)
-    to avoid decoding every image again."""
+    to avoid decoding every image again. With ``against`` (e.g. an external test set), the
+    summary's ``against`` entry lists every image pair found in both datasets, exact or near."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if report is None or report.file_stats is None:
@@ -113,6 +131,8 @@ def inspect_dataset(ds: Dataset, out_dir: Path, progress: bool = False,
         "clinical": clinical_summary(ds),
         "montages": {},
     }
+    if against is not None:
+        summary["against"] = cross_summary(ds, stats, against, max_distance, progress)
     for cls in track(ds.spec.classes, description="montages", disable=not progress):
         rows = df[df["label"] == cls]
         if rows.empty:

@@ -5,6 +5,11 @@ usually the image files, with every path in the manifest relative to the root. E
 importer writes exactly this; everything downstream reads only this.
 
 Example:
+    >>> spec = DatasetSpec(name="toy", classes=["benign", "malignant"], rare_classes=["malignant"])
+    >>> spec.class_index("malignant"), spec.masks
+    (1, 'optional')
+    >>> check_clinical_value(ClinicalVariable(type="continuous", min=18, max=100), "150")
+    '150 is outside [18.0, 100.0]'
     >>> ds = load_dataset("runs/phantom")            # doctest: +SKIP
     >>> ds.spec.classes, len(ds.manifest)            # doctest: +SKIP
     (['benign', 'borderline', 'malignant'], 420)
@@ -113,10 +118,6 @@ class Dataset:
 
     def labels_index(self) -> pd.Series:
         return self.manifest["label"].map(self.spec.class_index)
-
-
-def empty_manifest(clinical: list[str] | None = None) -> pd.DataFrame:
-    return pd.DataFrame(columns=CORE_COLUMNS + PROVENANCE_COLUMNS + list(clinical or []))
 
 
 def normalise_manifest(df: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:

@@ -4,6 +4,8 @@ The new dataset links to the source dataset's files (nothing is copied or modifi
 keeps every other column; rows of unmapped classes take ``default`` or are dropped.
 
 Example:
+    >>> parse_mapping(["high_grade_serous=malignant", "simple_cyst = benign"])
+    {'high_grade_serous': 'malignant', 'simple_cyst': 'benign'}
     >>> relabel_dataset(load_dataset("runs/mmotu"), {"high_grade_serous": "malignant"},
     ...                 "runs/mmotu-malignant", default="benign", rare=["malignant"])   # doctest: +SKIP
 """

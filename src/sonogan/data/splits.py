@@ -2,7 +2,7 @@
 
 Only real rows are split. Images of one patient, and images in one duplicate group (exact or
 near duplicates, :mod:`sonogan.data.duplicates`), are merged into one *split group* by
-union-find, so a patient or a duplicate never sits in two partitions. A group's label is the
+:func:`~sonogan.data.duplicates.union_find`, so a patient or a duplicate never sits in two partitions. A group's label is the
 majority label of its images (ties: the class listed first in dataset.yaml).
 
 Hold-out test: ``test_fraction`` of each class's groups (at least one). Folds:
@@ -14,6 +14,9 @@ train 68 % / val 17 % / test 15 % of the groups (val = 1/5 of the remaining 85 %
 inputs give a byte-identical file (no wall-clock time is stored; run folders record when).
 
 Example:
+    >>> real = pd.DataFrame({"image_id": ["a", "b", "c"], "patient_id": ["P2", "P1", "P3"]})
+    >>> split_groups(real, {"near-0001": ["a", "c"]})   # a's and c's patients become one group
+    {'a': 'P2', 'b': 'P1', 'c': 'P2'}
     >>> ds = load_dataset("runs/phantom")                       # doctest: +SKIP
     >>> splits = make_splits(ds, n_folds=5, test_fraction=0.15, seed=0)   # doctest: +SKIP
     >>> splits.save(ds.root / "splits.json")                    # doctest: +SKIP
@@ -35,6 +38,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
 import sonogan
+from sonogan.data.duplicates import find_duplicate_groups, union_find
 from sonogan.data.manifest import Dataset
 from sonogan.errors import SonoganInputError
 
@@ -130,27 +134,11 @@ def manifest_sha256(ds: Dataset) -> str:
 def split_groups(real: pd.DataFrame, duplicate_groups: dict[str, list[str]]) -> dict[str, str]:
     """image_id -> split group: union-find over shared patient ids and duplicate groups. The
     group is named after the smallest patient id in it, so names are stable."""
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]  # path halving keeps the trees flat
-            x = parent[x]
-        return x
-
-    def union(a: str, b: str) -> None:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)  # smaller name wins: deterministic roots
-
     patient_of = dict(zip(real["image_id"], real["patient_id"]))
-    for p in patient_of.values():
-        parent.setdefault(p, p)
-    for members in duplicate_groups.values():
-        patients = [patient_of[i] for i in members if i in patient_of]  # synthetic ids are ignored
-        for p in patients[1:]:
-            union(patients[0], p)
-    return {i: find(p) for i, p in sorted(patient_of.items())}
+    links = [[patient_of[i] for i in members if i in patient_of]  # synthetic ids are ignored
+             for members in duplicate_groups.values()]
+    root = union_find(links, patient_of.values())
+    return {i: root[p] for i, p in sorted(patient_of.items())}
 
 
 def _group_labels(labels: dict[str, str], groups: dict[str, str], classes: list[str]) -> dict[str, str]:
@@ -176,8 +164,9 @@ def make_splits(ds: Dataset, n_folds: int = 5, test_fraction: float = 0.15, seed
     where = f"dataset '{ds.spec.name}'"
     if n_folds < 2:
         raise SonoganInputError(where, f"n_folds={n_folds}", "use at least 2 folds")
-    if not 0.0 < test_fraction < 1.0:
-        raise SonoganInputError(where, f"test_fraction={test_fraction}", "use a fraction between 0 and 1, e.g. 0.15")
+    if not 0.0 < test_fraction < 0.5:  # half or more held out leaves too little to train on
+        raise SonoganInputError(where, f"test fraction {test_fraction} is not in (0, 0.5)",
+                                "use a fraction above 0 and below 0.5, e.g. --test 0.15")
     real = ds.real()
     if real.empty:
         raise SonoganInputError(ds.manifest_path, "no real rows to split", "import real images first")
@@ -186,8 +175,6 @@ def make_splits(ds: Dataset, n_folds: int = 5, test_fraction: float = 0.15, seed
     dup_source = "argument"
     if duplicate_groups is None:
         dup_source = "find_duplicate_groups"
-        from sonogan.data.duplicates import find_duplicate_groups  # lazy: hashing is slow and optional in tests
-
         duplicate_groups = find_duplicate_groups(ds)
     labels = dict(zip(real["image_id"], real["label"]))
     groups = split_groups(real, duplicate_groups)

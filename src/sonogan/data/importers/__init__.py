@@ -3,7 +3,8 @@
 One registry, ``IMPORTERS`` ("folder", "csv", "mmotu"); each factory is
 ``factory(src, out, options) -> Dataset``. :func:`import_dataset` refuses a non-empty
 ``out``, imports (copy or symlink; the source is never modified), validates, and on any
-error removes the half-made ``out`` and names the user's original file.
+error removes the half-made ``out`` and names the user's original files (every problem
+validation found, as :class:`~sonogan.data.validate.ValidationErrors` when there are several).
 
 Example:
     >>> from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from sonogan.data.importers.common import IMPORTERS, ImportedDataset, ImportOptions
 from sonogan.data.manifest import Dataset, write_dataset
-from sonogan.data.validate import validate_dataset
+from sonogan.data.validate import ValidationErrors, validate_dataset
 from sonogan.errors import SonoganInputError
 from sonogan.runs import ensure_new_dir
 
@@ -34,6 +35,8 @@ __all__ = ["IMPORTERS", "ImportOptions", "ImportedDataset", "import_dataset"]
 
 def _to_source(exc: SonoganInputError, ds: Dataset | None, src: Path) -> SonoganInputError:
     """Rewrite an error about the new dataset (which is removed on failure) to name the source."""
+    if isinstance(exc, ValidationErrors):
+        return ValidationErrors([_to_source(e, ds, src) for e in exc.errors], src)
     if not isinstance(ds, ImportedDataset):
         return exc
     for rel, origin in ds.origins.items():

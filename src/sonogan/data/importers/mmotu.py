@@ -2,7 +2,8 @@
 
 8 classes in ``mmotu_index`` order, rare = high_grade_serous + simple_cyst, masks required,
 no patient ids (each image is its own case), and ``malignant``, ``mmotu_index``,
-``source_id`` kept as extra columns. Image ids are ``mmotu_<source_id>``.
+``source_id`` kept as extra columns. Image ids are ``mmotu_<source_id>``. The description
+names the source folder, the split its README's title names, and the per-class counts.
 
 Example:
     >>> from sonogan.data.importers import import_dataset, ImportOptions
@@ -52,14 +53,26 @@ def scan_mmotu(src: Path) -> tuple[list[str], pd.DataFrame]:
     return list(order.index), rows
 
 
+def describe_import(src: Path, rows: pd.DataFrame, classes: list[str]) -> str:
+    """What was imported: the source folder, the split its README names, and the counts."""
+    readme = src / "README.md"
+    heads = [ln.lstrip("# ").strip() for ln in readme.read_text(encoding="utf-8").splitlines()
+             if ln.startswith("#")] if readme.is_file() else []
+    counts = rows["label"].value_counts()
+    return (f"MMOTU OTU_2d images from {src.resolve()}" + (f" ({heads[0]})" if heads else "")
+            + f": {len(rows)} images (" + ", ".join(f"{c} {counts.get(c, 0)}" for c in classes)
+            + "); no patient ids, each image is treated as its own case")
+
+
 @IMPORTERS.register("mmotu")
 def import_mmotu(src: Path, out: Path, options: ImportOptions, progress: bool = False) -> ImportedDataset:
     """Import the MMOTU folder ``src`` into ``out``."""
     src = Path(src)
     classes, rows = scan_mmotu(src)
     spec = resolve_spec(options, src, classes, default_name="mmotu-2d", masks="required",
-                        patients_known=False, default_rare=MMOTU_RARE,
+                        patients_known=False,
+                        # a subset may lack a rare class; listing it anyway would make the spec invalid
+                        default_rare=[c for c in MMOTU_RARE if c in classes],
                         extra={"classes": classes, "citation": MMOTU_CITATION,
-                               "description": "MMOTU OTU_2d train split; no patient ids, "
-                                              "each image is treated as its own case"})
+                               "description": describe_import(src, rows, classes)})
     return materialise(spec, rows, Path(out), options.link, progress)

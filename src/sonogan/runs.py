@@ -1,26 +1,41 @@
-"""Self-describing run folders that never overwrite an earlier run.
+"""Self-describing run folders that never overwrite an earlier run, with one writer at a time.
 
-A run folder holds ``config.yaml`` (resolved config), ``run.json`` (command, seed,
-git commit, package versions, timings, device), ``log.txt`` and ``metrics.json``.
+A run folder holds ``config.yaml`` (resolved config), ``run.json`` (command, seed, torch
+threads, git commit, package versions, timings, status), ``log.txt`` and ``metrics.json``.
+While a :class:`RunDir` is open it holds an exclusive ``flock`` on ``<run>/.lock``: a second
+process that opens the same folder gets a one-line error. The kernel drops the lock when the
+process dies, so even ``kill -9`` never leaves a stale lock. Every result file is written
+atomically (temp file + fsync + rename), so a kill never leaves half a file.
 
 Example:
-    >>> run = RunDir.create("runs/split-0", command="sonogan data split D", seed=0)  # doctest: +SKIP
-    >>> run.write_metrics({"n_test": 96})  # doctest: +SKIP
-    >>> run.finish()  # doctest: +SKIP
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> with RunDir.create(root / "split-001", command="sonogan data split D", seed=0) as run:
+    ...     _ = run.write_metrics({"n_test": 96})
+    >>> json.loads((root / "split-001" / "run.json").read_text())["status"]
+    'completed'
+    >>> next_run_dir(root, "split").name
+    'split-002'
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import fcntl
+import hashlib
+import io
 import json
 import logging
 import os
 import platform
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from pydantic import BaseModel
@@ -30,6 +45,11 @@ from sonogan.errors import SonoganInputError
 
 PACKAGES = ("sonogan", "torch", "torchvision", "timm", "monai", "numpy", "pandas", "scikit-learn",
             "scipy", "opencv-python-headless", "pillow", "imagehash", "pydicom", "pydantic", "matplotlib")
+LOCK_NAME = ".lock"
+
+# Runs whose lock this process holds, by resolved path, in the order they were opened
+# (outermost first: an experiment, then the GAN it is training).
+_OPEN: dict[Path, "RunDir"] = {}
 
 
 def package_versions() -> dict[str, str]:
@@ -67,6 +87,48 @@ def ensure_new_dir(path: str | Path, what: str = "output folder") -> Path:
     return path
 
 
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes | memoryview) -> Path:
+    """Write ``data`` to a temp file beside ``path`` (named by pid, so a killed writer's
+    leftover never collides), fsync it, then rename it over ``path``."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(path)  # a failed write() names no file; the CLI's message needs one
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def save_npz_atomic(path: str | Path, **arrays: Any) -> Path:
+    """``np.savez`` into memory, then :func:`atomic_write_bytes` (a file object, because
+    ``np.savez`` appends ``.npz`` to a file name that lacks it)."""
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return atomic_write_bytes(path, buf.getbuffer())
+
+
 def _json_default(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()
@@ -76,41 +138,125 @@ def _json_default(obj: Any) -> Any:
 
 
 def write_json(path: str | Path, data: Any) -> None:
-    """Write JSON atomically (temp file + rename) so an interrupted run never leaves half a file."""
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default), encoding="utf-8")
-    os.replace(tmp, path)
+    """Write JSON atomically so an interrupted run never leaves half a file."""
+    atomic_write_text(path, json.dumps(data, indent=2, default=_json_default))
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _torch_threads() -> int | None:
+    # Only when torch is already loaded: importing it just to report would slow the data commands.
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else None
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line, for run.json and the CLI."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _lock(path: Path) -> int:
+    """Take the run folder's exclusive lock (non-blocking) and write our pid into it."""
+    stale = _OPEN.pop(path.resolve(), None)
+    if stale is not None:  # an earlier RunDir of this process that raised without closing: it gives way
+        stale._release()
+    fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise SonoganInputError(path, f"run folder is in use by another sonogan process (pid {holder})",
+                                "wait for it to finish, or use another --out") from None
+    except BaseException:
+        os.close(fd)
+        raise
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+    except BaseException:
+        os.close(fd)  # closing drops the lock
+        raise
+    return fd
+
+
+def _only_leftovers(path: Path) -> bool:
+    """Empty but for a lock file and temp files: what a create killed before run.json leaves."""
+    return all(p.name == LOCK_NAME or p.name.endswith(".tmp") for p in path.iterdir())
+
+
+def _remove_created(path: Path, existed: bool) -> None:
+    """Undo a failed create: the folder if we made it, else what we put in the empty folder."""
+    if not existed:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    for child in path.iterdir():
+        if child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
 
 
 @dataclass
 class RunDir:
-    """A run folder. Use :meth:`create` for a new run or :meth:`resume` to continue one."""
+    """A run folder. Use :meth:`create` for a new run or :meth:`resume` to continue one.
+
+    As a context manager it finishes the run on success, marks ``run.json`` ``failed`` (with
+    the one-line error) or ``interrupted`` (Ctrl-C) on an exception, and always releases the lock.
+    """
 
     path: Path
     info: dict[str, Any] = field(default_factory=dict)
     logger: logging.Logger | None = None
+    lock_fd: int | None = None
 
     @classmethod
     def create(cls, path: str | Path, command: str | None = None, seed: int | None = None,
                config: BaseModel | None = None, kind: str = "run") -> "RunDir":
-        path = ensure_new_dir(path, "run folder")
-        run = cls(path=path)
-        run.info = {
-            "kind": kind,
-            "command": command or " ".join(sys.argv),
-            "seed": seed,
-            "git_commit": git_commit(),
-            "versions": package_versions(),
-            "host": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
-            "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "finished": None,
-            "status": "running",
-        }
-        if config is not None:
-            (path / "config.yaml").write_text(to_yaml(config), encoding="utf-8")
-        write_json(path / "run.json", run.info)
-        run._open_log()
+        path = Path(path)
+        existed = path.exists()
+        if not (existed and path.is_dir() and _only_leftovers(path)):
+            ensure_new_dir(path, "run folder")
+        try:
+            fd = _lock(path)
+        except SonoganInputError:
+            raise  # another process raced us to this folder: it is theirs, touch nothing
+        except BaseException:
+            _remove_created(path, existed)
+            raise
+        run = cls(path=path, lock_fd=fd)
+        if not _only_leftovers(path):  # filled by a writer that finished meanwhile
+            run._release()
+            raise SonoganInputError(path, "run folder already exists and is not empty",
+                                    "choose a new --out path (earlier results are never overwritten)")
+        try:
+            if seed is None and config is not None:
+                seed = getattr(config, "seed", None)
+            run.info = {
+                "kind": kind,
+                "command": command or " ".join(sys.argv),
+                "seed": seed,
+                "num_threads": _torch_threads(),
+                "git_commit": git_commit(),
+                "versions": package_versions(),
+                "host": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
+                "pid": os.getpid(),
+                "started": _now(),
+                "finished": None,
+                "status": "running",
+            }
+            if config is not None:
+                atomic_write_text(path / "config.yaml", to_yaml(config))
+            run._write_info()
+            run._open_log()
+        except BaseException:
+            run._release()
+            _remove_created(path, existed)  # so the next try with the same --out starts clean
+            raise
+        _OPEN[path.resolve()] = run
         return run
 
     @classmethod
@@ -120,13 +266,23 @@ class RunDir:
         if not info_path.is_file():
             raise SonoganInputError(path, "not a sonogan run folder (no run.json)",
                                     "pass the folder printed by the command that started the run")
-        run = cls(path=path, info=json.loads(info_path.read_text(encoding="utf-8")))
-        run.info.setdefault("resumed", []).append(
-            _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-        run.info["status"] = "running"
-        write_json(info_path, run.info)
-        run._open_log()
+        run = cls(path=path, lock_fd=_lock(path))
+        try:
+            run.info = json.loads(info_path.read_text(encoding="utf-8"))
+            run.info.setdefault("resumed", []).append(_now())
+            run.info.update(status="running", pid=os.getpid())
+            run._write_info()
+            run._open_log()
+        except BaseException:
+            run._release()
+            raise
+        _OPEN[path.resolve()] = run
         return run
+
+    def _write_info(self) -> None:
+        # threads are re-read at every write: a command may set them after creating its run
+        self.info["num_threads"] = _torch_threads()
+        write_json(self.path / "run.json", self.info)
 
     def _open_log(self) -> None:
         logger = logging.getLogger(f"sonogan.run.{self.path.resolve()}")
@@ -144,20 +300,72 @@ class RunDir:
 
     def set_info(self, **kwargs: Any) -> None:
         self.info.update(kwargs)
-        write_json(self.path / "run.json", self.info)
+        self._write_info()
+
+    def record_file(self, key: str, path: str | Path) -> None:
+        """Record an input file and its SHA-256 as ``<key>_file`` / ``<key>_sha256`` (e.g. the splits)."""
+        self.set_info(**{f"{key}_file": str(Path(path).resolve()), f"{key}_sha256": sha256_file(path)})
 
     def write_metrics(self, metrics: dict[str, Any], name: str = "metrics.json") -> Path:
         out = self.path / name
         write_json(out, metrics)
         return out
 
-    def finish(self, status: str = "completed") -> None:
-        self.set_info(status=status,
-                      finished=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    def finish(self, status: str = "completed", error: str | None = None) -> None:
+        """Record the final status (and error line), then close the log and release the lock."""
+        try:
+            extra = {"error": error} if error is not None else {}
+            self.set_info(status=status, finished=_now(), **extra)
+        finally:
+            self.close()
+
+    def abandon(self, exc: BaseException) -> None:
+        """Mark the run ``interrupted`` (Ctrl-C) or ``failed`` (with the error line) and close it.
+        Best effort: a full disk must not hide the error that brought us here."""
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        try:
+            self.finish(status, error=None if status == "interrupted" else one_line(exc))
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        """Close the log and release the lock, leaving ``run.json`` as it is."""
+        if _OPEN.get(self.path.resolve()) is self:
+            del _OPEN[self.path.resolve()]
+        self._release()
+
+    def _release(self) -> None:
         if self.logger is not None:
             for handler in list(self.logger.handlers):
                 handler.close()
                 self.logger.removeHandler(handler)
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
+
+    def __enter__(self) -> "RunDir":
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc is not None:
+            self.abandon(exc)
+        elif self.lock_fd is not None:
+            self.finish()
+
+
+def open_runs() -> list[Path]:
+    """Folders of the runs this process holds open, outermost first."""
+    return [run.path for run in _OPEN.values()]
+
+
+def abandon_open_runs(exc: BaseException) -> list[Path]:
+    """Mark every run still open in this process interrupted/failed and release it (for the CLI,
+    whose library callees may not close their runs on an error). Returns their folders."""
+    runs = list(_OPEN.values())
+    for run in reversed(runs):  # innermost first, as an unwinding stack would
+        run.abandon(exc)
+    return [run.path for run in runs]
 
 
 def next_run_dir(parent: str | Path, prefix: str) -> Path:

@@ -7,13 +7,14 @@ Example:
 
 from __future__ import annotations
 
-import os
+import io
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from sonogan.errors import SonoganInputError
+from sonogan.runs import atomic_write_bytes
 
 
 def resolve_device(name: str) -> torch.device:
@@ -26,10 +27,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """torch.save to a temp file then rename, so an interrupted write never leaves half a file."""
+    """torch.save into memory, then an atomic write (temp file + fsync + rename): a kill never
+    leaves half a checkpoint, and a full disk raises OSError(ENOSPC) naming the file (torch's
+    own writer would raise a RuntimeError without the errno)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-    return path
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return atomic_write_bytes(path, buf.getbuffer())

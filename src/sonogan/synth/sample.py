@@ -25,10 +25,10 @@ from rich.progress import track
 
 from sonogan.data.manifest import Dataset, DatasetSpec, write_dataset
 from sonogan.errors import SonoganInputError
-from sonogan.runs import ensure_new_dir
+from sonogan.runs import ensure_new_dir, sha256_file
 from sonogan.synth.config import GanConfig
 from sonogan.synth.nets import CONDITIONAL, create_gan, sample_z
-from sonogan.synth.state import batch_stats, load_checkpoint_file, sha256_file
+from sonogan.synth.state import batch_stats, load_checkpoint_file
 
 
 def checkpoint_path(run: Path, checkpoint: str) -> Path:

@@ -11,7 +11,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -22,6 +22,7 @@ from torch import nn
 
 import sonogan
 from sonogan.errors import SonoganInputError
+from sonogan.runs import one_line
 from sonogan.synth.config import GanConfig
 from sonogan.synth.ema import make_ema
 from sonogan.synth.nets import create_gan
@@ -109,20 +110,27 @@ def build_state(cfg: GanConfig, num_classes: int, device: torch.device) -> GanSt
         num_classes=num_classes)
 
 
+CHECKPOINT_KEYS = ("G", "G_ema", "config", "num_classes", "classes")
+
+
 def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
-    """``torch.load(weights_only=True)``: checkpoints hold tensors and plain Python values only."""
+    """``torch.load(weights_only=True)``: checkpoints hold tensors and plain Python values only.
+    A missing, empty, truncated or foreign file is an input error naming the file."""
     path = Path(path)
     if not path.is_file():
         raise SonoganInputError(path, "checkpoint not found", "train the GAN first or check the run folder")
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    fix = "pass another checkpoint (e.g. --checkpoint last), or train the GAN again"
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:  # weights_only refuses pickled code: not one of ours
+        raise SonoganInputError(path, f"not a sonogan checkpoint ({one_line(exc)[:120]})", fix) from None
+    except (RuntimeError, EOFError, ValueError) as exc:  # what torch raises on a cut or empty zip
+        raise SonoganInputError(path, f"checkpoint is empty, truncated or corrupt ({one_line(exc)[:120]})",
+                                fix) from None
+    missing = [k for k in CHECKPOINT_KEYS if k not in ckpt] if isinstance(ckpt, dict) else list(CHECKPOINT_KEYS)
+    if missing:
+        raise SonoganInputError(path, f"not a sonogan GAN checkpoint (missing {missing})", fix)
+    return ckpt
 
 
 @contextlib.contextmanager

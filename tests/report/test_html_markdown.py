@@ -15,6 +15,7 @@ from sonogan.report import (
     Section,
     Table,
     format_ci,
+    format_p,
     gain_table_rows,
     markdown_table,
     metrics_table_rows,
@@ -49,9 +50,32 @@ def test_metrics_table_rows_layout() -> None:
     assert rows[3]["F1"] == "0.908 (0.860 to 0.950)"
 
 
-def test_gain_rows() -> None:
-    rows = gain_table_rows({"f1/bot": (0.181, 0.05, 0.3, 0.004)}, ["f1/bot"])
-    assert rows == [{"Metric": "f1/bot", "Gain (B - A)": "0.181 (0.050 to 0.300)", "p (two-sided)": "0.004"}]
+def test_format_p() -> None:
+    assert format_p(0.0) == "< 0.001" and format_p(0.00099) == "< 0.001"  # never a bare "0.000"
+    assert format_p(0.001) == "0.001" and format_p(0.0494) == "0.049"  # three decimals near 0.05
+    assert format_p(0.5) == "0.50" and format_p(1.0) == "> 0.99"
+    assert format_p(float("nan")) == "n/a"
+
+
+def test_gain_rows_name_both_arms() -> None:
+    rows = gain_table_rows({"f1/bot": (0.181, 0.05, 0.3, 0.0)}, ["f1/bot"])
+    assert rows == [{"Metric": "f1/bot", "Gain (augmented − baseline)": "0.181 (0.050 to 0.300)",
+                     "p (two-sided)": "< 0.001"}]
+    rows = gain_table_rows({"f1/bot": (-0.02, -0.1, 0.05, 0.62)}, ["f1/bot"], arm="synthetic-20")
+    assert list(rows[0]) == ["Metric", "Gain (synthetic-20 − baseline)", "p (two-sided)"]
+    assert rows[0]["p (two-sided)"] == "0.62"
+
+
+def test_fenced_block_keeps_its_lines(tmp_path: Path) -> None:
+    yaml = "name: demo\nseed: 0\ngan:\n  family: dcgan\n\n  iterations: 300"  # a blank line inside the fence
+    section = Section("Configuration", f"The config:\n\n```yaml\n{yaml}\n```\n\nAfter **it**.")
+    text = render_report([section], tmp_path / "r.html", "t").read_text(encoding="utf-8")
+    pre = re.search(r"<pre><code>(.*?)</code></pre>", text, re.DOTALL)
+    assert pre is not None and pre.group(1) == yaml + "\n"
+    assert "<p>The config:</p>" in text and "<p>After <strong>it</strong>.</p>" in text
+    assert "```" not in text
+    # the Markdown summary keeps the fence as it is
+    assert f"```yaml\n{yaml}\n```" in render_markdown_summary([section])
 
 
 def _report(tmp_path: Path) -> tuple[Path, list[Section]]:

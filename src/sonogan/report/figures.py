@@ -9,6 +9,8 @@ Example:
     >>> out = pathlib.Path(tempfile.mkdtemp()) / "roc.png"
     >>> plot_roc_curves(y, p, ["benign", "malignant", "bot"], out, "ROC").name
     'roc.png'
+    >>> tile_images(np.zeros((5, 4, 4), np.uint8), nrow=3, padding=1).shape   # 2 rows of 3 tiles
+    (11, 16)
 """
 
 from __future__ import annotations
@@ -19,19 +21,22 @@ from typing import Mapping, Sequence
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from PIL import Image
 from sklearn.manifold import TSNE
 from sklearn.metrics import roc_auc_score, roc_curve
 
 DPI = 120
+# left to right in a GAN's final_vs_real.png (sonogan.synth.figures); report captions name the sides from it
+FINAL_VS_REAL_PANELS = ("real (training)", "generated (EMA G)")
 
 
-def _new_figure(width: float = 5.5, height: float = 4.5) -> Figure:
+def new_figure(width: float = 5.5, height: float = 4.5) -> Figure:
     fig = Figure(figsize=(width, height), dpi=DPI)
     FigureCanvasAgg(fig)
     return fig
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
+def save_figure(fig: Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
@@ -58,7 +63,7 @@ def plot_roc_curves(
     Classes absent from ``y_true`` (or covering every case) are listed as "n/a".
     """
     y_true = np.asarray(y_true)
-    fig = _new_figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     arms = [(np.asarray(y_prob, dtype=float), arm_names[0], "-")]
     if y_prob_baseline is not None:
@@ -77,7 +82,7 @@ def plot_roc_curves(
     ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="1 - specificity (false positive rate)",
            ylabel="sensitivity (true positive rate)", title=title)
     ax.legend(loc="lower right", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_confusion(
@@ -92,7 +97,7 @@ def plot_confusion(
     totals = cm.sum(axis=1, keepdims=True)
     shares = np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
     shown = shares if normalize else cm
-    fig = _new_figure(4.8, 4.2)
+    fig = new_figure(4.8, 4.2)
     ax = fig.add_subplot()
     image = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else max(cm.max(), 1))
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
@@ -106,7 +111,7 @@ def plot_confusion(
     ax.set_xticks(ticks, labels=list(class_names), rotation=30, ha="right")
     ax.set_yticks(ticks, labels=list(class_names))
     ax.set(xlabel="predicted", ylabel="true", title=title + (" (row-normalised)" if normalize else ""))
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _point_and_err(value: float | Sequence[float], ci: Sequence[float] | None) -> tuple[float, float, float]:
@@ -120,6 +125,42 @@ def _point_and_err(value: float | Sequence[float], ci: Sequence[float] | None) -
     return point, max(point - low, 0.0) if np.isfinite(low) else 0.0, max(high - point, 0.0) if np.isfinite(high) else 0.0
 
 
+def metric_bars_figure(
+    baseline: Mapping[str, float | Sequence[float]],
+    augmented: Mapping[str, float | Sequence[float]],
+    metric_names: Sequence[str],
+    cis: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
+    arm_names: tuple[str, str] = ("baseline", "augmented"),
+    title: str = "Baseline vs GAN-augmented",
+) -> Figure:
+    """Grouped bars, one pair per metric, with CI error bars (flagship Fig. 5).
+
+    Values may be floats or ``(point, low, high)`` tuples from ``bootstrap_ci``;
+    ``cis`` = ``{"baseline": {metric: (low, high)}, "augmented": {...}}`` overrides them.
+    Each value is written just above its CI cap, where no error bar can cross it.
+    """
+    fig = new_figure(max(5.0, 1.1 * len(metric_names) + 2), 4.4)
+    ax = fig.add_subplot()
+    x = np.arange(len(metric_names))
+    width = 0.38
+    for k, (arm, values) in enumerate([(arm_names[0], baseline), (arm_names[1], augmented)]):
+        key = "baseline" if k == 0 else "augmented"
+        arm_cis = (cis or {}).get(key, {})
+        stats = [_point_and_err(values[m], arm_cis.get(m)) for m in metric_names]
+        points = np.array([s[0] for s in stats])
+        err = np.array([[s[1] for s in stats], [s[2] for s in stats]])
+        centres = x + (k - 0.5) * width
+        ax.bar(centres, points, width, yerr=err, capsize=3, color=_colour(k), alpha=0.85, label=arm)
+        for cx, top, point in zip(centres, points + err[1], points):
+            ax.text(cx, top + 0.015, f"{point:.2f}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(x, labels=list(metric_names), rotation=30, ha="right")
+    ax.set(ylim=(0, 1.15), ylabel="score")
+    ax.set_title(title, loc="left")
+    # above the axes, so the legend never hides a bar or its label
+    ax.legend(fontsize=8, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, frameon=False)
+    return fig
+
+
 def plot_metric_bars(
     baseline: Mapping[str, float | Sequence[float]],
     augmented: Mapping[str, float | Sequence[float]],
@@ -129,28 +170,8 @@ def plot_metric_bars(
     arm_names: tuple[str, str] = ("baseline", "augmented"),
     title: str = "Baseline vs GAN-augmented",
 ) -> Path:
-    """Grouped bars, one pair per metric, with CI error bars (flagship Fig. 5).
-
-    Values may be floats or ``(point, low, high)`` tuples from ``bootstrap_ci``;
-    ``cis`` = ``{"baseline": {metric: (low, high)}, "augmented": {...}}`` overrides them.
-    """
-    fig = _new_figure(max(5.0, 1.1 * len(metric_names) + 2), 4.2)
-    ax = fig.add_subplot()
-    x = np.arange(len(metric_names))
-    width = 0.38
-    for k, (arm, values) in enumerate([(arm_names[0], baseline), (arm_names[1], augmented)]):
-        key = "baseline" if k == 0 else "augmented"
-        arm_cis = (cis or {}).get(key, {})
-        stats = [_point_and_err(values[m], arm_cis.get(m)) for m in metric_names]
-        points = [s[0] for s in stats]
-        err = np.array([[s[1] for s in stats], [s[2] for s in stats]])
-        bars = ax.bar(x + (k - 0.5) * width, points, width, yerr=err, capsize=3,
-                      color=_colour(k), alpha=0.85, label=arm)
-        ax.bar_label(bars, labels=[f"{v:.2f}" for v in points], fontsize=7, label_type="center")  # inside: clear of CI bars
-    ax.set_xticks(x, labels=list(metric_names), rotation=30, ha="right")
-    ax.set(ylim=(0, 1.12), ylabel="score", title=title)
-    ax.legend(fontsize=8, loc="upper left")
-    return _save(fig, path)
+    """:func:`metric_bars_figure` saved as a PNG."""
+    return save_figure(metric_bars_figure(baseline, augmented, metric_names, cis, arm_names, title), path)
 
 
 def plot_loss_curves(histories: Mapping[str, Mapping[str, Sequence[float]]], path: str | Path,
@@ -159,7 +180,7 @@ def plot_loss_curves(histories: Mapping[str, Mapping[str, Sequence[float]]], pat
     series = sorted({name for history in histories.values() for name in history})
     if not series:
         raise ValueError("histories contain no series to plot")
-    fig = _new_figure(4.2 * len(series), 3.6)
+    fig = new_figure(4.2 * len(series), 3.6)
     for s, name in enumerate(series):
         ax = fig.add_subplot(1, len(series), s + 1)
         for r, (run, history) in enumerate(histories.items()):
@@ -169,7 +190,7 @@ def plot_loss_curves(histories: Mapping[str, Mapping[str, Sequence[float]]], pat
         ax.set(xlabel="epoch", ylabel=name, title=name)
         ax.legend(fontsize=8)
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_sweep(
@@ -181,7 +202,7 @@ def plot_sweep(
 ) -> Path:
     """Metric mean +- SD against the sweep variable (Frid-Adar et al. Fig. 8)."""
     xs = np.asarray(xs, dtype=float)
-    fig = _new_figure(5.5, 4.0)
+    fig = new_figure(5.5, 4.0)
     ax = fig.add_subplot()
     for i, (name, (mean, sd)) in enumerate(ys_by_metric.items()):
         mean = np.asarray(mean, dtype=float)
@@ -191,7 +212,7 @@ def plot_sweep(
     ax.set(xlabel=xlabel, ylabel="score (mean ± SD across folds)", title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def tsne_embedding(features: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -216,7 +237,7 @@ def plot_tsne(
     if not len(labels) == len(is_synthetic) == len(features):
         raise ValueError("features, labels and is_synthetic need the same length")
     xy = tsne_embedding(features, seed)
-    fig = _new_figure(5.5, 5.0)
+    fig = new_figure(5.5, 5.0)
     ax = fig.add_subplot()
     for c, name in enumerate(class_names):
         real = (labels == c) & ~is_synthetic
@@ -227,22 +248,43 @@ def plot_tsne(
             ax.scatter(xy[synth, 0], xy[synth, 1], s=22, marker="x", color=_colour(c), label=f"{name} synthetic")
     ax.set(xticks=[], yticks=[], title=title)
     ax.legend(fontsize=8, markerscale=1.2)
-    return _save(fig, path)
+    return save_figure(fig, path)
+
+
+def tile_images(images: np.ndarray, nrow: int = 8, padding: int = 2, pad_value: int = 255) -> np.ndarray:
+    """Tile uint8 images (N, H, W) or (N, H, W, C) into one array, ``nrow`` per row, with
+    ``padding`` pixels of ``pad_value`` around every tile (torchvision's make_grid layout)."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim not in (3, 4) or len(images) == 0:
+        raise ValueError(f"tile_images needs uint8 (N,H,W[,C]) images, got {images.dtype} {images.shape}")
+    n, h, w = images.shape[:3]
+    cols = min(nrow, n)
+    rows = -(-n // cols)
+    grid = np.full((rows * (h + padding) + padding, cols * (w + padding) + padding, *images.shape[3:]),
+                   pad_value, dtype=np.uint8)
+    for i, image in enumerate(images):
+        top, left = padding + (i // cols) * (h + padding), padding + (i % cols) * (w + padding)
+        grid[top:top + h, left:left + w] = image
+    return grid
 
 
 def image_grid(images: np.ndarray, path: str | Path, nrow: int = 8, padding: int = 2) -> Path:
-    """Tile uint8 images (N, H, W) or (N, H, W, C) into one PNG, ``nrow`` images per row."""
-    import torch
-    from PIL import Image
-    from torchvision.utils import make_grid
-
-    images = np.asarray(images)
-    if images.dtype != np.uint8 or images.ndim not in (3, 4) or len(images) == 0:
-        raise ValueError(f"image_grid needs uint8 (N,H,W[,C]) images, got {images.dtype} {images.shape}")
-    tensor = torch.from_numpy(images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2).copy())
-    grid = make_grid(tensor, nrow=nrow, padding=padding, pad_value=255)  # torchvision does the tiling
-    array = grid.permute(1, 2, 0).numpy()
+    """The one grid writer: tile uint8 images (N, H, W) or (N, H, W, C) into one PNG."""
+    grid = tile_images(images, nrow, padding)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array[..., 0] if array.shape[2] == 1 else array).save(path)
+    Image.fromarray(grid[..., 0] if grid.ndim == 3 and grid.shape[2] == 1 else grid).save(path)
     return path
+
+
+def plot_image_panels(panels: Mapping[str, np.ndarray], path: str | Path, nrow: int = 6, title: str = "") -> Path:
+    """Image grids side by side, left to right in ``panels`` order, each titled by its key."""
+    fig = new_figure(5.0 * len(panels), 5.4)
+    for k, (name, images) in enumerate(panels.items()):
+        ax = fig.add_subplot(1, len(panels), k + 1)
+        ax.imshow(tile_images(images, nrow), cmap="gray", vmin=0, vmax=255)
+        ax.set_title(name)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, path)

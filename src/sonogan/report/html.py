@@ -2,7 +2,7 @@
 
 The file makes no external requests, so it can be mailed or archived with a run.
 Sections carry Markdown-ish text (paragraphs, ``- `` lists, ``### `` headings,
-``**bold**``, ``*italic*``, `` `code` ``), tables (list of dict rows or a DataFrame)
+``**bold**``, ``*italic*``, `` `code` ``, ```-fenced ``<pre>`` blocks), tables (list of dict rows or a DataFrame)
 and figure paths.
 
 Example:
@@ -132,13 +132,30 @@ def metrics_table_rows(
     return rows
 
 
-def gain_table_rows(gains: Mapping[str, Sequence[float]], names: Sequence[str], digits: int = 3) -> list[dict[str, str]]:
-    """Rows 'Metric | Gain (95% CI) | p' from :func:`paired_bootstrap_gain` output."""
+def format_p(p: float) -> str:
+    """A p-value as journals print it: '< 0.001' below 0.001, three decimals below 0.1 (so
+    0.049 never rounds to 0.05), two above, '> 0.99' near one; NaN -> 'n/a'.
+
+    >>> [format_p(p) for p in (0.0, 0.0004, 0.0123, 0.049, 0.2345, 0.999, float("nan"))]
+    ['< 0.001', '< 0.001', '0.012', '0.049', '0.23', '> 0.99', 'n/a']
+    """
+    if p != p:
+        return "n/a"
+    if p < 0.001:
+        return "< 0.001"
+    if p > 0.99:
+        return "> 0.99"
+    return f"{p:.3f}" if p < 0.1 else f"{p:.2f}"
+
+
+def gain_table_rows(gains: Mapping[str, Sequence[float]], names: Sequence[str], digits: int = 3,
+                    arm: str = "augmented", reference: str = "baseline") -> list[dict[str, str]]:
+    """Rows 'Metric | Gain (arm − reference) (95% CI) | p' from :func:`paired_bootstrap_gain` output."""
     rows = []
     for name in names:
         gain, low, high, p = (float(v) for v in gains[name][:4])
-        rows.append({"Metric": name, "Gain (B - A)": format_ci(gain, low, high, digits),
-                     "p (two-sided)": "n/a" if p != p else f"{p:.3f}"})
+        rows.append({"Metric": name, f"Gain ({arm} − {reference})": format_ci(gain, low, high, digits),
+                     "p (two-sided)": format_p(p)})
     return rows
 
 
@@ -150,8 +167,7 @@ def inline_markdown(text: str) -> str:
     return re.sub(r"(?<!\*)\*([^*]+)\*(?!\*)", r"<em>\1</em>", out)
 
 
-def markdown_to_html(text: str) -> str:
-    """Tiny Markdown subset (no markdown package is pinned): blocks split on blank lines."""
+def _blocks_to_html(text: str) -> list[str]:
     parts = []
     for block in re.split(r"\n\s*\n", text.strip()):
         lines = [line.rstrip() for line in block.splitlines() if line.strip()]
@@ -167,7 +183,28 @@ def markdown_to_html(text: str) -> str:
                 parts.append(f"<p>{inline_markdown(' '.join(lines[1:]))}</p>")
         else:
             parts.append(f"<p>{inline_markdown(' '.join(lines))}</p>")
-    return "\n".join(parts)
+    return parts
+
+
+FENCE = re.compile(r"^```[^\n]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE)
+
+
+def markdown_to_html(text: str) -> str:
+    """Tiny Markdown subset (no markdown package is pinned): ```-fenced blocks become
+    ``<pre>`` with their line breaks kept; other blocks split on blank lines.
+
+    >>> print(markdown_to_html("Config:\\n\\n```yaml\\na: 1\\nb: 2\\n```"))
+    <p>Config:</p>
+    <pre><code>a: 1
+    b: 2
+    </code></pre>
+    """
+    parts, pos = [], 0
+    for fence in FENCE.finditer(text):
+        parts += _blocks_to_html(text[pos:fence.start()])
+        parts.append(f"<pre><code>{html.escape(fence.group(1))}</code></pre>")
+        pos = fence.end()
+    return "\n".join(parts + _blocks_to_html(text[pos:]))
 
 
 def table_html(table: Table) -> str:
@@ -202,7 +239,9 @@ table{border-collapse:collapse;margin:1em 0;font-size:.92em}caption{text-align:l
 th,td{border:1px solid #ccd;padding:.3em .6em;text-align:left}th{background:#e9eef3}
 tbody tr:nth-child(even){background:#f8f9fb}
 figure{margin:1em 0}img{max-width:100%;border:1px solid #ddd}figcaption{font-size:.9em;color:#555}
-code{background:#f0f0f0;padding:0 .2em;border-radius:3px}footer{margin-top:3em;font-size:.8em;color:#777}
+code{background:#f0f0f0;padding:0 .2em;border-radius:3px}
+pre{background:#f6f8fa;border:1px solid #dde;padding:.8em;overflow-x:auto;font-size:.85em;line-height:1.3}
+pre code{background:none;padding:0}footer{margin-top:3em;font-size:.8em;color:#777}
 """
 
 

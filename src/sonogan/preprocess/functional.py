@@ -48,6 +48,28 @@ def to_rgb(img: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)
 
 
+def to_channels(img: np.ndarray, channels: int) -> np.ndarray:
+    """Grey ``HxWx1`` (``channels=1``) or RGB ``HxWx3`` (``channels=3``) from either; the
+    channel axis is always kept so every later op sees ``HxWxC``."""
+    if channels == 1:
+        return to_grayscale(img)[:, :, None]
+    if channels == 3:
+        return to_rgb(img)
+    raise ValueError(f"channels must be 1 or 3, got {channels}")
+
+
+def binary_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A lesion mask as ``HxW`` uint8 0/1 at ``shape`` (H, W): any non-zero pixel (in any
+    channel of a colour mask) is lesion; a mask at another resolution is resized with nearest
+    neighbour, which keeps it binary (some sources ship masks smaller than the image)."""
+    lesion = (np.asarray(mask) > 0).astype(np.uint8)
+    if lesion.ndim == 3:
+        lesion = lesion.max(axis=2)
+    if lesion.shape != tuple(shape):
+        lesion = cv2.resize(lesion, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+    return lesion
+
+
 def median_filter(img: np.ndarray, ksize: int = 3) -> np.ndarray:
     """Median filter with an odd ``ksize`` (the flagship uses 3x3 against speckle)."""
     _check_uint8(img)

@@ -1,7 +1,10 @@
 """Named preprocessing pipelines (presets) and the one function that runs them.
 
-:func:`apply_preset` is the single code path used by the cache (training) and by inference,
-so a model always sees images prepared exactly as during training.
+A preset is a :class:`PreprocessConfig`: the typed, declarative description that checkpoints
+and cache folders store. :func:`build_transforms` turns it into the list of dictionary
+transforms (:mod:`sonogan.preprocess.transforms`) that does the work, and the cache key hashes
+their tokens. :func:`apply_preset` is the single code path used by the cache (training) and
+by inference, so a model always sees images prepared exactly as during training.
 
 Z-score normalisation is deliberately NOT part of a preset and NOT baked into the cache: the
 cache stores uint8 images, and the mean/std are computed at training time from the training
@@ -18,6 +21,8 @@ Example:
     ((64, 64, 1), (64, 64), dtype('uint8'))
     >>> PRESETS.names()[:3]
     ['flagship-64', 'full-128', 'full-64']
+    >>> [type(t).__name__ for t in build_transforms(cfg)]
+    ['Channels', 'MedianFilter', 'ScanArea', 'LesionROI', 'Resize']
 """
 
 from __future__ import annotations
@@ -25,12 +30,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import cv2
 import numpy as np
 from pydantic import Field
 
 from sonogan.config import StrictModel
-from sonogan.preprocess import functional as F
+from sonogan.preprocess import transforms as T
 from sonogan.registry import Registry
 
 
@@ -97,57 +101,46 @@ def get_preset(preset: str | PreprocessConfig) -> PreprocessConfig:
     return PRESETS.create(preset)
 
 
+def build_transforms(cfg: PreprocessConfig) -> list[T.DictTransform]:
+    """The steps ``cfg`` describes, in order: channels -> median -> scan area -> lesion ROI ->
+    CLAHE -> resize (each one only when the config asks for it)."""
+    steps: list[T.DictTransform] = [T.Channels(cfg.channels)]
+    if cfg.median_ksize:
+        steps.append(T.MedianFilter(cfg.median_ksize))
+    if cfg.scan_area:
+        steps.append(T.ScanArea(cfg.scan_threshold))
+    if cfg.roi == "lesion":
+        steps.append(T.LesionROI(cfg.roi_margin))
+    if cfg.clahe:
+        steps.append(T.CLAHE(cfg.clahe_clip, cfg.clahe_tile))
+    steps.append(T.Resize(cfg.size, cfg.resize_mode))
+    return steps
+
+
+def pipeline(cfg: PreprocessConfig | str) -> T.Compose:
+    """The composed transforms of a preset (or its name); ``.cache_token()`` keys the cache."""
+    return T.Compose(build_transforms(get_preset(cfg)))
+
+
 @dataclass
 class PreprocessResult:
     image: np.ndarray        # (S, S, C) uint8
     mask: np.ndarray         # (S, S) uint8, 1 = lesion
-    roi_fallback: bool       # True when roi == "lesion" but the mask was missing or empty
+    roi_fallback: bool       # True when the preset crops to the lesion but the mask was missing or empty
 
 
-def _channels(img: np.ndarray, channels: int) -> np.ndarray:
-    if channels == 1:
-        return F.to_grayscale(img)[:, :, None]
-    return F.to_rgb(img)
+def run_pipeline(pipe: T.Compose, image: np.ndarray, mask: np.ndarray | None = None,
+                 synthetic: bool = False) -> PreprocessResult:
+    """Run an already built pipeline on one decoded image (uint8 RGB or grey) and its optional
+    lesion mask (any non-zero = lesion). The cache builds the pipeline once for all rows."""
+    out = pipe(T.make_sample(image, mask, synthetic))
+    return PreprocessResult(image=out["image"], mask=out["mask"], roi_fallback=out["roi_fallback"])
 
 
-def preprocess_one(cfg: PreprocessConfig, image: np.ndarray, mask: np.ndarray | None = None,
+def preprocess_one(cfg: PreprocessConfig | str, image: np.ndarray, mask: np.ndarray | None = None,
                    synthetic: bool = False) -> PreprocessResult:
-    """Run the pipeline on one decoded image (uint8 RGB or grey) and its optional lesion mask
-    (any non-zero = lesion). See :func:`apply_preset`."""
-    h, w = image.shape[:2]
-    if mask is None:
-        lesion = np.zeros((h, w), np.uint8)
-        have_mask = False
-    else:
-        lesion = (np.asarray(mask) > 0).astype(np.uint8)
-        if lesion.ndim == 3:
-            lesion = lesion.max(axis=2)
-        if lesion.shape != (h, w):
-            # some sources ship masks at another resolution; nearest keeps them binary
-            lesion = cv2.resize(lesion, (w, h), interpolation=cv2.INTER_NEAREST)
-        have_mask = True
-    img = _channels(image, cfg.channels)
-    fallback = False
-    if not synthetic:
-        if cfg.median_ksize:
-            img = F.median_filter(img, cfg.median_ksize)
-        if cfg.scan_area:
-            area, box = F.detect_scan_area(img, threshold=cfg.scan_threshold)
-            img = F.crop_box(F.apply_scan_area(img, area, crop=False), box)
-            lesion = F.crop_box(lesion * area, box)
-        if cfg.roi == "lesion":
-            if have_mask and lesion.any():
-                img, box = F.roi_crop(img, lesion, cfg.roi_margin)
-                lesion = F.crop_box(lesion, box)
-            else:
-                fallback = True  # keep the whole scan area; callers count these
-        if cfg.clahe:
-            img = F.clahe(img, cfg.clahe_clip, cfg.clahe_tile)
-    img = F.resize(img, cfg.size, cfg.resize_mode, interpolation=cv2.INTER_AREA)
-    lesion = F.resize(lesion, cfg.size, cfg.resize_mode, interpolation=cv2.INTER_NEAREST)
-    if img.ndim == 2:
-        img = img[:, :, None]
-    return PreprocessResult(image=img, mask=lesion, roi_fallback=fallback)
+    """Preprocess one image with preset ``cfg``. See :func:`apply_preset`."""
+    return run_pipeline(pipeline(cfg), image, mask, synthetic)
 
 
 def apply_preset(cfg: PreprocessConfig | str, image: np.ndarray, mask: np.ndarray | None = None,
@@ -158,5 +151,5 @@ def apply_preset(cfg: PreprocessConfig | str, image: np.ndarray, mask: np.ndarra
     (:func:`preprocess_one` reports that as ``roi_fallback``; the cache counts it).
     ``synthetic=True`` (GAN output, already cropped) only converts channels and resizes.
     """
-    res = preprocess_one(get_preset(cfg), image, mask, synthetic=synthetic)
+    res = preprocess_one(cfg, image, mask, synthetic=synthetic)
     return res.image, res.mask

@@ -1,100 +1,172 @@
-"""Thin callable wrappers over :mod:`sonogan.preprocess.functional`, plus ``Compose``.
+"""Dictionary transforms: the steps of a preset, over a sample that carries image and mask together.
 
-Each transform maps a uint8 array to a new array (the input is never modified). Random
-transforms take an explicit ``np.random.Generator`` so the same seed gives the same output.
+A sample is a dict with ``image`` (HxWxC uint8), ``mask`` (HxW uint8, 1 = lesion; all zeros
+when the row has no mask), ``synthetic`` (already-cropped GAN output) and ``roi_fallback``
+(set by :class:`LesionROI` when there was no lesion to crop to). Each transform is a small
+frozen dataclass over pure functions of :mod:`sonogan.preprocess.functional` and returns a NEW
+dict; its input is never modified. Steps marked ``real_only`` pass synthetic samples through.
+
+Every transform has ``cache_token()``: a JSON-able dict of everything that decides its output
+pixels. The preprocessing cache hashes the tokens of the whole pipeline into its key, so a
+step that depends on a file (a learned annotation-removal network) adds the file's sha256 to
+its token and a new checkpoint gives a new cache (see ``test_transforms.py`` for a toy one).
+
+Why not MONAI's ``MapTransform``/``Compose``: they leave numpy uint8 pixels alone, but
+``import monai.transforms`` takes ~4 s (4000+ modules) in the CLI and in every spawned cache
+worker, where these steps need only OpenCV, and MONAI's ``Compose`` re-raises any error as a
+``RuntimeError``, which would hide a ``SonoganInputError`` (one line, exit 2) from the CLI.
+What they would give us is twenty lines: :class:`Compose` below.
 
 Example:
     >>> import numpy as np
-    >>> t = Compose([MedianFilter(3), ScanArea(), Resize(32), ToGrayscale()])
     >>> img = np.zeros((50, 80, 3), np.uint8); img[5:45, 10:70] = 120
-    >>> t(img).shape
-    (32, 32)
-    >>> flip = RandomHorizontalFlip(p=0.5, rng=np.random.default_rng(0))
-    >>> flip(img).shape
-    (50, 80, 3)
+    >>> pipe = Compose([Channels(1), ScanArea(), Resize(32)])
+    >>> out = pipe(make_sample(img))
+    >>> out["image"].shape, out["mask"].shape, out["roi_fallback"]
+    ((32, 32, 1), (32, 32), False)
+    >>> pipe.cache_token()[2]
+    {'transform': 'Resize', 'size': 32, 'mode': 'pad'}
 """
 
 from __future__ import annotations
 
-from typing import Callable, Literal, Sequence
+import dataclasses
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Protocol, Sequence, runtime_checkable
 
 import cv2
 import numpy as np
 
 from sonogan.preprocess import functional as F
 
-ArrayFn = Callable[[np.ndarray], np.ndarray]
+Sample = dict[str, Any]
+
+
+@runtime_checkable
+class CacheTokened(Protocol):
+    """Anything whose output the cache key must follow: a JSON-able token of its parameters."""
+
+    def cache_token(self) -> Any: ...
+
+
+def make_sample(image: np.ndarray, mask: np.ndarray | None = None, synthetic: bool = False) -> Sample:
+    """The sample of one decoded image (uint8 RGB or grey) and its optional lesion mask (any
+    non-zero = lesion, any resolution; see :func:`functional.binary_mask`)."""
+    shape = image.shape[:2]
+    lesion = np.zeros(shape, np.uint8) if mask is None else F.binary_mask(mask, shape)
+    return {"image": image, "mask": lesion, "synthetic": synthetic, "roi_fallback": False}
+
+
+class DictTransform(ABC):
+    """A step over a sample. Subclasses are frozen dataclasses: their fields are the token."""
+
+    real_only: ClassVar[bool] = True  # synthetic rows (GAN output, already cropped) skip the step
+
+    def __call__(self, data: Sample) -> Sample:
+        if data["synthetic"] and self.real_only:
+            return dict(data)
+        return self.apply(data)
+
+    @abstractmethod
+    def apply(self, data: Sample) -> Sample:
+        """The step itself: a new dict with the changed keys replaced."""
+
+    def cache_token(self) -> dict[str, Any]:
+        return {"transform": type(self).__name__, **dataclasses.asdict(self)}  # type: ignore[call-overload]
 
 
 class Compose:
-    """Apply transforms in order."""
+    """Run transforms in order; its token is the list of theirs. Every step must have a
+    ``cache_token()`` so nothing can change the pixels without changing the cache key."""
 
-    def __init__(self, transforms: Sequence[ArrayFn]) -> None:
+    def __init__(self, transforms: Sequence[CacheTokened]) -> None:
+        untokened = [t for t in transforms if not isinstance(t, CacheTokened)]
+        if untokened:
+            raise TypeError(f"transforms without cache_token(): {untokened}")
         self.transforms = list(transforms)
 
-    def __call__(self, img: np.ndarray) -> np.ndarray:
+    def __call__(self, data: Sample) -> Sample:
         for t in self.transforms:
-            img = t(img)
-        return img
+            data = t(data)  # type: ignore[operator]
+        return data
+
+    def cache_token(self) -> list[Any]:
+        return [t.cache_token() for t in self.transforms]
 
     def __repr__(self) -> str:
         return f"Compose({self.transforms!r})"
 
 
-class MedianFilter:
-    def __init__(self, ksize: int = 3) -> None:
-        self.ksize = ksize
+@dataclass(frozen=True)
+class Channels(DictTransform):
+    """Grey ``HxWx1`` or RGB ``HxWx3``; synthetic rows too (a GAN may emit either)."""
 
-    def __call__(self, img: np.ndarray) -> np.ndarray:
-        return F.median_filter(img, self.ksize)
+    channels: int = 1
+    real_only: ClassVar[bool] = False
 
-
-class ScanArea:
-    """Detect the scan area, zero the outside and crop to it."""
-
-    def __init__(self, threshold: int = 10, crop: bool = True) -> None:
-        self.threshold, self.crop = threshold, crop
-
-    def __call__(self, img: np.ndarray) -> np.ndarray:
-        mask, _ = F.detect_scan_area(img, self.threshold)
-        return F.apply_scan_area(img, mask, crop=self.crop)
+    def apply(self, data: Sample) -> Sample:
+        return {**data, "image": F.to_channels(data["image"], self.channels)}
 
 
-class Resize:
-    def __init__(self, size: int | tuple[int, int], mode: Literal["pad", "stretch"] = "pad",
-                 interpolation: int = cv2.INTER_AREA) -> None:
-        self.size, self.mode, self.interpolation = size, mode, interpolation
+@dataclass(frozen=True)
+class MedianFilter(DictTransform):
+    """Median filter of odd size ``ksize`` against speckle (image only)."""
 
-    def __call__(self, img: np.ndarray) -> np.ndarray:
-        return F.resize(img, self.size, self.mode, self.interpolation)
+    ksize: int = 3
 
-
-class ToGrayscale:
-    def __call__(self, img: np.ndarray) -> np.ndarray:
-        return F.to_grayscale(img)
+    def apply(self, data: Sample) -> Sample:
+        return {**data, "image": F.median_filter(data["image"], self.ksize)}
 
 
-class ToRGB:
-    def __call__(self, img: np.ndarray) -> np.ndarray:
-        return F.to_rgb(img)
+@dataclass(frozen=True)
+class ScanArea(DictTransform):
+    """Zero the image outside the detected scan area and crop image and mask to its box; lesion
+    pixels outside the scan area (annotation slips) are dropped from the mask."""
+
+    threshold: int = 10
+
+    def apply(self, data: Sample) -> Sample:
+        area, box = F.detect_scan_area(data["image"], threshold=self.threshold)
+        image = F.crop_box(F.apply_scan_area(data["image"], area, crop=False), box)
+        return {**data, "image": image, "mask": F.crop_box(data["mask"] * area, box)}
 
 
-class CLAHE:
-    def __init__(self, clip_limit: float = 2.0, tile: int = 8) -> None:
-        self.clip_limit, self.tile = clip_limit, tile
+@dataclass(frozen=True)
+class LesionROI(DictTransform):
+    """Crop image and mask to the lesion's loose frame (its box enlarged by ``margin`` of its
+    size on each side). No lesion pixel: keep the whole frame and set ``roi_fallback``."""
 
-    def __call__(self, img: np.ndarray) -> np.ndarray:
-        return F.clahe(img, self.clip_limit, self.tile)
+    margin: float = 0.15
+
+    def apply(self, data: Sample) -> Sample:
+        if not data["mask"].any():
+            return {**data, "roi_fallback": True}
+        image, box = F.roi_crop(data["image"], data["mask"], self.margin)
+        return {**data, "image": image, "mask": F.crop_box(data["mask"], box)}
 
 
-class RandomHorizontalFlip:
-    """Mirror left-right with probability ``p``; draws from the generator it owns."""
+@dataclass(frozen=True)
+class CLAHE(DictTransform):
+    """Contrast-limited adaptive histogram equalisation (image only)."""
 
-    def __init__(self, p: float = 0.5, rng: np.random.Generator | None = None, seed: int = 0) -> None:
-        self.p = p
-        self.rng = rng if rng is not None else np.random.default_rng(seed)
+    clip_limit: float = 2.0
+    tile: int = 8
 
-    def __call__(self, img: np.ndarray) -> np.ndarray:
-        if self.rng.random() < self.p:
-            return img[:, ::-1].copy()
-        return img.copy()
+    def apply(self, data: Sample) -> Sample:
+        return {**data, "image": F.clahe(data["image"], self.clip_limit, self.tile)}
+
+
+@dataclass(frozen=True)
+class Resize(DictTransform):
+    """Resize to ``size`` x ``size``: the image with area averaging (no aliasing when
+    shrinking), the mask with nearest neighbour (stays 0/1)."""
+
+    size: int = 64
+    mode: Literal["pad", "stretch"] = "pad"
+    real_only: ClassVar[bool] = False
+
+    def apply(self, data: Sample) -> Sample:
+        image = F.resize(data["image"], self.size, self.mode, interpolation=cv2.INTER_AREA)
+        mask = F.resize(data["mask"], self.size, self.mode, interpolation=cv2.INTER_NEAREST)
+        return {**data, "image": image, "mask": mask}

@@ -1,10 +1,13 @@
-"""The preprocessing cache: build, no-op rebuild, stale detection, interrupt safety, real MMOTU."""
+"""The preprocessing cache: build, no-op rebuild, stale detection, interrupt safety, keys that
+follow the transforms, the no-mask refusal, real MMOTU. ``ds`` comes from conftest.py."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -12,47 +15,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sonogan.data.manifest import DatasetSpec, load_dataset, write_dataset
+from sonogan.data.manifest import DatasetSpec, write_dataset
 from sonogan.errors import SonoganInputError
 from sonogan.preprocess import cache as cache_mod
-from sonogan.preprocess.cache import build_cache, cache_key, open_cache
+from sonogan.preprocess import presets as presets_mod
+from sonogan.preprocess.cache import build_cache, cache_key, open_cache, read_info
 from sonogan.preprocess.presets import get_preset
+from sonogan.preprocess.transforms import DictTransform
 
 MMOTU = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets" / "mmotu-2d"
-
-
-def _fan(seed: int, h: int = 90, w: int = 120) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    sector = np.zeros((h, w), np.uint8)
-    cv2.ellipse(sector, (w // 2, 0), (80, 85), 0, 40, 140, 1, thickness=-1)
-    img = rng.integers(50, 200, (h, w), dtype=np.uint8) * sector
-    lesion = np.zeros((h, w), np.uint8)
-    cv2.circle(lesion, (w // 2 + int(rng.integers(-8, 8)), 50), 10, 255, -1)
-    return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR), lesion
-
-
-def make_dataset(root: Path, n: int = 8) -> None:
-    """n real fans (the last one without a mask) + one synthetic 32x32 GAN image."""
-    rows = []
-    for i in range(n):
-        img, lesion = _fan(i)
-        cv2.imwrite(str(root / f"img{i}.png"), img)
-        mask = ""
-        if i < n - 1:
-            cv2.imwrite(str(root / f"img{i}_mask.png"), lesion)
-            mask = f"img{i}_mask.png"
-        rows.append({"image_id": f"r{i}", "image": f"img{i}.png", "mask": mask,
-                     "label": "a" if i % 2 else "b", "patient_id": f"p{i}", "source": "real"})
-    cv2.imwrite(str(root / "gan0.png"), np.random.default_rng(9).integers(0, 255, (32, 32), dtype=np.uint8))
-    rows.append({"image_id": "s0", "image": "gan0.png", "mask": "", "label": "a", "patient_id": "s0",
-                 "source": "synthetic", "generator": "dcgan", "synth_fold": "0"})
-    write_dataset(root, DatasetSpec(name="tiny", classes=["a", "b"]), pd.DataFrame(rows))
-
-
-@pytest.fixture()
-def ds(tmp_path: Path):
-    make_dataset(tmp_path)
-    return load_dataset(tmp_path)
 
 
 def test_build_contents(ds):
@@ -169,3 +140,62 @@ def test_leftover_tmp_of_a_killed_build_is_removed(ds):
     (dead / "images.npy").write_bytes(b"half")
     path = build_cache(ds, "full-64")
     assert not dead.exists() and path.is_dir()
+
+
+@dataclass(frozen=True)
+class ToyLearned(DictTransform):
+    """Stands for a learned step (annotation removal): its output depends on a checkpoint file,
+    so its token carries the file's sha256."""
+
+    checkpoint: str
+
+    def apply(self, data: dict) -> dict:
+        return dict(data)
+
+    def cache_token(self) -> dict:
+        digest = hashlib.sha256(Path(self.checkpoint).read_bytes()).hexdigest()
+        return {**super().cache_token(), "sha256": digest}
+
+
+def test_a_transform_token_enters_the_key(ds, tmp_path, monkeypatch):
+    cfg = get_preset("full-64")
+    plain = cache_key(ds, cfg)
+    ckpt = tmp_path / "net.pt"
+    ckpt.write_bytes(b"weights v1")
+    real_build = presets_mod.build_transforms
+    monkeypatch.setattr(presets_mod, "build_transforms", lambda c: [*real_build(c), ToyLearned(str(ckpt))])
+    v1 = cache_key(ds, cfg)
+    ckpt.write_bytes(b"weights v2")  # same path, new weights -> new key, old cache stale
+    v2 = cache_key(ds, cfg)
+    assert len({plain, v1, v2}) == 3
+    path = build_cache(ds, cfg)
+    assert read_info(path)["transforms"][-1]["sha256"] == hashlib.sha256(b"weights v2").hexdigest()
+    ckpt.write_bytes(b"weights v3")
+    with pytest.raises(SonoganInputError, match="stale"):
+        open_cache(ds, cfg)
+
+
+def test_lesion_preset_refuses_a_dataset_without_masks(tmp_path, tiny_dataset, monkeypatch):
+    nomask = tiny_dataset(tmp_path, masks="none")
+    monkeypatch.setattr(cache_mod, "_process_row", None)  # refused before any decoding
+    with pytest.raises(SonoganInputError, match="none of the 8 real images has a .* lesion mask.*--allow-no-masks"):
+        build_cache(nomask, "flagship-64")
+    assert not (tmp_path / "cache").exists()
+    monkeypatch.undo()
+    assert read_info(build_cache(nomask, "full-64"))["n_roi_fallback"] == 0   # no lesion ROI: nothing to refuse
+    path = build_cache(nomask, "roi-128", allow_no_masks=True)
+    assert read_info(path)["n_roi_fallback"] == 8 and open_cache(nomask, "roi-128").roi_fallback[:8].all()
+    with pytest.raises(SonoganInputError, match="none of the 8"):  # the flag is asked for every time
+        build_cache(nomask, "roi-128")
+
+
+def test_all_empty_masks_are_refused_too(tmp_path, tiny_dataset):
+    empty = tiny_dataset(tmp_path, masks="empty")
+    with pytest.raises(SonoganInputError, match="none of the 8 real images"):
+        build_cache(empty, "gan-64")
+    assert read_info(build_cache(empty, "gan-64", allow_no_masks=True))["n_roi_fallback"] == 8
+
+
+def test_synthetic_only_dataset_needs_no_masks(tmp_path, tiny_dataset):
+    syn = tiny_dataset(tmp_path, n=0)
+    assert read_info(build_cache(syn, "gan-64"))["n_synthetic"] == 1

@@ -1,11 +1,18 @@
 """The preprocessing cache: every image decoded and preprocessed once, stored as uint8 arrays.
 
-Layout: ``<dataset>/cache/<preset-name>-<key>/`` with ``images.npy`` (N,S,S,C uint8),
+Layout: ``<work>/cache/<preset-name>-<key>/`` with ``images.npy`` (N,S,S,C uint8),
 ``masks.npy`` (N,S,S uint8, 1 = lesion), ``index.csv`` (row,image_id,label,source,roi_fallback),
 ``preset.yaml`` and ``info.json`` (timings, size; written last, so its presence marks a complete
-cache). ``key`` hashes the preset config, the manifest rows and the image files' sizes and
-mtimes, so editing the manifest, the images or the preset gives a new key and
+cache). ``<work>`` is the dataset folder when it is writable, else a folder under
+``$SONOGAN_CACHE_DIR`` or ``~/.cache/sonogan`` (:func:`sonogan.locations.work_dir`); a complete
+cache already inside a read-only dataset is still used. ``key`` hashes the cache tokens of the
+preset's transforms, the manifest rows and the image files' sizes and mtimes, so editing the
+manifest, the images or the preset (or a transform's checkpoint) gives a new key and
 :func:`open_cache` reports the old cache as stale.
+
+A lesion-ROI preset keeps the whole scan area of an image without a lesion mask; the count is
+``n_roi_fallback`` in ``info.json`` (:func:`read_info`), and :func:`build_cache` refuses when
+no real image has one, unless ``allow_no_masks=True``.
 
 The cache holds uint8 pixels only: z-score statistics are computed at training time from the
 training partition of each fold (see :func:`sonogan.experiment.fold_data.load_fold`), never baked in here.
@@ -38,7 +45,9 @@ import sonogan
 from sonogan.config import to_yaml
 from sonogan.data.manifest import Dataset
 from sonogan.errors import SonoganInputError
-from sonogan.preprocess.presets import PreprocessConfig, get_preset, preprocess_one
+from sonogan.locations import ENV_VAR, work_dir
+from sonogan.preprocess.presets import PreprocessConfig, get_preset, pipeline, run_pipeline
+from sonogan.preprocess.transforms import Compose
 from sonogan.runs import write_json
 
 CACHE_DIR = "cache"
@@ -54,15 +63,22 @@ def _stat(path: Path) -> str:
 
 
 def cache_key(ds: Dataset, cfg: PreprocessConfig) -> str:
-    """First 16 hex of sha256 over the preset config JSON, the manifest rows
-    (image_id, image, mask, label, source) and each image/mask file's size and mtime."""
+    """First 16 hex of sha256 over the cache tokens of the preset's transforms, the manifest
+    rows (image_id, image, mask, label, source) and each image/mask file's size and mtime."""
     h = hashlib.sha256()
-    h.update(json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode())
+    h.update(json.dumps(pipeline(cfg).cache_token(), sort_keys=True).encode())
     for row in ds.manifest[["image_id", "image", "mask", "label", "source"]].itertuples(index=False):
         image_id, image, mask, label, source = (str(v) for v in row)
         files = _stat(ds.path(image)) + "|" + (_stat(ds.path(mask)) if mask else "")
         h.update("\t".join([image_id, image, mask, label, source, files]).encode() + b"\n")
     return h.hexdigest()[:16]
+
+
+def _cache_dirs(ds: Dataset) -> list[Path]:
+    """Where caches of ``ds`` may lie: inside the dataset (read even when it is read-only, so a
+    dataset shipped with its caches needs no rebuild), then the work folder new caches go to."""
+    own, work = ds.root / CACHE_DIR, work_dir(ds.root) / CACHE_DIR
+    return [own] if own == work else [own, work]
 
 
 def _folder_name(cfg: PreprocessConfig, key: str) -> str:
@@ -83,13 +99,31 @@ def _decode(path: Path, grey: bool, where: str) -> np.ndarray:
     return img if grey else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def _process_row(task: tuple[PreprocessConfig, str, str, str, bool]) -> tuple[np.ndarray, np.ndarray, bool]:
+def _process_row(task: tuple[Compose, str, str, str, bool]) -> tuple[np.ndarray, np.ndarray, bool]:
     """Decode one image (+mask) exactly once and preprocess it. Top-level so a Pool can pickle it."""
-    cfg, image_path, mask_path, image_id, synthetic = task
+    pipe, image_path, mask_path, image_id, synthetic = task
     image = _decode(Path(image_path), grey=False, where=image_id)
     mask = _decode(Path(mask_path), grey=True, where=image_id) if mask_path else None
-    res = preprocess_one(cfg, image, mask, synthetic=synthetic)
+    res = run_pipeline(pipe, image, mask, synthetic=synthetic)
     return res.image, res.mask, res.roi_fallback
+
+
+def _refuse_without_masks(ds: Dataset, cfg: PreprocessConfig, n_without: int, n_real: int,
+                          allow_no_masks: bool) -> None:
+    """A lesion-ROI preset where no real image has a lesion mask would silently train on whole
+    scans under a lesion preset's name: refuse unless the user asked for exactly that."""
+    if cfg.roi != "lesion" or allow_no_masks or n_real == 0 or n_without < n_real:
+        return
+    raise SonoganInputError(
+        ds.manifest_path, f"preset '{cfg.name}' crops to the lesion, but none of the {n_real} real images "
+        "has a (non-empty) lesion mask", "add masks to the manifest, use a whole-scan preset such as "
+        "full-64, or pass --allow-no-masks to use the whole scan area")
+
+
+def read_info(path: Path) -> dict:
+    """``info.json`` of a complete cache folder: counts (``n_images``, ``n_real``,
+    ``n_roi_fallback``), shape, timings, the transforms' tokens."""
+    return json.loads((path / "info.json").read_text(encoding="utf-8"))
 
 
 def _remove_dead_tmp(parent: Path, name: str) -> None:
@@ -109,29 +143,48 @@ def _worker_init() -> None:
 
 
 def build_cache(ds: Dataset, preset: str | PreprocessConfig, progress: bool = False,
-                workers: int = 0) -> Path:
-    """Preprocess every manifest row into ``<dataset>/cache/<preset>-<key>/`` and return it.
+                workers: int = 0, allow_no_masks: bool = False) -> Path:
+    """Preprocess every manifest row into ``<work>/cache/<preset>-<key>/`` and return it.
 
     A complete folder with the same key is reused as is (no work). Writes go to a temporary
     folder renamed at the end, so an interrupted build leaves no half cache. ``workers > 0``
     decodes and preprocesses in a multiprocessing pool (order is kept, output is identical).
+    A lesion-ROI preset on a dataset where no real image has a lesion mask raises
+    SonoganInputError unless ``allow_no_masks``; how many images fell back to the whole scan
+    area is ``read_info(path)["n_roi_fallback"]``.
     """
     cfg = get_preset(preset)
+    pipe = pipeline(cfg)
+    m = ds.manifest
+    real = m["source"] == "real"
+    _refuse_without_masks(ds, cfg, int((real & (m["mask"] == "")).sum()), int(real.sum()), allow_no_masks)
     key = cache_key(ds, cfg)
-    parent = ds.root / CACHE_DIR
-    final = parent / _folder_name(cfg, key)
-    if _is_complete(final):
-        return final
+    dirs = _cache_dirs(ds)
+    done = [d / _folder_name(cfg, key) for d in dirs if _is_complete(d / _folder_name(cfg, key))]
+    final = done[0] if done else _build(ds, cfg, pipe, dirs[-1], key, progress, workers)
+    info = read_info(final)
+    _refuse_without_masks(ds, cfg, info["n_roi_fallback"], info["n_real"], allow_no_masks)
+    return final
+
+
+def _build(ds: Dataset, cfg: PreprocessConfig, pipe: Compose, parent: Path, key: str, progress: bool,
+           workers: int) -> Path:
+    """Write ``parent/<preset>-<key>`` through a temporary folder (see :func:`build_cache`)."""
     if len(ds.manifest) == 0:
         raise SonoganInputError(ds.manifest_path, "manifest has no rows", "import some images first")
-    parent.mkdir(parents=True, exist_ok=True)
+    final = parent / _folder_name(cfg, key)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SonoganInputError(parent, f"cannot create the cache folder ({exc.strerror})",
+                                f"set {ENV_VAR} to a writable folder") from None
     _remove_dead_tmp(parent, final.name)
     tmp = parent / f".tmp-{final.name}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
     m = ds.manifest
-    tasks = [(cfg, str(ds.path(r.image)), str(ds.path(r.mask)) if r.mask else "", r.image_id,
+    tasks = [(pipe, str(ds.path(r.image)), str(ds.path(r.mask)) if r.mask else "", r.image_id,
               r.source == "synthetic") for r in m[["image", "mask", "image_id", "source"]].itertuples()]
     n, s, c = len(tasks), cfg.size, cfg.channels
     start = time.perf_counter()
@@ -165,7 +218,8 @@ def build_cache(ds: Dataset, preset: str | PreprocessConfig, progress: bool = Fa
         (tmp / "preset.yaml").write_text(to_yaml(cfg), encoding="utf-8")
         size = sum(f.stat().st_size for f in tmp.iterdir())
         write_json(tmp / "info.json", {
-            "preset": cfg.name, "key": key, "dataset": ds.spec.name, "n_images": n,
+            "preset": cfg.name, "key": key, "transforms": pipe.cache_token(),
+            "dataset": ds.spec.name, "n_images": n,
             "n_real": int((m["source"] == "real").sum()), "n_synthetic": int((m["source"] == "synthetic").sum()),
             "n_roi_fallback": int(fallback.sum()), "shape": [n, s, s, c], "workers": workers,
             "seconds": round(seconds, 3), "images_per_s": round(n / max(seconds, 1e-9), 2),
@@ -217,15 +271,16 @@ class PreprocessCache:
 def open_cache(ds: Dataset, preset: str | PreprocessConfig) -> PreprocessCache:
     """Open the cache of ``ds`` for ``preset``; SonoganInputError if it is absent or stale."""
     cfg = get_preset(preset)
-    parent = ds.root / CACHE_DIR
-    path = parent / _folder_name(cfg, cache_key(ds, cfg))
-    fix = f"run 'sonogan preprocess {ds.root} --preset {cfg.name}' first"
-    if not _is_complete(path):
+    name = _folder_name(cfg, cache_key(ds, cfg))
+    dirs = _cache_dirs(ds)
+    done = [d / name for d in dirs if _is_complete(d / name)]
+    if not done:
         prefix = re.sub(r"[^A-Za-z0-9_.-]+", "_", cfg.name) + "-"
-        old = [p for p in parent.glob(prefix + "*") if p.is_dir() and _is_complete(p)] if parent.is_dir() else []
+        old = [p for d in dirs if d.is_dir() for p in d.glob(prefix + "*") if p.is_dir() and _is_complete(p)]
         what = ("cache is stale (the manifest, the image files or the preset changed since it was built)"
                 if old else f"no preprocessing cache for preset '{cfg.name}'")
-        raise SonoganInputError(path, what, fix)
+        raise SonoganInputError(dirs[-1] / name, what, f"run 'sonogan preprocess {ds.root} --preset {cfg.name}' first")
+    path = done[0]
     index = pd.read_csv(path / "index.csv", dtype=str, keep_default_na=False)
     ids = index["image_id"].tolist()
     return PreprocessCache(

@@ -3,6 +3,9 @@
 Example:
     $ sonogan preprocess runs/phantom --preset flagship-64
     $ sonogan preprocess --list
+
+The cache goes to ``<dataset>/cache/``, or, for a dataset folder sonogan cannot write, to
+``$SONOGAN_CACHE_DIR`` (default ``~/.cache/sonogan``); see docs/preprocessing.md.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ def preprocess_command(
     preset: str = typer.Option("flagship-64", "--preset", "-p", help="Named preset (see --list)."),
     workers: int = typer.Option(0, "--workers", help="Worker processes for decoding (0 = in process)."),
     list_presets: bool = typer.Option(False, "--list", help="List the presets and exit."),
+    allow_no_masks: bool = typer.Option(
+        False, "--allow-no-masks",
+        help="Build a lesion-ROI preset even when no image has a lesion mask (whole scan areas are used)."),
 ) -> None:
     """Preprocess every image once into a cache keyed by the preset and the manifest.
 
@@ -39,9 +45,13 @@ def preprocess_command(
     if dataset is None:
         raise typer.BadParameter("give a DATASET folder (or --list)")
     from sonogan.data.manifest import load_dataset
-    from sonogan.preprocess.cache import build_cache
+    from sonogan.preprocess.cache import build_cache, read_info
 
     ds = load_dataset(dataset)
     start = time.perf_counter()
-    path = build_cache(ds, preset, progress=True, workers=workers)
+    path = build_cache(ds, preset, progress=True, workers=workers, allow_no_masks=allow_no_masks)
+    info = read_info(path)
+    if info["n_roi_fallback"]:
+        console.print(f"[yellow]{info['n_roi_fallback']} of {info['n_real']} images have no lesion mask: "
+                      "whole scan area used[/]")
     console.print(f"cache ({preset}) -> [bold]{path}[/] in {time.perf_counter() - start:.1f} s")

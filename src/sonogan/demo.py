@@ -35,37 +35,37 @@ def run_demo(out_parent: str | Path, cfg: ExperimentConfig, progress: bool = Tru
     from sonogan.preprocess.cache import build_cache
 
     run = RunDir.create(next_run_dir(out_parent, "demo"), seed=cfg.seed, config=cfg, kind="demo")
-    timings: dict[str, float] = {}
+    with run:  # finished on success; marked failed / interrupted (and unlocked) otherwise
+        timings: dict[str, float] = {}
 
-    def step(name: str, fn: Callable[[], Any]) -> Any:  # time each stage: the demo doubles as a smoke benchmark
-        start = time.perf_counter()
-        result = fn()
-        timings[name] = round(time.perf_counter() - start, 2)
-        run.log(f"{name}: {timings[name]} s")
-        return result
+        def step(name: str, fn: Callable[[], Any]) -> Any:  # time each stage: the demo doubles as a smoke benchmark
+            start = time.perf_counter()
+            result = fn()
+            timings[name] = round(time.perf_counter() - start, 2)
+            run.log(f"{name}: {timings[name]} s")
+            return result
 
-    phantom_cfg = cfg.phantom or PhantomConfig()
-    ds = step("phantom", lambda: generate_phantom(run.path / "dataset", phantom_cfg, progress=progress))
-    report = step("validate", lambda: validate_dataset(ds, progress=progress))
-    splits = step("split", lambda: make_splits(ds, n_folds=cfg.split.folds, test_fraction=cfg.split.test_fraction,
-                                               seed=cfg.split.seed, duplicate_groups=report.duplicate_groups))
-    splits.save(ds.root / "splits.json")
-    cache = step("preprocess", lambda: build_cache(ds, cfg.preset, progress=progress))
-    summary = step("inspect", lambda: inspect_dataset(ds, run.path / "inspect", progress=progress,
-                                                               report=report))
-    metrics: dict[str, Any] = {
-        "dataset": {"n_images": report.n_images, "n_patients": report.n_patients, "warnings": report.warnings},
-        "splits": {"test": len(splits.test), "folds": [{k: len(v) for k, v in f.items()} for f in splits.folds]},
-        "cache": str(cache),
-        "inspect": summary,
-    }
-    if experiment:
-        exp_cfg = cfg.model_copy(update={"dataset": str(ds.root.resolve()), "phantom": None,
-                                         "splits": str((ds.root / "splits.json").resolve())})
-        exp_dir = step("experiment", lambda: run_experiment(exp_cfg, run.path / "experiment", progress=progress,
-                                                                 report=report))
-        metrics["experiment"] = {"report": str(exp_dir / "report.html"), "metrics": str(exp_dir / "metrics.json")}
-    metrics["timings_s"] = timings
-    run.write_metrics(metrics)
-    run.finish()
+        phantom_cfg = cfg.phantom or PhantomConfig()
+        ds = step("phantom", lambda: generate_phantom(run.path / "dataset", phantom_cfg, progress=progress))
+        report = step("validate", lambda: validate_dataset(ds, progress=progress))
+        splits = step("split", lambda: make_splits(ds, n_folds=cfg.split.folds, test_fraction=cfg.split.test_fraction,
+                                                   seed=cfg.split.seed, duplicate_groups=report.duplicate_groups))
+        splits.save(ds.root / "splits.json")
+        cache = step("preprocess", lambda: build_cache(ds, cfg.preset, progress=progress))
+        summary = step("inspect", lambda: inspect_dataset(ds, run.path / "inspect", progress=progress,
+                                                                   report=report))
+        metrics: dict[str, Any] = {
+            "dataset": {"n_images": report.n_images, "n_patients": report.n_patients, "warnings": report.warnings},
+            "splits": {"test": len(splits.test), "folds": [{k: len(v) for k, v in f.items()} for f in splits.folds]},
+            "cache": str(cache),
+            "inspect": summary,
+        }
+        if experiment:
+            exp_cfg = cfg.model_copy(update={"dataset": str(ds.root.resolve()), "phantom": None,
+                                             "splits": str((ds.root / "splits.json").resolve())})
+            exp_dir = step("experiment", lambda: run_experiment(exp_cfg, run.path / "experiment", progress=progress,
+                                                                     report=report))
+            metrics["experiment"] = {"report": str(exp_dir / "report.html"), "metrics": str(exp_dir / "metrics.json")}
+        metrics["timings_s"] = timings
+        run.write_metrics(metrics)
     return run.path

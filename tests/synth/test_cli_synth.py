@@ -59,3 +59,44 @@ def test_help_has_examples():
     for cmd in ("train", "sample"):
         res = runner.invoke(synth_app, [cmd, "--help"])
         assert res.exit_code == 0 and "Example" in res.output
+
+
+@pytest.fixture
+def gan_run(tmp_path):
+    """A GAN run folder with a real (untrained) checkpoint, made without the training loop."""
+    import torch
+
+    from sonogan.synth.config import GanConfig
+    from sonogan.synth.state import build_state
+    from sonogan.torch_utils import atomic_torch_save
+
+    st = build_state(GanConfig(ngf=4, ndf=4, z_dim=8), num_classes=1, device=torch.device("cpu"))
+    ckpt = st.to_checkpoint(meta={"classes": ["benign", "borderline"], "class_name": "borderline", "fold": 0,
+                                  "training_ids": ["a", "b"]})
+    atomic_torch_save(ckpt, tmp_path / "gan" / "checkpoints" / "last.pt")
+    return tmp_path / "gan"
+
+
+def sample_main(args, monkeypatch, capsys):
+    from sonogan.cli.main import main
+
+    monkeypatch.setattr("sys.argv", ["sonogan", "synth", "sample", *args])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    return exit_.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage,match", [
+    (lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]), "empty, truncated or corrupt"),
+    (lambda p: p.write_bytes(b""), "empty, truncated or corrupt"),
+    (lambda p: p.write_bytes(b"not a checkpoint at all"), "not a sonogan checkpoint"),
+    (lambda p: __import__("torch").save({"weights": 1}, p), "not a sonogan GAN checkpoint (missing"),
+])
+def test_sample_from_a_damaged_checkpoint_is_one_line(gan_run, tmp_path, monkeypatch, capsys, damage, match):
+    assert sample_main([str(gan_run), "--n", "2", "--out", str(tmp_path / "ok")], monkeypatch, capsys)[0] == 0
+    assert len(load_dataset(tmp_path / "ok").manifest) == 2  # the intact checkpoint samples
+    damage(gan_run / "checkpoints" / "last.pt")
+    code, err = sample_main([str(gan_run), "--n", "2", "--out", str(tmp_path / "syn")], monkeypatch, capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and match in lines[0] and "last.pt" in lines[0], err
+    assert not (tmp_path / "syn").exists()

@@ -3,23 +3,54 @@
 Example:
     $ sonogan experiment configs/demo.yaml --out runs/demo-experiment
     $ sonogan experiment --resume runs/demo-experiment
+
+    >>> parse_folds("0, 2")
+    [0, 2]
 """
 
 from __future__ import annotations
 
+import json
+import shlex
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
 
+from sonogan.errors import RunInterrupted, SonoganInputError
+
 console = Console()
+
+
+def parse_folds(text: str) -> list[int]:
+    """'0,2' -> [0, 2]; anything but comma-separated whole numbers is an input error."""
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isdigit() for p in parts):
+        raise SonoganInputError("--folds", f"'{text}' is not a comma-separated list of fold numbers",
+                                "pass fold numbers such as --folds 0,1")
+    return [int(p) for p in parts]
+
+
+def headline_lines(results: dict[str, Any]) -> list[str]:
+    """Hold-out test accuracy, macro-F1 and each rare class's F1 of the primary model:
+    baseline vs augmented, with the paired gain and its CI (from ``metrics.json``)."""
+    ci, gain = results["test"]["ci"], results["test"]["gain_vs_baseline"].get("augmented", {})
+    keys = ["accuracy", "macro_f1"] + [f"f1/{c}" for c in results["rare_classes"]]
+    lines = [f"hold-out test ({results['n_test']} images), {results['primary_model']}: baseline -> augmented"]
+    for key in keys:
+        line = f"  {key:<{max(map(len, keys))}}  {ci['baseline'][key][0]:.3f} -> {ci['augmented'][key][0]:.3f}"
+        if key in gain:
+            g, low, high = gain[key][:3]
+            line += f"  (gain {g:+.3f}, {low:+.3f} to {high:+.3f})"
+        lines.append(line)
+    return lines
 
 
 def experiment_command(
     config: Optional[Path] = typer.Argument(None, help="Experiment YAML (see configs/)."),
     out: Optional[Path] = typer.Option(None, "--out", help="New run folder (default runs/<name>-NNN)."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run folder."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run folder (with its own config)."),
     folds: Optional[str] = typer.Option(None, "--folds", help="Comma-separated folds to run (overrides the config)."),
 ) -> None:
     """GAN per fold on the rare classes, baseline vs augmented classifiers, CIs, paired gains, report.
@@ -27,17 +58,30 @@ def experiment_command(
     Example: sonogan experiment configs/demo.yaml --out runs/demo-experiment
     """
     from sonogan.config import load_config
-    from sonogan.errors import SonoganInputError
     from sonogan.experiment.config import ExperimentConfig
-    from sonogan.experiment.protocol import run_experiment
     from sonogan.runs import next_run_dir
 
+    if resume is not None and (config is not None or folds is not None or out is not None):
+        raise SonoganInputError("--resume", "a CONFIG, --folds or --out cannot be combined with --resume "
+                                "(the run continues with its own config and folder)",
+                                f"run: sonogan experiment --resume {shlex.quote(str(resume))}")
+    if resume is None and config is None:
+        raise SonoganInputError("sonogan experiment", "no config given", "pass a YAML file, e.g. configs/demo.yaml")
     if resume is not None:
-        path = run_experiment(None, resume, resume=True)
+        path = resume
+        cfg = None
     else:
-        if config is None:
-            raise SonoganInputError("sonogan experiment", "no config given", "pass a YAML file, e.g. configs/demo.yaml")
-        overrides = {"folds": [int(f) for f in folds.split(",")]} if folds else None
+        overrides = {"folds": parse_folds(folds)} if folds else None
         cfg = load_config(ExperimentConfig, config, overrides)
-        path = run_experiment(cfg, out or next_run_dir("runs", cfg.name))
+        path = out or next_run_dir("runs", cfg.name)
+    from sonogan.experiment.protocol import run_experiment  # heavy: only once the arguments are known good
+
+    try:
+        path = run_experiment(cfg, path, resume=resume is not None)
+    except KeyboardInterrupt as exc:
+        if not (path / "run.json").is_file():
+            raise  # interrupted before the run folder existed: nothing to continue
+        raise RunInterrupted(path, f"sonogan experiment --resume {shlex.quote(str(path))}") from exc
+    for line in headline_lines(json.loads((path / "metrics.json").read_text(encoding="utf-8"))):
+        console.print(line, highlight=False)
     console.print(f"[green]experiment finished[/]: [bold]{path / 'report.html'}[/] (metrics.json, summary.md)")

@@ -1,7 +1,10 @@
-"""``sonogan`` command: groups ``data``, ``preprocess``, ``synth``, ``demo``.
+"""``sonogan`` command: groups ``data``, ``preprocess``, ``synth``, ``experiment``, ``demo``.
 
-Every user-fixable problem (a :class:`~sonogan.errors.SonoganInputError`) is printed as one
-line on stderr and the process exits with code 2.
+Every user-fixable problem (a :class:`~sonogan.errors.SonoganInputError`, or a full,
+read-only or forbidden disk) is printed as one line on stderr and the process exits with
+code 2. Ctrl-C prints one line (with the command that continues the run, where there is
+one) and exits with 130. Anything else is a bug and keeps its traceback. In every case the
+runs still open are marked ``failed`` / ``interrupted`` in their ``run.json``.
 
 Example:
     $ sonogan --help
@@ -19,7 +22,9 @@ from sonogan.cli.data import data_app
 from sonogan.cli.demo import demo_command
 from sonogan.cli.experiment import experiment_command
 from sonogan.cli.preprocess import preprocess_command
-from sonogan.errors import EXIT_INPUT_ERROR, SonoganInputError
+from sonogan.cli.synth import synth_app
+from sonogan.errors import EXIT_INPUT_ERROR, EXIT_INTERRUPTED, RunInterrupted, SonoganInputError, disk_error_line
+from sonogan.runs import abandon_open_runs
 
 app = typer.Typer(
     name="sonogan",
@@ -33,13 +38,7 @@ app.add_typer(data_app, name="data", help="Import, generate, validate, split and
 app.command("preprocess")(preprocess_command)
 app.command("demo")(demo_command)
 app.command("experiment")(experiment_command)
-
-try:  # the GAN commands live in their own module (issue 3)
-    from sonogan.cli.synth import synth_app
-
-    app.add_typer(synth_app, name="synth", help="Train GANs on a fold's rare class and sample synthetic images.")
-except ImportError:  # pragma: no cover - only while the synth package is absent
-    pass
+app.add_typer(synth_app, name="synth", help="Train GANs on a fold's rare class and sample synthetic images.")
 
 
 def _version(value: bool) -> None:
@@ -54,13 +53,34 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """sonogan command line."""
 
 
+def _exit(line: str, code: int, cause: BaseException) -> None:
+    abandon_open_runs(cause)
+    typer.echo(line, err=True)
+    sys.exit(code)
+
+
 def main() -> None:
-    """Console entry point: run the app, turning input errors into one line + exit code 2."""
+    """Console entry point: input and disk errors -> one line + exit 2, Ctrl-C -> one line + 130."""
     try:
         app()
     except SonoganInputError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_INPUT_ERROR)
+        _exit(f"error: {exc}", EXIT_INPUT_ERROR, exc)
+    except RunInterrupted as exc:
+        _exit(str(exc), EXIT_INTERRUPTED, KeyboardInterrupt())
+    except SystemExit as exc:
+        if exc.code != EXIT_INTERRUPTED:
+            raise
+        # typer ends a Ctrl-C outside the resumable commands with a silent exit 130
+        _exit("interrupted", EXIT_INTERRUPTED, KeyboardInterrupt())
+    except OSError as exc:
+        line = disk_error_line(exc)
+        if line is None:
+            abandon_open_runs(exc)
+            raise
+        _exit(f"error: {line}", EXIT_INPUT_ERROR, exc)
+    except BaseException as exc:  # a bug: record it in the open runs, keep the traceback
+        abandon_open_runs(exc)
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

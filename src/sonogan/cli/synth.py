@@ -8,11 +8,14 @@ Example:
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
+
+from sonogan.errors import RunInterrupted, SonoganInputError
 
 console = Console()
 
@@ -43,7 +46,6 @@ def train_command(
     --class borderline --model dcgan --out runs/gan-borderline-f0 --iterations 3000
     """
     from sonogan.config import load_config, parse_config
-    from sonogan.errors import SonoganInputError
     from sonogan.synth.config import GanConfig
     from sonogan.synth.trainer import train_gan
 
@@ -57,7 +59,15 @@ def train_command(
         cfg = parse_config(GanConfig, {k: v for k, v in overrides.items() if v is not None}, "--model/--iterations/--seed")
     if fold != "all" and not fold.isdigit():
         raise SonoganInputError("--fold", f"'{fold}' is not a fold number", "pass 0, 1, ... or 'all'")
-    run = train_gan(dataset, splits, None if fold == "all" else int(fold), class_name, cfg, out, resume=resume, progress=True)
+    try:
+        run = train_gan(dataset, splits, None if fold == "all" else int(fold), class_name, cfg, out, resume=resume,
+                        progress=True)
+    except KeyboardInterrupt as exc:
+        if not (out / "run.json").is_file():
+            raise  # interrupted before the run folder existed: nothing to continue
+        again = ["sonogan", "synth", "train", str(dataset), "--splits", str(splits), "--fold", fold,
+                 *(["--class", class_name] if class_name else []), "--out", str(out), "--resume"]
+        raise RunInterrupted(out, shlex.join(again)) from exc
     console.print(f"GAN run -> [bold]{run}[/] (grids, loss_curves.png, final_vs_real.png, checkpoints/)")
 
 

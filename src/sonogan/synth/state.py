@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import errno
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,12 +120,14 @@ def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise SonoganInputError(path, "checkpoint not found", "train the GAN first or check the run folder")
-    fix = "pass another checkpoint (e.g. --checkpoint last), or train the GAN again"
+    fix = "pass another checkpoint (--checkpoint best, last or a .pt path), or train the GAN again"
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:  # weights_only refuses pickled code: not one of ours
         raise SonoganInputError(path, f"not a sonogan checkpoint ({one_line(exc)[:120]})", fix) from None
-    except (RuntimeError, EOFError, ValueError) as exc:  # what torch raises on a cut or empty zip
+    except (RuntimeError, EOFError, ValueError, OSError) as exc:  # what torch raises on a cut or empty zip
+        if isinstance(exc, OSError) and exc.errno != errno.EINVAL:
+            raise  # a real read failure (permissions, I/O), not a damaged file
         raise SonoganInputError(path, f"checkpoint is empty, truncated or corrupt ({one_line(exc)[:120]})",
                                 fix) from None
     missing = [k for k in CHECKPOINT_KEYS if k not in ckpt] if isinstance(ckpt, dict) else list(CHECKPOINT_KEYS)

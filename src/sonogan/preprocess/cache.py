@@ -117,7 +117,7 @@ def _refuse_without_masks(ds: Dataset, cfg: PreprocessConfig, n_without: int, n_
     raise SonoganInputError(
         ds.manifest_path, f"preset '{cfg.name}' crops to the lesion, but none of the {n_real} real images "
         "has a (non-empty) lesion mask", "add masks to the manifest, use a whole-scan preset such as "
-        "full-64, or pass --allow-no-masks to use the whole scan area")
+        "full-64, or allow it (--allow-no-masks; allow_no_masks=True) to use the whole scan areas")
 
 
 def read_info(path: Path) -> dict:
@@ -140,6 +140,29 @@ def _remove_dead_tmp(parent: Path, name: str) -> None:
 
 def _worker_init() -> None:
     cv2.setNumThreads(1)  # one process per core already; nested OpenCV threads only contend
+
+
+def _fill(tasks: list, images: np.ndarray, masks: np.ndarray, workers: int, progress: str) -> np.ndarray:
+    """Preprocess ``tasks`` into the arrays (in order) and return the roi_fallback flags;
+    ``progress`` is the progress bar's title ("" = none)."""
+    fallback = np.zeros(len(tasks), bool)
+    # 'spawn', not fork: forking a process whose OpenCV thread pool is already running
+    # deadlocks the children (seen on Linux); spawned workers start clean.
+    ctx = multiprocessing.get_context("spawn")
+    pool = ctx.Pool(workers, initializer=_worker_init) if workers > 0 else None
+    try:
+        results = pool.imap(_process_row, tasks, chunksize=8) if pool else map(_process_row, tasks)
+        if progress:
+            from rich.progress import track
+
+            results = track(results, total=len(tasks), description=progress)
+        for i, (img, msk, fb) in enumerate(results):
+            images[i], masks[i], fallback[i] = img, msk, fb
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+    return fallback
 
 
 def build_cache(ds: Dataset, preset: str | PreprocessConfig, progress: bool = False,
@@ -191,23 +214,7 @@ def _build(ds: Dataset, cfg: PreprocessConfig, pipe: Compose, parent: Path, key:
     try:
         images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(n, s, s, c))
         masks = np.lib.format.open_memmap(tmp / "masks.npy", mode="w+", dtype=np.uint8, shape=(n, s, s))
-        fallback = np.zeros(n, bool)
-        # 'spawn', not fork: forking a process whose OpenCV thread pool is already running
-        # deadlocks the children (seen on Linux); spawned workers start clean.
-        ctx = multiprocessing.get_context("spawn")
-        pool = ctx.Pool(workers, initializer=_worker_init) if workers > 0 else None
-        try:
-            results = pool.imap(_process_row, tasks, chunksize=8) if pool else map(_process_row, tasks)
-            if progress:
-                from rich.progress import track
-
-                results = track(results, total=n, description=f"preprocess {cfg.name}")
-            for i, (img, msk, fb) in enumerate(results):
-                images[i], masks[i], fallback[i] = img, msk, fb
-        finally:
-            if pool is not None:
-                pool.close()
-                pool.join()
+        fallback = _fill(tasks, images, masks, workers, f"preprocess {cfg.name}" if progress else "")
         images.flush()
         masks.flush()
         del images, masks

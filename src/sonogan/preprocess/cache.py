@@ -15,7 +15,7 @@ A lesion-ROI preset keeps the whole scan area of an image without a lesion mask;
 no real image has one, unless ``allow_no_masks=True``.
 
 The cache holds uint8 pixels only: z-score statistics are computed at training time from the
-training partition of each fold (see :func:`sonogan.experiment.fold_data.load_fold`), never baked in here.
+training partition of each fold (see :func:`sonogan.preprocess.fold.load_fold`), never baked in here.
 
 Example:
     >>> ds = load_dataset("runs/phantom")                    # doctest: +SKIP

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sonogan.cli.main import main
+from sonogan.data.manifest import write_dataset
 
 
 def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
@@ -75,3 +76,17 @@ def test_validate_lists_every_problem_then_exits_2(tmp_path: Path, dh, capsys, m
     assert lines[0].endswith("benign-0.png: file is empty (0 bytes); fix: restore or re-export the image, or remove its row")
     assert "malignant-3.png: image file not found" in lines[1]
     assert lines[2] == f"2 problems in {ds}; fix them all, then validate again"
+
+
+def test_read_only_dataset_reports_go_to_the_cache_folder(tmp_path: Path, dh, capsys, monkeypatch) -> None:
+    ds = tmp_path / "ds"
+    spec, df = dh.make_dataset(ds, n_per_class=5)
+    write_dataset(ds, spec, df.assign(patient_id=df["image_id"]))  # enough patients for 2 folds + test
+    monkeypatch.setenv("SONOGAN_CACHE_DIR", str(tmp_path / "cache"))
+    # as root a chmod'ed folder stays writable, so stand in for a read-only mount
+    monkeypatch.setattr("sonogan.locations.is_writable", lambda folder: False)
+    assert run_cli(["data", "inspect", str(ds)], capsys, monkeypatch)[0] == 0
+    assert run_cli(["data", "split", str(ds), "--folds", "2", "--test", "0.3"], capsys, monkeypatch)[0] == 0
+    [work] = (tmp_path / "cache").iterdir()
+    assert (work / "inspect-001/summary.json").is_file() and (work / "splits.json").is_file()
+    assert sorted(p.name for p in ds.iterdir()) == ["dataset.yaml", "images", "manifest.csv", "masks"]

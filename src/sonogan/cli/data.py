@@ -118,7 +118,7 @@ def split_command(
     folds: int = typer.Option(5, "--folds", help="Cross-validation folds over the non-test part."),
     test: float = typer.Option(0.15, "--test", help="Hold-out test fraction (of patients), above 0 and below 0.5."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Where to write (default DATASET/splits.json; never overwritten)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where to write (default DATASET/splits.json, or the dataset's cache folder when DATASET is read-only; never overwritten)."),
 ) -> None:
     """Patient-grouped, class-stratified hold-out test + k folds, saved once as JSON.
 
@@ -126,9 +126,10 @@ def split_command(
     """
     from sonogan.data.manifest import load_dataset
     from sonogan.data.splits import make_splits
+    from sonogan.locations import work_dir
 
     ds = load_dataset(dataset)
-    target = out or dataset / "splits.json"
+    target = out or work_dir(dataset) / "splits.json"  # where the experiment looks by default
     if target.exists():
         from sonogan.errors import SonoganInputError
 
@@ -154,7 +155,7 @@ def split_command(
 @data_app.command("inspect")
 def inspect_command(
     dataset: Path = typer.Argument(..., help="Dataset folder."),
-    out: Optional[Path] = typer.Option(None, "--out", help="New folder for the report (default DATASET/inspect-NNN)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="New folder for the report (default DATASET/inspect-NNN, or in the dataset's cache folder when DATASET is read-only)."),
     against: Optional[Path] = typer.Option(None, "--against", help="Another dataset (e.g. an external test set): list the images found in both, exact or near duplicates."),
 ) -> None:
     """Counts per class / patient / source, image sizes, mask coverage, duplicates, montages.
@@ -163,14 +164,15 @@ def inspect_command(
     """
     from sonogan.data.inspect import inspect_dataset
     from sonogan.data.manifest import load_dataset
+    from sonogan.locations import work_dir
     from sonogan.runs import RunDir, next_run_dir
 
     ds = load_dataset(dataset)
     other = load_dataset(against) if against is not None else None  # a bad path fails before any work
-    run = RunDir.create(out or next_run_dir(dataset, "inspect"), kind="inspect")
-    summary = inspect_dataset(ds, run.path, progress=True, against=other)
-    run.write_metrics(summary)
-    run.finish()
+    # the context marks run.json failed (with the error line) if inspection stops on a bad file
+    with RunDir.create(out or next_run_dir(work_dir(dataset), "inspect"), kind="inspect") as run:
+        summary = inspect_dataset(ds, run.path, progress=True, against=other)
+        run.write_metrics(summary)
     print_summary(summary)
     console.print(f"report -> [bold]{run.path}[/]")
 

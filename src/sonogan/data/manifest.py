@@ -142,7 +142,7 @@ def write_dataset(root: str | Path, spec: DatasetSpec, manifest: pd.DataFrame) -
     root = Path(root)
     manifest = normalise_manifest(manifest, spec)
     (root / SPEC_NAME).write_text(
-        yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False),
+        yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True),
         encoding="utf-8")
     manifest.to_csv(root / MANIFEST_NAME, index=False)
     return Dataset(root=root, spec=spec, manifest=manifest)

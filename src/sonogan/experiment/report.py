@@ -6,7 +6,19 @@ matrices (Fig. 7), synthetic grids and their evolution (Fig. 4), loss curves, th
 synthetic-count sweep (Frid-Adar Fig. 8), t-SNE of real vs synthetic features (Fig. 9),
 and the exact command, config, data summary and software versions.
 
+The report only draws: it reads ``metrics.json``-shaped results and files the protocol
+saved (figures, histories, ``features.npz``) and imports no model or training code.
+
 Example:
+    >>> point = {"accuracy": [0.80, 0.7, 0.9], "macro_f1": [0.60, 0.5, 0.7], "f1/bot": [0.40, 0.2, 0.6]}
+    >>> better = {"accuracy": [0.85, 0.75, 0.95], "macro_f1": [0.70, 0.6, 0.8], "f1/bot": [0.65, 0.4, 0.8]}
+    >>> gain = {"accuracy": [0.05, -0.01, 0.1, 0.2], "macro_f1": [0.1, 0.0, 0.2, 0.04],
+    ...         "f1/bot": [0.25, 0.1, 0.4, 0.0]}
+    >>> scope = {"ci": {"baseline": point, "augmented": better}, "gain_vs_baseline": {"augmented": gain}}
+    >>> results = {"primary_model": "cnn", "bootstrap": {"ci": 0.95, "n_resamples": 1000, "unit": "patient"},
+    ...            "n_cv": 120, "n_test": 30, "cv": scope, "test": scope}
+    >>> print(headline_lines(results, ["bot"])[2])
+      F1 bot 0.400 → 0.650 (+0.250, CI +0.100 to +0.400, p < 0.001)
     >>> write_report(cfg, ds, run, results, records, ["borderline"], test=pooled_test)   # doctest: +SKIP
 """
 
@@ -14,24 +26,52 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sonogan.config import to_yaml
 from sonogan.data.manifest import Dataset
-from sonogan.experiment.config import ExperimentConfig
-from sonogan.experiment.results import Pooled
 from sonogan.report import figures as fig
-from sonogan.report.html import Section, Table, format_ci, gain_table_rows, metrics_table_rows, render_report
+from sonogan.report.html import Section, Table, format_ci, format_p, gain_table_rows, metrics_table_rows, render_report
 from sonogan.report.markdown import render_markdown_summary
 from sonogan.runs import RunDir
 
+if TYPE_CHECKING:  # importing these at run time would pull in model and GAN code the report never calls
+    from sonogan.experiment.config import ExperimentConfig
+    from sonogan.experiment.results import Pooled
+
 HEADLINE = ["accuracy", "macro_f1", "macro_auc"]
+FEATURE_KEYS = ("features", "label", "synthetic", "model", "arm")
+SCOPES = {"cv": "Cross-validation (pooled out-of-fold, {n} real images)",
+          "test": "Hold-out test ({n} real images, fold models averaged)"}
 
 
 def headline_metrics(rare: list[str]) -> list[str]:
     return HEADLINE + [f"f1/{c}" for c in rare] + [f"sensitivity/{c}" for c in rare]
+
+
+def _change(scope: dict[str, Any], metric: str) -> str:
+    # '0.600 → 0.700 (+0.100, CI +0.000 to +0.200, p = 0.040)': baseline → augmented (gain, CI, p)
+    base, aug = scope["ci"]["baseline"][metric][0], scope["ci"]["augmented"][metric][0]
+    gain, low, high, p = scope["gain_vs_baseline"]["augmented"][metric][:4]
+    p_text = format_p(p)
+    p_text = f"p {p_text}" if p_text[0] in "<>n" else f"p = {p_text}"
+    return f"{base:.3f} → {aug:.3f} ({gain:+.3f}, CI {low:+.3f} to {high:+.3f}, {p_text})"
+
+
+def headline_lines(results: dict[str, Any], rare: list[str]) -> list[str]:
+    """Five lines for a terminal: the primary model's accuracy, macro-F1 and rare-class F1,
+    baseline → augmented with the paired gain, for pooled cross-validation and the hold-out test."""
+    boot = results["bootstrap"]
+    lines = [f"{results['primary_model']}, baseline → augmented (gain = augmented − baseline, paired "
+             f"{round(100 * boot['ci'])} % bootstrap CI over {boot['n_resamples']} {boot['unit']} resamples, p):"]
+    for key, label in SCOPES.items():
+        scope = results[key]
+        lines.append(f"{label.format(n=results['n_' + key])}: accuracy {_change(scope, 'accuracy')}; "
+                     f"macro-F1 {_change(scope, 'macro_f1')}")
+        lines.append("  " + "; ".join(f"F1 {c} {_change(scope, f'f1/{c}')}" for c in rare))
+    return lines
 
 
 def small_class_warning(ds: Dataset, y: np.ndarray, groups: np.ndarray | None, names: list[str],
@@ -54,72 +94,167 @@ def _fmt(v: list[float], digits: int = 3) -> str:
     return "n/a" if v[0] != v[0] else f"{v[0]:.{digits}f} ± {v[1]:.{digits}f}"
 
 
-def _gan_figures(run_dir: Path, records: list[dict], rare: list[str]) -> list[tuple[Path, str]]:
+def _gain_tables(gains: dict[str, dict], headline: list[str], where: str) -> list[Table]:
+    return [Table(gain_table_rows(g, headline, arm=arm), caption=f"Paired gain: {arm} − baseline ({where})")
+            for arm, g in gains.items()]
+
+
+def gan_figures(run_dir: Path, folds: list[int], rare: list[str]) -> list[tuple[Path, str]]:
+    """Every fold's final samples beside real images; the first fold's evolution and loss curves."""
+    real, generated = fig.FINAL_VS_REAL_PANELS
     out: list[tuple[Path, str]] = []
-    first = records[0]["fold"]
-    for cls in rare:
-        gan = run_dir / "folds" / f"fold{first}" / f"gan-{cls}"
-        if not gan.is_dir():
-            continue
-        grids = sorted((gan / "grids").glob("*.png"))
-        picks = [grids[i] for i in sorted({0, len(grids) // 3, 2 * len(grids) // 3, len(grids) - 1})] if grids else []
-        for p in picks:
-            out.append((p, f"fold {first}, {cls}: fixed-noise samples at {p.stem.replace('_', ' ')}"))
-        for name, caption in (("final_vs_real.png", "final synthetic images (left) beside real training images"),
-                              ("loss_curves.png", "GAN losses and feature distance (stopping rule)")):
-            if (gan / name).is_file():
-                out.append((gan / name, f"fold {first}, {cls}: {caption}"))
+    for i, fold in enumerate(folds):
+        for cls in rare:
+            gan = run_dir / "folds" / f"fold{fold}" / f"gan-{cls}"
+            if i == 0:
+                grids = sorted((gan / "grids").glob("*.png"))
+                picks = sorted({0, len(grids) // 3, 2 * len(grids) // 3, len(grids) - 1}) if grids else []
+                out += [(grids[k], f"fold {fold}, {cls}: fixed-noise samples at {grids[k].stem.replace('_', ' ')}")
+                        for k in picks]
+            if (gan / "final_vs_real.png").is_file():
+                out.append((gan / "final_vs_real.png", f"fold {fold}, {cls}: {real} images (left) beside final "
+                                                       f"synthetic images, {generated} (right)"))
+            if i == 0 and (gan / "loss_curves.png").is_file():
+                out.append((gan / "loss_curves.png",
+                            f"fold {fold}, {cls}: GAN losses and feature distance (stopping rule)"))
     return out
 
 
-def _classifier_curves(run_dir: Path, cfg: ExperimentConfig, fold: int, figdir: Path) -> Path | None:
+def _classifier_curves(run_dir: Path, arms: list[str], models: list[str], fold: int, figdir: Path) -> Path | None:
     histories: dict[str, dict[str, list[float]]] = {}
-    for arm in cfg.arms():
-        for clf in cfg.classifiers:
-            path = run_dir / "folds" / f"fold{fold}" / arm / clf.model / "history.json"
+    for arm in arms:
+        for model in models:
+            path = run_dir / "folds" / f"fold{fold}" / arm / model / "history.json"
             if path.is_file():
                 hist = json.loads(path.read_text())
                 epochs = hist["epochs"] if isinstance(hist, dict) and "epochs" in hist else hist
-                histories[f"{arm}/{clf.model}"] = {k: [e[k] for e in epochs if k in e]
-                                                    for k in ("train_loss", "val_loss", "val_acc")}
+                histories[f"{arm}/{model}"] = {k: [e[k] for e in epochs if k in e]
+                                               for k in ("train_loss", "val_loss", "val_acc")}
     return fig.plot_loss_curves(histories, figdir / "classifier_curves.png",
                                 title=f"Classifier training, fold {fold}") if histories else None
 
 
-def _tsne(cfg: ExperimentConfig, ds: Dataset, run_dir: Path, records: list[dict], rare: list[str], figdir: Path) -> Path | None:
-    """Penultimate features of fold-0's augmented classifier for real training and synthetic images."""
-    import torch
+def load_features(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a fold's ``features.npz`` (written by the protocol), checked for the keys the t-SNE needs."""
+    with np.load(path, allow_pickle=False) as saved:
+        missing = [k for k in FEATURE_KEYS if k not in saved]
+        if missing:
+            raise ValueError(f"{path} lacks {', '.join(missing)}; it needs {', '.join(FEATURE_KEYS)}")
+        return {k: saved[k] for k in FEATURE_KEYS}
 
-    from sonogan.data.manifest import load_dataset
-    from sonogan.experiment.fold_data import load_fold, load_synthetic, to_model_input
-    from sonogan.data.splits import Splits
-    from sonogan.models.checkpoint import load_classifier
-    from sonogan.models.classifiers import penultimate_features
 
-    fold = records[0]["fold"]
-    fold_dir = run_dir / "folds" / f"fold{fold}"
-    ckpt = fold_dir / "augmented" / cfg.classifiers[0].model / "best.pt"
-    if not ckpt.is_file():
+def tsne_figure(run_dir: Path, folds: list[int], names: list[str], figdir: Path, seed: int) -> tuple[Path, str] | None:
+    """t-SNE of the first fold that saved ``features.npz``, with its caption; None when no fold did."""
+    for fold in folds:
+        path = run_dir / "folds" / f"fold{fold}" / "features.npz"
+        if not path.is_file():
+            continue
+        f = load_features(path)
+        model, arm = str(f["model"]), str(f["arm"])
+        out = fig.plot_tsne(f["features"], f["label"], f["synthetic"], names, figdir / "tsne.png", seed=seed,
+                            title=f"t-SNE of {model} features (fold {fold}, {arm} arm)")
+        n_syn = int(f["synthetic"].sum())
+        return out, (f"Fold {fold} (the first fold with saved features): penultimate-layer features of the {arm} "
+                     f"arm's {model} for {len(f['label']) - n_syn} real training images (dots) and {n_syn} "
+                     f"synthetic images (crosses); colour = class.")
+    return None
+
+
+def _summary_section(cfg: ExperimentConfig, ds: Dataset, results: dict[str, Any], rare: list[str],
+                     test: Pooled, headline: list[str]) -> Section:
+    names, ci = ds.spec.classes, results["test"]["ci"]
+    unit = "patients" if ds.spec.patients_known else "images (no patient ids: each image is its own case)"
+    rows = [{"arm": arm, **{m: format_ci(*ci[arm][m][:3]) for m in headline}} for arm in cfg.arm_names()]
+    return Section(
+        "Summary",
+        f"Dataset **{ds.spec.name}**: {len(ds.manifest)} images, classes {', '.join(names)}; rare: "
+        f"{', '.join(rare)}. Folds run: {results['folds_run']}. Model: **{results['primary_model']}**. Hold-out "
+        f"test: {results['n_test']} real images, fold models' probabilities averaged; 95 % CIs by percentile "
+        f"bootstrap ({cfg.evaluation.n_resamples} resamples of {unit}). Gains are augmented minus baseline with a "
+        f"*paired* bootstrap CI (same resamples for both arms) and a two-sided p-value. Synthetic images were used "
+        f"for training only; every evaluated image is real." + small_class_warning(ds, test.y, test.groups, names),
+        tables=[Table(rows, caption="Hold-out test, point (95 % CI)")]
+        + _gain_tables(results["test"]["gain_vs_baseline"], headline, "hold-out test"))
+
+
+def _comparison_section(ds: Dataset, results: dict[str, Any], test: Pooled, headline: list[str],
+                        figdir: Path) -> Section:
+    names, primary, ci = ds.spec.classes, results["primary_model"], results["test"]["ci"]
+    bars = fig.plot_metric_bars({m: ci["baseline"][m][0] for m in headline},
+                                {m: ci["augmented"][m][0] for m in headline}, headline, figdir / "bars.png",
+                                cis={arm: {m: ci[arm][m][1:3] for m in headline} for arm in ("baseline", "augmented")},
+                                title=f"Hold-out test, {primary}")
+    roc = fig.plot_roc_curves(test.y, test.probs["augmented"][primary], names, figdir / "roc.png",
+                              y_prob_baseline=test.probs["baseline"][primary],
+                              title="ROC, hold-out test (solid: augmented, dashed: baseline)")
+    figures = [(bars, "Fig. 5-style bars: hold-out test, point estimate with 95 % CI"),
+               (roc, "ROC curves per class, hold-out test (Fig. 6)")]
+    for arm in ("baseline", "augmented"):
+        path = fig.plot_confusion(np.array(results["test"]["confusion"][arm]), names, figdir / f"confusion_{arm}.png",
+                                  title=f"{arm}, hold-out test")
+        figures.append((path, f"Fig. 7-style confusion matrix, {arm} arm, hold-out test ({results['n_test']} real "
+                              f"images, fold models' probabilities averaged); rows: true class, row-normalised"))
+    return Section("Baseline vs augmented", "", figures=figures)
+
+
+def _cv_section(cfg: ExperimentConfig, results: dict[str, Any], headline: list[str]) -> Section:
+    rows = [{"arm": arm, "model": m, **{f"val {k}": _fmt(block["val_mean_sd"][k]) for k in headline}}
+            for arm in cfg.arm_names() for m, block in results["per_fold"][arm].items()]
+    cv_ci = results["cv"]["ci"]
+    return Section(
+        "Cross-validation (mean ± SD across folds, validation partitions)",
+        f"Pooled out-of-fold ({results['n_cv']} images), {results['primary_model']}: "
+        + "; ".join(f"{arm} macro-F1 {format_ci(*cv_ci[arm]['macro_f1'][:3])}" for arm in cfg.arm_names()),
+        tables=[rows] + _gain_tables(results["cv"]["gain_vs_baseline"], headline, "pooled out-of-fold"))
+
+
+def sweep_points(cfg: ExperimentConfig) -> dict[str, list[tuple[int, str]]]:
+    """(images added per rare class, arm name) of each configured sweep, baseline (0) first:
+    'synthetic' holds the count-mode synthetic arms, 'classic copies' the re-drawn real copies."""
+    arms = cfg.arms()
+    sweeps = {"synthetic": (cfg.synthetic.sweep, [(a.n_synthetic, a.name) for a in arms
+                                                  if a.kind == "synthetic" and a.mix_mode == "count"]),
+              "classic copies": (cfg.classic_sweep, [(a.n_classic, a.name) for a in arms if a.kind == "oversample"])}
+    return {label: [(0, "baseline")] + sorted(points)
+            for label, (listed, points) in sweeps.items() if listed and points}
+
+
+def _sweep_section(cfg: ExperimentConfig, results: dict[str, Any], rare: list[str], figdir: Path) -> Section | None:
+    primary = results["primary_model"]
+    metrics = ["macro_f1"] + [f"f1/{c}" for c in rare]
+    figures = []
+    for label, pairs in sweep_points(cfg).items():
+        per_arm = [results["per_fold"][a][primary]["test_mean_sd"] for _, a in pairs]
+        ys = {m: ([s[m][0] for s in per_arm], [s[m][1] for s in per_arm]) for m in metrics}
+        path = fig.plot_sweep([n for n, _ in pairs], ys, figdir / f"sweep_{label.split()[0]}.png",
+                              xlabel=f"{label} images added per rare class", title=f"Hold-out test vs {label} images")
+        figures.append((path, f"{label} sweep (Frid-Adar Fig. 8)"))
+    if not figures:
         return None
-    model, _ = load_classifier(ckpt)
-    splits = Splits.load(Path(cfg.splits) if cfg.splits else ds.root / "splits.json", ds)
-    fd = load_fold(ds, splits, fold, cfg.preset)
-    rng = np.random.default_rng(cfg.seed)
-    real_idx = rng.permutation(len(fd.train_y))[: cfg.evaluation.tsne_max_real]
-    syn_x, syn_y = [], []
-    for cls in rare:
-        x, y = load_synthetic(load_dataset(fold_dir / f"synthetic-{cls}"), cfg.preset, ds.spec.classes, fold)
-        keep = rng.permutation(len(y))[: cfg.evaluation.tsne_max_synthetic // max(len(rare), 1)]
-        syn_x.append(x[keep])
-        syn_y.append(y[keep])
-    images = np.concatenate([fd.train_images[real_idx]] + syn_x)
-    labels = np.concatenate([fd.train_y[real_idx]] + syn_y)
-    is_syn = np.concatenate([np.zeros(len(real_idx), bool)] + [np.ones(len(y), bool) for y in syn_y])
-    c = cfg.classifiers[0]
-    with torch.no_grad():
-        feats = penultimate_features(model.eval(), to_model_input(images, fd.mean, fd.std, c.in_chans, c.image_size))
-    return fig.plot_tsne(feats.cpu().numpy(), labels, is_syn, ds.spec.classes, figdir / "tsne.png", seed=cfg.seed,
-                         title=f"t-SNE of {c.model} features (fold {fold}, augmented arm)")
+    return Section("Augmentation-size sweeps (Frid-Adar Fig. 8)",
+                   "Hold-out test, mean ± SD across folds; x = images added per rare class (0 = baseline). "
+                   "'classic copies' are real rare-class images re-drawn with the classic augmentation.",
+                   figures=figures)
+
+
+def _reproducibility_section(cfg: ExperimentConfig, ds: Dataset, run_dir: Path) -> Section:
+    info = json.loads((run_dir / "run.json").read_text())
+    known = ds.spec.patients_known
+    return Section(
+        "Reproducibility",
+        f"Command: `{info.get('command')}`\n\nGit commit: `{info.get('git_commit')}`; seed {cfg.seed}; "
+        f"started {info.get('started')}.\n\nData: {len(ds.manifest)} images, "
+        f"{ds.manifest['patient_id'].nunique()} {'patients' if known else 'cases (patients unknown)'}."
+        + ("" if known else " **Patients are unknown: splits and bootstrap are per image, which is optimistic "
+                            "if one patient contributes several images.**"),
+        tables=[[{"package": k, "version": v} for k, v in info.get("versions", {}).items()],
+                [{"class": c, "images": int((ds.manifest["label"] == c).sum())} for c in ds.spec.classes]])
+
+
+def config_section(cfg: ExperimentConfig) -> Section:
+    """The full configuration as YAML in a fenced (``<pre>``) block, one key per line."""
+    return Section("Configuration", "The exact configuration of this run (also `config.yaml` in the run folder):"
+                   "\n\n```yaml\n" + to_yaml(cfg).rstrip("\n") + "\n```")
 
 
 def write_report(cfg: ExperimentConfig, ds: Dataset, run: RunDir, results: dict[str, Any], records: list[dict],
@@ -129,104 +264,27 @@ def write_report(cfg: ExperimentConfig, ds: Dataset, run: RunDir, results: dict[
     run_dir = run.path
     figdir = run_dir / "figures"
     figdir.mkdir(exist_ok=True)
-    names, arms, primary = ds.spec.classes, cfg.arms(), results["primary_model"]
-    ci, gain = results["test"]["ci"], results["test"]["gain_vs_baseline"]
-    unit = "patients" if ds.spec.patients_known else "images (no patient ids: each image is its own case)"
-    sections: list[Section] = []
     headline = headline_metrics(rare)
-
-    summary_rows = []
-    for arm in arms:
-        row = {"arm": arm}
-        for m in headline:
-            row[m] = format_ci(*ci[arm][m][:3])
-        summary_rows.append(row)
-    gain_rows = {arm: Table(gain_table_rows(gain[arm], headline), caption=f"Paired gain: {arm} minus baseline (hold-out test)")
-                 for arm in gain}
-    warning = small_class_warning(ds, test.y, test.groups, names)
+    folds = [r["fold"] for r in records]
+    sections = [_summary_section(cfg, ds, results, rare, test, headline)]
+    sections += [Section(f"Table 1 — {arm} (hold-out test)", "",
+                         tables=[metrics_table_rows(results["test"]["ci"][arm], ds.spec.classes)])
+                 for arm in cfg.arm_names()]
+    sections += [_comparison_section(ds, results, test, headline, figdir), _cv_section(cfg, results, headline)]
+    sweep = _sweep_section(cfg, results, rare, figdir)
+    sections += [sweep] if sweep else []
+    curves = _classifier_curves(run_dir, results["arms"], [c.model for c in cfg.classifiers], folds[0], figdir)
     sections.append(Section(
-        "Summary",
-        f"Dataset **{ds.spec.name}**: {len(ds.manifest)} images, classes {', '.join(names)}; rare: "
-        f"{', '.join(rare)}. Folds run: {results['folds_run']}. Model: **{primary}**. Hold-out test: "
-        f"{results['n_test']} real images, fold models' probabilities averaged; 95 % CIs by percentile bootstrap "
-        f"({cfg.evaluation.n_resamples} resamples of {unit}). Gains are augmented minus baseline with a *paired* "
-        f"bootstrap CI (same resamples for both arms) and a two-sided p-value. Synthetic images were used for "
-        f"training only; every evaluated image is real." + warning,
-        tables=[Table(summary_rows, caption="Hold-out test, point (95 % CI)")] + list(gain_rows.values())))
-
-    for arm in arms:
-        sections.append(Section(f"Table 1 — {arm} (hold-out test)", "",
-                                tables=[metrics_table_rows(ci[arm], names)]))
-
-    bars = fig.plot_metric_bars({m: ci["baseline"][m][0] for m in headline},
-                                {m: ci["augmented"][m][0] for m in headline}, headline, figdir / "bars.png",
-                                cis={"baseline": {m: ci["baseline"][m][1:3] for m in headline},
-                                     "augmented": {m: ci["augmented"][m][1:3] for m in headline}})
-    roc = fig.plot_roc_curves(test.y, test.probs["augmented"][primary], names, figdir / "roc.png",
-                              y_prob_baseline=test.probs["baseline"][primary],
-                              title="ROC, hold-out test (solid: augmented, dashed: baseline)")
-    cms = [fig.plot_confusion(np.array(results["test"]["confusion"][arm]), names, figdir / f"confusion_{arm}.png",
-                              title=f"Confusion matrix, {arm}") for arm in ("baseline", "augmented")]
-    sections.append(Section("Baseline vs augmented", "", figures=[(bars, "Fig. 5-style bars with 95 % CIs"),
-                                                                   (roc, "ROC curves per class (Fig. 6)")]
-                            + [(p, "Fig. 7-style confusion matrix (rows: truth, normalised)") for p in cms]))
-
-    cv_rows = []
-    for arm in arms:
-        for m, block in results["per_fold"][arm].items():
-            cv_rows.append({"arm": arm, "model": m, **{f"val {k}": _fmt(block["val_mean_sd"][k]) for k in headline}})
-    cv_ci = results["cv"]["ci"]
-    sections.append(Section(
-        "Cross-validation (mean ± SD across folds, validation partitions)",
-        f"Pooled out-of-fold ({results['n_cv']} images), {primary}: "
-        + "; ".join(f"{arm} macro-F1 {format_ci(*cv_ci[arm]['macro_f1'][:3])}" for arm in arms),
-        tables=[cv_rows] + [Table(gain_table_rows(results["cv"]["gain_vs_baseline"][a], headline),
-                                  caption=f"Paired gain: {a} minus baseline (pooled out-of-fold)")
-                            for a in results["cv"]["gain_vs_baseline"]]))
-
-    sweep_figs = []
-    metrics_to_plot = ["macro_f1"] + [f"f1/{c}" for c in rare]
-    for prefix, top, label in (("synthetic-", "augmented", "synthetic"), ("classic-", "classic", "classic copies")):
-        sweep_arms = [a for a in arms if a.startswith(prefix)]
-        if not sweep_arms:
-            continue
-        counts = {"baseline": 0, **{a: int(a.split("-", 1)[1]) for a in sweep_arms}}
-        if top == "augmented" and cfg.synthetic.mode == "count":
-            counts["augmented"] = cfg.synthetic.n_per_class
-        pairs = sorted((n, a) for a, n in counts.items())
-        ys = {m: ([results["per_fold"][a][primary]["test_mean_sd"][m][0] for _, a in pairs],
-                  [results["per_fold"][a][primary]["test_mean_sd"][m][1] for _, a in pairs]) for m in metrics_to_plot}
-        path = fig.plot_sweep([n for n, _ in pairs], ys, figdir / f"sweep_{prefix.rstrip('-')}.png",
-                              xlabel=f"{label} images added per rare class",
-                              title=f"Hold-out test vs {label} images")
-        sweep_figs.append((path, f"{label} sweep (Frid-Adar Fig. 8)"))
-    if sweep_figs:
-        sections.append(Section("Augmentation-size sweeps (Frid-Adar Fig. 8)",
-                                "Hold-out test, mean ± SD across folds; x = images added per rare class "
-                                "(0 = baseline). 'classic copies' are real rare-class images re-drawn with the "
-                                "classic augmentation.", figures=sweep_figs))
-
-    gan_figs = _gan_figures(run_dir, records, rare)
-    curves = _classifier_curves(run_dir, cfg, records[0]["fold"], figdir)
-    tsne = _tsne(cfg, ds, run_dir, records, rare, figdir) if cfg.evaluation.tsne else None
-    sections.append(Section("Synthetic images and training curves",
-                            "Evolution of fixed-noise samples over GAN training (Fig. 4), final samples beside "
-                            "real training images, and loss curves.",
-                            figures=gan_figs + ([(curves, "classifier loss/accuracy per epoch")] if curves else [])))
+        "Synthetic images and training curves",
+        f"Final synthetic images beside real training images for every fold; for fold {folds[0]} also the "
+        f"evolution of fixed-noise samples over GAN training (Fig. 4) and the loss curves (other folds' are in "
+        f"`folds/fold<K>/gan-<class>/`).",
+        figures=gan_figures(run_dir, folds, rare)
+        + ([(curves, f"classifier loss/accuracy per epoch, fold {folds[0]}")] if curves else [])))
+    tsne = tsne_figure(run_dir, folds, ds.spec.classes, figdir, cfg.seed) if cfg.evaluation.tsne else None
     if tsne is not None:
-        sections.append(Section("t-SNE of real vs synthetic (Frid-Adar Fig. 9)",
-                                "Dots: real training images; crosses: synthetic images.", figures=[(tsne, "")]))
-
-    info = json.loads((run_dir / "run.json").read_text())
-    sections.append(Section(
-        "Reproducibility",
-        f"Command: `{info.get('command')}`\n\nGit commit: `{info.get('git_commit')}`; seed {cfg.seed}; "
-        f"started {info.get('started')}.\n\nData: {len(ds.manifest)} images, "
-        f"{ds.manifest['patient_id'].nunique()} {'patients' if ds.spec.patients_known else 'cases (patients unknown)'}."
-        + (" **Patients are unknown: splits and bootstrap are per image, which is optimistic if one patient "
-           "contributes several images.**" if not ds.spec.patients_known else ""),
-        tables=[[{"package": k, "version": v} for k, v in info.get("versions", {}).items()],
-                [{"class": c, "images": int((ds.manifest["label"] == c).sum())} for c in names]]))
-    sections.append(Section("Configuration", "```\n" + to_yaml(cfg) + "```"))
-    render_markdown_summary(sections, run_dir / "summary.md", title=f"sonogan experiment: {cfg.name}")
-    return render_report(sections, run_dir / "report.html", title=f"sonogan experiment: {cfg.name}")
+        sections.append(Section("t-SNE of real vs synthetic (Frid-Adar Fig. 9)", "", figures=[tsne]))
+    sections += [_reproducibility_section(cfg, ds, run_dir), config_section(cfg)]
+    title = f"sonogan experiment: {cfg.name}"
+    render_markdown_summary(sections, run_dir / "summary.md", title=title)
+    return render_report(sections, run_dir / "report.html", title=title)

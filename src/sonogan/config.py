@@ -70,13 +70,11 @@ def load_config(model: type[M], path: str | Path, overrides: dict[str, Any] | No
     """Load a YAML file into ``model``, applying ``overrides`` (top-level keys) first."""
     data = read_yaml(path)
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return parse_config(model, data, path)
+    cfg = parse_config(model, data, path)
+    resolve = getattr(cfg, "resolve_paths", None)  # relative paths inside a config mean: from its folder
+    return resolve(Path(path).resolve().parent) if resolve is not None else cfg
 
 
 def to_yaml(model: BaseModel) -> str:
     """Serialise a config to YAML (JSON-mode dump so paths and enums stay plain)."""
     return yaml.safe_dump(model.model_dump(mode="json"), sort_keys=False)
-
-
-def save_config(model: BaseModel, path: str | Path) -> None:
-    Path(path).write_text(to_yaml(model), encoding="utf-8")

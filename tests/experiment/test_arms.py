@@ -5,19 +5,30 @@ from __future__ import annotations
 
 import numpy as np
 
+import pandas as pd
+
+from sonogan.experiment.arms import training_images as arm_images
 from sonogan.experiment.config import ExperimentConfig
-from sonogan.experiment.fold_data import FoldData
-from sonogan.experiment.protocol import training_images
+from sonogan.preprocess.fold import Partition
 
 
-def fold() -> FoldData:
+def part(images: np.ndarray, y: np.ndarray) -> Partition:
+    return Partition([f"t{i}" for i in range(len(y))], images, images[..., 0], y, pd.DataFrame(index=range(len(y))))
+
+
+def fold() -> Partition:
     y = np.array([0] * 10 + [1] * 2 + [2] * 6)
     images = np.arange(len(y), dtype=np.uint8).reshape(-1, 1, 1, 1).repeat(4, 1).repeat(4, 2)
-    return FoldData(0, [f"t{i}" for i in range(len(y))], [], [], images, images[:0], images[:0], y, y[:0], y[:0], 0.0, 1.0)
+    return part(images, y)
 
 
-def synthetic(n: int = 20) -> tuple[np.ndarray, np.ndarray]:
-    return np.full((n, 4, 4, 1), 200, np.uint8), np.ones(n, np.int64)
+def synthetic(n: int = 20) -> Partition:
+    return part(np.full((n, 4, 4, 1), 200, np.uint8), np.ones(n, np.int64))
+
+
+def training_images(c: ExperimentConfig, name: str, real: Partition, syn: Partition, rare: list[int]):
+    arm = {a.name: a for a in c.arms()}[name]
+    return arm_images(arm, real, syn, rare, seed=c.seed, ratio=c.synthetic.ratio)
 
 
 def cfg(**kw) -> ExperimentConfig:
@@ -27,7 +38,7 @@ def cfg(**kw) -> ExperimentConfig:
 def test_baseline_is_the_real_training_images():
     fd = fold()
     x, y = training_images(cfg(), "baseline", fd, synthetic(), [1])
-    assert np.array_equal(x, fd.train_images) and np.array_equal(y, fd.train_y)
+    assert np.array_equal(x, fd.images) and np.array_equal(y, fd.labels)
 
 
 def test_augmented_count_and_sweep_add_exactly_n_synthetic_rare_images():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,6 +17,9 @@ from sonogan.data.manifest import load_dataset
 from sonogan.data.splits import Splits
 from sonogan.experiment import protocol
 from sonogan.experiment.config import ExperimentConfig
+from sonogan.infer import Predictor
+from sonogan.preprocess.fold import load_fold
+from sonogan.synth.trainer import hashed_ids
 
 TINY = {
     "name": "tiny",
@@ -61,7 +65,15 @@ def test_all_outputs_written(finished_run: Path):
     # two members: weighted fusion is the headline model, equal weights its reference; weights saved per arm
     assert metrics["primary_model"] == "ensemble" and metrics["models"][-2:] == ["ensemble", "ensemble-equal"]
     fused = json.loads((run / "folds" / "fold0" / "augmented" / "ensemble.json").read_text())
-    assert abs(sum(fused["weights"]) - 1) < 1e-6 and all(Path(p).is_file() for p in fused["members"].values())
+    members = fused["members"].values()
+    assert abs(sum(fused["weights"]) - 1) < 1e-6 and not any(Path(p).is_absolute() for p in members)
+    assert all((run / "folds" / "fold0" / "augmented" / p).is_file() for p in members)
+    features = np.load(run / "folds" / "fold0" / "features.npz")
+    assert features["features"].shape[0] == len(features["label"]) == len(features["synthetic"])
+    assert features["synthetic"].any() and not features["synthetic"].all() and str(features["arm"]) == "augmented"
+    info = json.loads((run / "run.json").read_text())
+    assert info["num_threads"] == 1 and len(info["splits_sha256"]) == 64
+    assert json.loads((run / "metrics.json").read_text())["splits"]["sha256"] == info["splits_sha256"]
     html = (run / "report.html").read_text()
     assert "Table 1" in html and "data:image/png;base64" in html and 'src="http' not in html
     assert "Caution" in html  # 1-2 borderline test patients: the report warns that their CIs are too narrow
@@ -83,12 +95,40 @@ def test_no_synthetic_image_is_ever_evaluated(finished_run: Path):
         syn = pd.read_csv(fold_dir / "synthetic-borderline" / "manifest.csv", dtype=str, keep_default_na=False)
         assert (syn["source"] == "synthetic").all() and (syn["synth_fold"] == str(fold)).all()
         assert not set(syn["image_id"]) & (set(record["val_ids"]) | set(record["test_ids"]))
-        # the GAN saw only this fold's borderline training images
-        seen = set(json.loads((fold_dir / "gan-borderline" / "run.json").read_text())["training_ids"])
-        train = set(splits.partition(fold, "train"))
+        # the GAN saw only this fold's borderline training images (recorded as hashes, never file names)
+        gan_info = (fold_dir / "gan-borderline" / "run.json").read_text()
+        seen = set(json.loads(gan_info)["training_ids"])
+        train = splits.partition(fold, "train")
         labels = ds.manifest.set_index("image_id")["label"]
-        assert seen and seen <= train and {labels[i] for i in seen} == {"borderline"}
-        assert seen == {i for i in train if labels[i] == "borderline"}
+        assert seen == set(hashed_ids([i for i in train if labels[i] == "borderline"]))
+        assert not any(i in gan_info for i in train) and str(finished_run) not in gan_info
+
+
+def test_predictor_rebuilt_from_files_reproduces_the_experiment(finished_run: Path):
+    ds = load_dataset(finished_run / "dataset")
+    splits = Splits.load(finished_run / "dataset" / "splits.json", ds)
+    fd = load_fold(ds, splits, 1, "flagship-64")
+    preds = np.load(finished_run / "folds" / "fold1" / "predictions.npz")
+    arm = finished_run / "folds" / "fold1" / "augmented"
+    single = Predictor.load(arm / "resnet10t" / "best.pt")
+    assert np.allclose(single.predict_pixels(fd.test.images), preds["augmented|resnet10t|test"], atol=1e-6)
+    fused = Predictor.load(arm / "ensemble.json")
+    assert np.allclose(fused.predict_pixels(fd.test.images), preds["augmented|ensemble|test"], atol=1e-6)
+    # from decoded files through the checkpoint's own preset: the cache's pixels, so the same answer
+    row = ds.manifest.set_index("image_id").loc[fd.test.ids[0]]
+    image = cv2.cvtColor(cv2.imread(str(ds.path(row["image"]))), cv2.COLOR_BGR2RGB)
+    mask = cv2.imread(str(ds.path(row["mask"])), cv2.IMREAD_GRAYSCALE) if row["mask"] else None
+    assert np.array_equal(fused.prepare(image, mask), fd.test.images[0])
+    assert np.allclose(fused.predict_images([image], [mask])[0], preds["augmented|ensemble|test"][0], atol=1e-6)
+
+
+def test_a_splits_file_made_with_other_settings_is_refused(finished_run: Path, tmp_path):
+    from sonogan.errors import SonoganInputError
+
+    cfg = tiny_config(dataset=str(finished_run / "dataset"), split={"folds": 3, "test_fraction": 0.2, "seed": 0})
+    with pytest.raises(SonoganInputError, match="split"):
+        protocol.run_experiment(cfg, tmp_path / "other", progress=False)
+    assert json.loads((tmp_path / "other" / "run.json").read_text())["status"] == "failed"
 
 
 def test_interrupted_run_resumes_to_identical_numbers(finished_run: Path, tmp_path, monkeypatch):
@@ -134,3 +174,19 @@ def test_config_errors_are_input_errors(tmp_path):
     bad.write_text("classifiers: [{model: frid-adar-cnn, epochz: 3}]\n")
     with pytest.raises(SonoganInputError, match="epochz"):
         load_config(ExperimentConfig, bad)
+    # unknown parts are refused when the config is read, before any GAN trains, naming file and key
+    for text, key in (("gan: {family: dcgon}\n", "gan.family"), ("classifiers: [{model: resnet9000}]\n", "classifiers"),
+                      ("preset: flagship-65\n", "preset")):
+        bad.write_text(text)
+        with pytest.raises(SonoganInputError, match=key) as err:
+            load_config(ExperimentConfig, bad)
+        assert str(bad) in str(err.value)
+
+
+def test_relative_dataset_path_is_taken_from_the_config_folder(tmp_path):
+    from sonogan.config import load_config
+
+    (tmp_path / "cfgs").mkdir()
+    (tmp_path / "cfgs" / "x.yaml").write_text("dataset: ../data/mine\n")
+    cfg = load_config(ExperimentConfig, tmp_path / "cfgs" / "x.yaml")
+    assert Path(cfg.dataset) == (tmp_path / "data" / "mine").resolve()

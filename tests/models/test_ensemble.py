@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from sonogan.errors import SonoganInputError
-from sonogan.models.ensemble import (WeightedFusionEnsemble, equal_weights, fit_fusion_weights, fuse,
+from sonogan.models.ensemble import (equal_weights, fit_fusion_weights, fuse, read_ensemble_file, write_ensemble_file,
                                      fusion_loss)
 
 
@@ -55,22 +57,24 @@ def test_bad_inputs_raise() -> None:
         fit_fusion_weights([np.ones((3, 2)) / 2, np.ones((4, 2)) / 2], np.zeros(3, dtype=int))
     with pytest.raises(SonoganInputError):
         fit_fusion_weights([np.ones((3, 2)) / 2], np.array([0, 1, 2]))
-    with pytest.raises(SonoganInputError):
-        WeightedFusionEnsemble([torch.nn.Linear(2, 2)], weights=[0.5])
 
 
-def test_ensemble_module_matches_numpy_fuse_and_saves_weights() -> None:
-    torch.manual_seed(0)
-    members = [torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)]
-    ens = WeightedFusionEnsemble(members, weights=[0.3, 0.7])
-    x = torch.randn(5, 4)
-    with torch.no_grad():
-        got = ens(x).numpy()
-        member = [torch.softmax(m(x), 1).numpy() for m in members]
-    assert np.allclose(got, fuse(member, np.array([0.3, 0.7])), atol=1e-6)
-    assert np.allclose(got.sum(1), 1.0, atol=1e-6)
-    state = ens.state_dict()
-    assert torch.allclose(state["weights"], torch.tensor([0.3, 0.7]))
-    other = WeightedFusionEnsemble([torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)])
-    other.load_state_dict(state)
-    assert torch.allclose(other(x), ens(x))
+def test_ensemble_file_has_relative_members_and_survives_a_move(tmp_path) -> None:
+    folder = tmp_path / "arm"
+    folder.mkdir()
+    write_ensemble_file(folder / "ensemble.json", {"a": Path("a/best.pt"), "b": Path("b/best.pt")}, [0.25, 0.75],
+                        "validation log-loss")
+    text = (folder / "ensemble.json").read_text()
+    assert str(tmp_path) not in text and '"a/best.pt"' in text
+    moved = tmp_path / "moved"
+    folder.rename(moved)
+    members, weights = read_ensemble_file(moved / "ensemble.json")
+    assert members == {"a": moved / "a/best.pt", "b": moved / "b/best.pt"} and weights.tolist() == [0.25, 0.75]
+    with pytest.raises(SonoganInputError, match="absolute path"):
+        write_ensemble_file(folder / "x.json", {"a": tmp_path / "a.pt"}, [1.0], "equal weights")
+    (moved / "bad.json").write_text('{"format": "sonogan-ensemble", "members": {"a": "a.pt"}, "weights": [0.5]}')
+    with pytest.raises(SonoganInputError, match="simplex"):
+        read_ensemble_file(moved / "bad.json")
+    (moved / "empty.json").write_text("")
+    with pytest.raises(SonoganInputError, match="cannot read"):
+        read_ensemble_file(moved / "empty.json")

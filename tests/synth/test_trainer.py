@@ -1,13 +1,14 @@
 """The one loop: run folder, determinism, identical continuation after resume, stopping rule."""
 
 import json
+import shutil
 
 import pytest
 import torch
 
 from sonogan.errors import SonoganInputError
 from sonogan.synth.state import load_checkpoint_file
-from sonogan.synth.trainer import fit_gan
+from sonogan.synth.trainer import fit_gan, hashed_ids
 
 STATE_KEYS = ("G", "D", "G_ema", "opt_g", "opt_d")
 
@@ -30,11 +31,11 @@ def test_run_folder_contents(tmp_path, tiny_real, tiny_cfg):
                  "grids/iter_000003.png", "grids/iter_000006.png"):
         assert (run / name).is_file(), name
     info = json.loads((run / "run.json").read_text())
-    assert info["training_ids"] == tiny_real.ids and info["status"] == "completed"
+    assert info["training_ids"] == hashed_ids(tiny_real.ids) and info["status"] == "completed"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["iterations"] == 6 and [q["iteration"] for q in metrics["fd_curve"]] == [3, 6]
     ckpt = load_checkpoint_file(run / "checkpoints" / "last.pt")  # weights_only=True loads it
-    assert ckpt["iteration"] == 6 and ckpt["training_ids"] == tiny_real.ids
+    assert ckpt["iteration"] == 6 and ckpt["training_ids"] == hashed_ids(tiny_real.ids)
     assert set(ckpt["rng"]) == {"torch", "numpy"} and ckpt["config"]["ngf"] == 4
     assert [h["iteration"] for h in ckpt["history"]] == [2, 3, 4, 6]
 
@@ -62,6 +63,18 @@ def test_resume_gives_identical_continuation(tmp_path, tiny_real, tiny_cfg, fami
     _assert_same(a, b)
     assert a["history"] == b["history"]
     assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
+
+
+def test_resume_after_a_kill_before_the_first_checkpoint_starts_over(tmp_path, tiny_real, tiny_cfg):
+    full = fit_gan(tiny_real, tiny_cfg(), tmp_path / "full")
+    killed = tmp_path / "killed"  # as left by a kill -9 during the first iterations: run.json, no checkpoint
+    fit_gan(tiny_real, tiny_cfg(), killed)
+    for leftover in ("checkpoints", "grids"):
+        shutil.rmtree(killed / leftover)
+    (killed / "metrics.json").unlink()
+    fit_gan(tiny_real, tiny_cfg(), killed, resume=True)
+    _assert_same(load_checkpoint_file(full / "checkpoints" / "last.pt"),
+                 load_checkpoint_file(killed / "checkpoints" / "last.pt"))
 
 
 def test_resume_refuses_other_training_images(tmp_path, tiny_real, tiny_cfg):

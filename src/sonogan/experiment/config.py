@@ -9,7 +9,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
@@ -17,6 +18,9 @@ from sonogan.config import StrictModel
 from sonogan.phantom import PhantomConfig
 from sonogan.synth.config import GanConfig
 from sonogan.train.config import AugmentConfig, ClassifierTrainConfig
+
+if TYPE_CHECKING:
+    from sonogan.experiment.arms import Arm
 
 
 class SplitParams(StrictModel):
@@ -70,7 +74,11 @@ class ExperimentConfig(StrictModel):
                                           "images per rare class (Frid-Adar's classic-augmentation sweep); needs classic_arm")
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    num_threads: int | None = Field(None, ge=1)
+    num_threads: int = Field(1, ge=1, description="CPU threads for torch. Results on a CPU depend on the thread "
+                             "count, so it is part of the config (recorded in run.json): 1 by default, which is "
+                             "also fastest when other processes share a small machine")
+    allow_no_masks: bool = Field(False, description="let a lesion-ROI preset run on a dataset without any lesion "
+                                 "mask (every image falls back to the whole scan area)")
 
     @model_validator(mode="after")
     def _check(self) -> "ExperimentConfig":
@@ -85,25 +93,38 @@ class ExperimentConfig(StrictModel):
             raise ValueError("each classifier model may appear once")
         if not self.classifiers:
             raise ValueError("give at least one classifier")
+        _check_registered(self)
         return self
 
-    def arms(self) -> list[str]:
-        """Arm names in report order: baseline, [classic], augmented, then the sweep arms."""
-        arms = ["baseline"]
-        if self.classic_arm is not None and not self.classic_sweep:  # with a sweep, classic-N arms stand for it
-            arms.append("classic")
-        arms.append("augmented")
-        arms += [f"synthetic-{n}" for n in sorted(set(self.synthetic.sweep)) if n > 0]
-        arms += [f"classic-{n}" for n in sorted(set(self.classic_sweep)) if n > 0]
-        return arms
+    def arms(self) -> list["Arm"]:
+        """The typed arms, in report order (see :mod:`sonogan.experiment.arms`)."""
+        from sonogan.experiment.arms import arms_of
 
-    def n_classic(self, arm: str) -> int:
-        """Augmented copies of real rare-class images per rare class in a 'classic-N' arm."""
-        return int(arm.split("-", 1)[1]) if arm.startswith("classic-") else 0
+        return arms_of(self)
 
-    def n_synthetic(self, arm: str) -> int:
-        if arm == "augmented":
-            return self.synthetic.n_per_class
-        if arm.startswith("synthetic-"):
-            return int(arm.split("-", 1)[1])
-        return 0
+    def arm_names(self) -> list[str]:
+        return [a.name for a in self.arms()]
+
+    def resolve_paths(self, base: Path) -> "ExperimentConfig":
+        """A copy whose relative ``dataset`` / ``splits`` paths are taken from ``base`` (the config
+        file's folder), as most tools do, instead of from wherever the command was started."""
+        update = {k: str((base / v).resolve()) for k in ("dataset", "splits")
+                  if (v := getattr(self, k)) is not None and not Path(v).is_absolute()}
+        return self.model_copy(update=update)
+
+
+def _check_registered(cfg: ExperimentConfig) -> None:
+    """Every named part exists and fits, so a typo fails when the config is read, not after a
+    GAN has trained. Imported here, not at module top, to keep config reading light."""
+    from sonogan.models.classifiers import CLASSIFIERS
+    from sonogan.preprocess.presets import PRESETS
+    from sonogan.synth.nets import GAN_FAMILIES
+
+    checks = [("gan.family", cfg.gan.family, GAN_FAMILIES), ("preset", cfg.preset, PRESETS)]
+    checks += [(f"classifiers.{i}.model", c.model, CLASSIFIERS) for i, c in enumerate(cfg.classifiers)]
+    for key, name, registry in checks:
+        if name not in registry:
+            raise ValueError(f"{key}: unknown {registry.kind} '{name}' (known: {', '.join(registry.names())})")
+    size = PRESETS.create(cfg.preset).size
+    if size not in (64, 128):
+        raise ValueError(f"preset: '{cfg.preset}' is {size} px but the GANs run at 64 or 128 px")

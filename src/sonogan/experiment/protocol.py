@@ -16,8 +16,8 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
-import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -30,24 +30,18 @@ from sonogan.data.manifest import Dataset, load_dataset
 from sonogan.data.splits import Splits, make_splits
 from sonogan.data.validate import ValidationReport, validate_dataset
 from sonogan.errors import SonoganInputError
+from sonogan.experiment.arms import Arm, training_images
 from sonogan.experiment.config import ExperimentConfig
-from sonogan.experiment.fold_data import FoldData, load_fold, load_synthetic, to_model_input
+from sonogan.experiment.features import save_tsne_features
 from sonogan.experiment.results import ENSEMBLE, ENSEMBLE_EQUAL
-from sonogan.models.ensemble import equal_weights, fit_fusion_weights, fuse
+from sonogan.experiment.synthesis import Synthetic, synthesise
+from sonogan.locations import work_dir
+from sonogan.models.ensemble import equal_weights, fit_fusion_weights, fuse, write_ensemble_file
 from sonogan.preprocess.cache import build_cache
+from sonogan.preprocess.fold import FoldData, load_fold
 from sonogan.preprocess.presets import get_preset
-from sonogan.runs import RunDir, write_json
-from sonogan.synth.config import GanConfig
-from sonogan.synth.sample import sample_gan
-from sonogan.synth.trainer import train_gan
+from sonogan.runs import RunDir, save_npz_atomic, write_json
 from sonogan.train.loop import predict_proba, train_classifier
-from sonogan.train.mixing import mix_real_synthetic
-
-
-
-def _finished(run_dir: Path) -> bool:
-    info = run_dir / "run.json"
-    return info.is_file() and json.loads(info.read_text()).get("status") == "completed"
 
 
 def prepare_dataset(cfg: ExperimentConfig, run: RunDir, progress: bool) -> Dataset:
@@ -65,89 +59,33 @@ def prepare_dataset(cfg: ExperimentConfig, run: RunDir, progress: bool) -> Datas
     return generate_phantom(root, cfg.phantom, progress=progress)
 
 
-def prepare_splits(cfg: ExperimentConfig, ds: Dataset, duplicate_groups: dict[str, list[str]] | None = None) -> Splits:
-    """Load the saved splits; make and save them once when none exist yet (reusing the duplicate
-    groups validation already found, so no image is decoded twice)."""
-    path = Path(cfg.splits) if cfg.splits else ds.root / "splits.json"
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def prepare_splits(cfg: ExperimentConfig, ds: Dataset, duplicate_groups: dict[str, list[str]] | None = None) -> tuple[Splits, Path]:
+    """The saved splits, made and saved once when none exist yet (in the dataset's work folder,
+    never inside a read-only dataset). A saved file made with other split settings than the
+    config's ``split:`` section is refused instead of silently winning."""
+    path = Path(cfg.splits) if cfg.splits else work_dir(ds.root) / "splits.json"
     if path.is_file():
-        return Splits.load(path, ds)
+        splits = Splits.load(path, ds)
+        made = {"folds": splits.n_folds, "test_fraction": splits.test_fraction, "seed": splits.seed}
+        want = {"folds": cfg.split.folds, "test_fraction": cfg.split.test_fraction, "seed": cfg.split.seed}
+        if not cfg.splits and made != want:
+            raise SonoganInputError(path, f"was made with {made} but the config's split: says {want}",
+                                    "make the config's split: match the file, point splits: at the file on purpose, "
+                                    "or move the file away to make new splits")
+        return splits, path
     if cfg.splits:
         raise SonoganInputError(path, "splits file not found", "run 'sonogan data split' or fix the 'splits' path")
     splits = make_splits(ds, n_folds=cfg.split.folds, test_fraction=cfg.split.test_fraction, seed=cfg.split.seed,
                          duplicate_groups=duplicate_groups)
     splits.save(path)
-    return splits
+    return splits, path
 
 
-def gan_config(cfg: ExperimentConfig, fold: int, class_index: int) -> GanConfig:
-    """The experiment's GAN config, bound to the classifier's preset, with a per-(fold, class) seed."""
-    preset = get_preset(cfg.preset)
-    if preset.size not in (64, 128):
-        raise SonoganInputError("preset", f"'{cfg.preset}' is {preset.size} px; GANs run at 64 or 128",
-                                "use a 64 or 128 px preset")
-    return cfg.gan.model_copy(update={"preset": cfg.preset, "resolution": preset.size,
-                                      "channels": preset.channels, "device": cfg.device,
-                                      "seed": cfg.seed * 1000 + fold * 10 + class_index})
-
-
-def synthesise(cfg: ExperimentConfig, ds: Dataset, splits: Splits, fold: int, fold_dir: Path,
-               rare: list[str], progress: bool, log) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Train (or resume) one GAN per rare class on this fold and sample it; returns uint8 images + labels."""
-    images, labels, info = [], [], {}
-    train_ids = set(splits.partition(fold, "train"))
-    for cls in rare:
-        k = ds.spec.class_index(cls)
-        gan_dir = fold_dir / f"gan-{cls}"
-        if not _finished(gan_dir):
-            log(f"fold {fold}: GAN for {cls} ({'resume' if gan_dir.exists() else 'start'})")
-            train_gan(ds, splits, fold, cls, gan_config(cfg, fold, k), gan_dir,
-                      resume=(gan_dir / "run.json").is_file(), progress=progress)
-        seen = json.loads((gan_dir / "run.json").read_text()).get("training_ids", [])
-        leaked = sorted(set(seen) - train_ids)
-        if leaked:  # belt and braces: the GAN must only ever have seen this fold's training images
-            raise RuntimeError(f"GAN {gan_dir} saw images outside fold {fold}'s training partition: {leaked[:5]}")
-        n = math.ceil(cfg.synthetic.n_per_class * cfg.synthetic.sample_factor)
-        syn_dir = fold_dir / f"synthetic-{cls}"
-        if (syn_dir / "manifest.csv").is_file():
-            syn_ds = load_dataset(syn_dir)
-        else:
-            if syn_dir.exists():
-                shutil.rmtree(syn_dir)  # half-written sample inside our own run folder
-            syn_ds = sample_gan(gan_dir, n, syn_dir, seed=cfg.seed + fold, checkpoint=cfg.synthetic.checkpoint)
-        x, y = load_synthetic(syn_ds, cfg.preset, ds.spec.classes, fold)
-        images.append(x)
-        labels.append(y)
-        info[cls] = {"gan_run": str(gan_dir.relative_to(fold_dir.parent.parent)), "n_sampled": len(y),
-                     "n_gan_training_images": len(seen)}
-    return np.concatenate(images), np.concatenate(labels), info
-
-
-def training_images(cfg: ExperimentConfig, arm: str, fd: FoldData, syn: tuple[np.ndarray, np.ndarray] | None,
-                    rare_indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 training images + labels of one arm: the fold's real images, plus synthetic images
-    (augmented / synthetic-N) or oversampled real rare-class copies (classic-N)."""
-    images, labels = fd.train_images, fd.train_y
-    seed = cfg.seed + fd.fold
-    n_copies = cfg.n_classic(arm)
-    if n_copies:  # classic-N: N random copies of each rare class's real images; the arm's augmentation varies them
-        rng = np.random.default_rng(seed)
-        picks = [rng.choice(np.flatnonzero(labels == c), n_copies, replace=True) for c in rare_indices]
-        idx = np.concatenate(picks)
-        return np.concatenate([images, images[idx]]), np.concatenate([labels, labels[idx]])
-    if syn is None or not cfg.n_synthetic(arm):
-        return images, labels
-    syn_x, syn_y = syn
-    present = [int(c) for c in np.unique(syn_y)]
-    if arm == "augmented" and cfg.synthetic.mode != "count":
-        x, y, _ = mix_real_synthetic(images, labels, syn_x, syn_y, mode=cfg.synthetic.mode, ratio=cfg.synthetic.ratio,
-                                     seed=seed, classes=present)
-    else:
-        x, y, _ = mix_real_synthetic(images, labels, syn_x, syn_y, mode="count",
-                                     n={c: cfg.n_synthetic(arm) for c in present}, seed=seed)
-    return x, y
-
-
-def train_arm(cfg: ExperimentConfig, clf_index: int, arm: str, fd: FoldData, syn: tuple[np.ndarray, np.ndarray] | None,
+def train_arm(cfg: ExperimentConfig, clf_index: int, arm: Arm, fd: FoldData, syn: Synthetic,
               rare_indices: list[int], class_names: list[str], arm_dir: Path, progress: bool) -> dict[str, np.ndarray]:
     """Train one classifier for one arm (or load its saved predictions) -> val/test probabilities."""
     pred_path = arm_dir / "predictions.npz"
@@ -155,115 +93,157 @@ def train_arm(cfg: ExperimentConfig, clf_index: int, arm: str, fd: FoldData, syn
         saved = np.load(pred_path)
         return {"val": saved["val"], "test": saved["test"]}
     base = cfg.classifiers[clf_index]
-    update: dict[str, Any] = {"seed": cfg.seed + fd.fold, "device": cfg.device}
-    if cfg.num_threads:
-        update["num_threads"] = cfg.num_threads
-    if arm == "classic" or arm.startswith("classic-"):
+    update: dict[str, Any] = {"seed": cfg.seed + fd.fold, "device": cfg.device, "num_threads": cfg.num_threads}
+    if arm.classic_augment:
         update["augment"] = cfg.classic_arm
     ccfg = base.model_copy(update=update)
-    to_x = lambda imgs: to_model_input(imgs, fd.mean, fd.std, ccfg.in_chans, ccfg.image_size)  # noqa: E731
-    images, labels = training_images(cfg, arm, fd, syn, rare_indices)
-    train_x, train_y = to_x(images), torch.from_numpy(labels)
-    val_x, val_y = to_x(fd.val_images), torch.from_numpy(fd.val_y)
-    result = train_classifier(ccfg, train_x, train_y, val_x, val_y, arm_dir, class_names, progress=progress,
-                              resume=True, norm=(fd.mean, fd.std),
-                              preprocess=get_preset(cfg.preset).model_dump(mode="json"))
-    probs = {"val": predict_proba(result.model, val_x), "test": predict_proba(result.model, to_x(fd.test_images))}
-    np.savez(pred_path, **probs)
+    to_x = lambda imgs: fd.normaliser(imgs, ccfg.in_chans, ccfg.image_size)  # noqa: E731
+    images, labels = training_images(arm, fd.train, syn.all(), rare_indices, seed=cfg.seed + fd.fold,
+                                     ratio=cfg.synthetic.ratio)
+    val_x, val_y = to_x(fd.val.images), torch.from_numpy(fd.val.labels)
+    result = train_classifier(ccfg, to_x(images), torch.from_numpy(labels), val_x, val_y, arm_dir, class_names,
+                              progress=progress, resume=True, normaliser=fd.normaliser,
+                              preprocess=get_preset(cfg.preset).model_dump(mode="json"),
+                              description=f"fold {fd.fold} {arm.name} {ccfg.model}")
+    probs = {"val": predict_proba(result.model, val_x), "test": predict_proba(result.model, to_x(fd.test.images))}
+    save_npz_atomic(pred_path, **probs)
     return probs
 
 
-def fuse_members(cfg: ExperimentConfig, members: dict[str, dict[str, np.ndarray]], val_y: np.ndarray) -> tuple[dict[str, np.ndarray], list[float]]:
+def fuse_members(cfg: ExperimentConfig, members: dict[str, dict[str, np.ndarray]], val_y: np.ndarray,
+                 ensemble: str) -> tuple[dict[str, np.ndarray], list[float]]:
     """Weighted fusion (weights fitted on validation log-loss) or equal weights."""
     names = list(members)
     val = [members[m]["val"] for m in names]
-    w = fit_fusion_weights(val, val_y, objective="log_loss") if cfg.ensemble == "weighted" else equal_weights(len(names))
+    w = fit_fusion_weights(val, val_y, objective="log_loss") if ensemble == "weighted" else equal_weights(len(names))
     return {"val": fuse(val, w), "test": fuse([members[m]["test"] for m in names], w)}, [float(v) for v in w]
+
+
+def _fuse_arm(cfg: ExperimentConfig, arm_dir: Path, by_model: dict[str, dict[str, np.ndarray]],
+              val_y: np.ndarray) -> list[float]:
+    """Add the fused ensemble (and the equal-weight reference) to ``by_model``; write ensemble.json."""
+    members = dict(by_model)
+    by_model[ENSEMBLE], weights = fuse_members(cfg, members, val_y, cfg.ensemble)
+    if cfg.ensemble == "weighted":  # equal weights as the reference the fitted weights must beat
+        by_model[ENSEMBLE_EQUAL], _ = fuse_members(cfg, members, val_y, "equal")
+    write_ensemble_file(arm_dir / "ensemble.json", {m: Path(m) / "best.pt" for m in members}, weights,
+                        "validation log-loss" if cfg.ensemble == "weighted" else "equal weights")
+    return weights
+
+
+def fold_summary(fold: int, preds: dict[str, dict[str, dict[str, np.ndarray]]], val_y: np.ndarray,
+                 model: str, class_names: list[str], rare: list[str]) -> list[str]:
+    """One line per arm with this fold's validation numbers, printed as each fold ends."""
+    from sonogan.evaluate.metrics import classification_metrics
+
+    lines = []
+    for arm, by_model in preds.items():
+        m = classification_metrics(val_y, by_model[model]["val"], class_names)
+        rare_f1 = "  ".join(f"F1 {c} {m[f'f1/{c}']:.3f}" for c in rare)
+        lines.append(f"fold {fold} val  {arm:<12} accuracy {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  {rare_f1}")
+    return lines
 
 
 def run_fold(cfg: ExperimentConfig, ds: Dataset, splits: Splits, fold: int, run: RunDir, rare: list[str],
              progress: bool) -> dict[str, Any]:
-    """One fold: GANs, all arms x classifiers, ensemble; writes ``folds/foldK/fold.json``."""
+    """One fold: GANs, all arms x classifiers, ensemble, t-SNE features; writes ``folds/foldK/fold.json``."""
+    from sonogan.experiment.results import primary_model
+
     fold_dir = run.path / "folds" / f"fold{fold}"
     done = fold_dir / "fold.json"
     if done.is_file():
         return json.loads(done.read_text())
     fold_dir.mkdir(parents=True, exist_ok=True)
-    fd = load_fold(ds, splits, fold, cfg.preset)
+    fd = load_fold(ds, splits, fold, cfg.preset, allow_no_masks=cfg.allow_no_masks)
     arms = cfg.arms()
-    needs_syn = any(cfg.n_synthetic(a) for a in arms)
     rare_idx = [ds.spec.class_index(c) for c in rare]
-    syn_x, syn_y, syn_info = synthesise(cfg, ds, splits, fold, fold_dir, rare, progress, run.log) if needs_syn \
-        else (None, None, {})
+    syn = synthesise(cfg, ds, fd, fold_dir, rare, progress, run.log) if any(a.needs_synthetic for a in arms) \
+        else Synthetic()
     preds: dict[str, dict[str, dict[str, np.ndarray]]] = {}
     weights: dict[str, list[float]] = {}
     for arm in arms:
-        preds[arm] = {}
+        preds[arm.name] = {}
         for i, clf in enumerate(cfg.classifiers):
-            run.log(f"fold {fold}: {arm} / {clf.model}")
-            preds[arm][clf.model] = train_arm(cfg, i, arm, fd, (syn_x, syn_y) if needs_syn else None, rare_idx,
-                                              ds.spec.classes, fold_dir / arm / clf.model, progress)
+            run.log(f"fold {fold}: {arm.name} / {clf.model}")
+            preds[arm.name][clf.model] = train_arm(cfg, i, arm, fd, syn, rare_idx, ds.spec.classes,
+                                                   fold_dir / arm.name / clf.model, progress)
         if len(cfg.classifiers) > 1:
-            members = dict(preds[arm])
-            preds[arm][ENSEMBLE], weights[arm] = fuse_members(cfg, members, fd.val_y)
-            if cfg.ensemble == "weighted":  # equal weights as the reference the fitted weights must beat
-                preds[arm][ENSEMBLE_EQUAL], _ = fuse_members(cfg.model_copy(update={"ensemble": "equal"}), members, fd.val_y)
-            write_json(fold_dir / arm / "ensemble.json", {
-                "members": {m: str(fold_dir / arm / m / "best.pt") for m in members}, "weights": weights[arm],
-                "objective": "validation log-loss" if cfg.ensemble == "weighted" else "equal weights"})
-    np.savez(fold_dir / "predictions.npz",
-             **{f"{arm}|{model}|{part}": p[part] for arm, by_model in preds.items()
-                for model, p in by_model.items() for part in ("val", "test")})
-    record = {"fold": fold, "val_ids": fd.val_ids, "test_ids": fd.test_ids, "n_train_real": len(fd.train_ids),
-              "train_class_counts": np.bincount(fd.train_y, minlength=len(ds.spec.classes)).tolist(),
-              "zscore": {"mean": fd.mean, "std": fd.std}, "synthetic": syn_info, "fusion_weights": weights,
-              "members": [c.model for c in cfg.classifiers]}
+            weights[arm.name] = _fuse_arm(cfg, fold_dir / arm.name, preds[arm.name], fd.val.labels)
+    if cfg.evaluation.tsne and syn.by_class:
+        save_tsne_features(cfg, fd, syn, fold_dir)
+    save_npz_atomic(fold_dir / "predictions.npz", **{"y|val": fd.val.labels, "y|test": fd.test.labels},
+                    **{f"{arm}|{model}|{part}": p[part] for arm, by_model in preds.items()
+                       for model, p in by_model.items() for part in ("val", "test")})
+    record = {"fold": fold, "val_ids": fd.val.ids, "test_ids": fd.test.ids, "n_train_real": len(fd.train),
+              "train_class_counts": np.bincount(fd.train.labels, minlength=len(ds.spec.classes)).tolist(),
+              "normaliser": fd.normaliser.to_dict(), "synthetic": syn.info, "fusion_weights": weights,
+              "members": [c.model for c in cfg.classifiers],
+              "summary": fold_summary(fold, preds, fd.val.labels, primary_model(cfg), ds.spec.classes, rare)}
     write_json(done, record)
     return record
 
 
-def run_experiment(cfg: ExperimentConfig | None, out: str | Path, resume: bool = False, progress: bool = True,
-                   report: ValidationReport | None = None) -> Path:
-    """Run (or with ``resume=True`` continue) the protocol into the run folder ``out``.
-
-    ``report``: a validation report of the configured dataset made by the caller (the demo),
-    so the images are not decoded a second time."""
-    from sonogan.experiment.report import write_report
-    from sonogan.experiment.results import compute_results, pool_predictions
-
-    out = Path(out)
-    if resume:
-        run = RunDir.resume(out)
-        cfg = load_config(ExperimentConfig, out / "config.yaml")
-    else:
-        if cfg is None:
-            raise SonoganInputError("experiment", "no config given", "pass a config YAML")
-        run = RunDir.create(out, seed=cfg.seed, config=cfg, kind="experiment")
-    assert cfg is not None
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    ds = prepare_dataset(cfg, run, progress)
-    report = report or validate_dataset(ds)
-    splits = prepare_splits(cfg, ds, report.duplicate_groups)
-    build_cache(ds, cfg.preset, progress=progress)
+def check_experiment(cfg: ExperimentConfig, ds: Dataset, n_folds: int) -> list[str]:
+    """Everything about the config that depends on the dataset, checked before any work: rare
+    classes, folds, GAN resolution. Returns the rare classes."""
     rare = cfg.rare_classes or ds.spec.rare_classes
     unknown = [c for c in rare if c not in ds.spec.classes]
     if not rare or unknown:
         raise SonoganInputError("rare_classes", f"{'unknown classes ' + str(unknown) if unknown else 'none given'}",
                                 f"name rare classes from {ds.spec.classes} in the config or dataset.yaml")
-    folds = cfg.folds if cfg.folds is not None else list(range(splits.n_folds))
-    bad = [k for k in folds if not 0 <= k < splits.n_folds]
+    bad = [k for k in (cfg.folds or []) if not 0 <= k < n_folds]
     if bad:
-        raise SonoganInputError("folds", f"folds {bad} do not exist", f"use 0..{splits.n_folds - 1}")
-    run.set_info(dataset=str(ds.root.resolve()), rare_classes=rare, folds=folds,
+        raise SonoganInputError("folds", f"folds {bad} do not exist", f"use 0..{n_folds - 1}")
+    return rare
+
+
+def run_experiment(cfg: ExperimentConfig | None, out: str | Path, resume: bool = False, progress: bool = True,
+                   report: ValidationReport | None = None, echo=None) -> Path:
+    """Run (or with ``resume=True`` continue) the protocol into the run folder ``out``.
+
+    ``report``: a validation report of the configured dataset made by the caller (the demo),
+    so the images are not decoded a second time. ``echo``: called with each per-fold summary
+    line (the CLI prints them). A failure marks the run folder failed; ``resume=True`` continues it.
+    """
+    out = Path(out)
+    if resume:
+        cfg = load_config(ExperimentConfig, out / "config.yaml")
+    if cfg is None:
+        raise SonoganInputError("experiment", "no config given", "pass a config YAML")
+    if cfg.dataset is not None:
+        load_dataset(cfg.dataset)  # a missing or broken dataset fails here, before any run folder exists
+    torch.set_num_threads(cfg.num_threads)
+    run = RunDir.resume(out) if resume else RunDir.create(out, seed=cfg.seed, config=cfg, kind="experiment")
+    with run:
+        _run(cfg, run, progress, report, echo or (lambda line: None))
+    return run.path
+
+
+def _run(cfg: ExperimentConfig, run: RunDir, progress: bool, report: ValidationReport | None, echo) -> None:
+    from sonogan.experiment.report import write_report
+    from sonogan.experiment.results import compute_results, pool_predictions
+
+    ds = prepare_dataset(cfg, run, progress)
+    report = report or validate_dataset(ds)
+    splits, splits_path = prepare_splits(cfg, ds, report.duplicate_groups)
+    splits_sha = file_sha256(splits_path)
+    if run.info.get("splits_sha256") not in (None, splits_sha):
+        raise SonoganInputError(splits_path, "changed since this run started (its sha256 differs from run.json's)",
+                                "restore the original splits file, or start a new run")
+    rare = check_experiment(cfg, ds, splits.n_folds)
+    build_cache(ds, cfg.preset, progress=progress, allow_no_masks=cfg.allow_no_masks)
+    folds = cfg.folds if cfg.folds is not None else list(range(splits.n_folds))
+    run.set_info(dataset_name=ds.spec.name, rare_classes=rare, folds=folds, num_threads=cfg.num_threads,
+                 splits_file=splits_path.name, splits_sha256=splits_sha,
                  patients_known=ds.spec.patients_known, data_warnings=report.warnings)
     records = []
     for k in folds:
         records.append(run_fold(cfg, ds, splits, k, run, rare, progress))
-        run.log(f"fold {k} done")
+        for line in records[-1]["summary"]:
+            run.log(line)
+            echo(line)
     pooled = pool_predictions(cfg, ds, records, run.path)  # loaded once, used by the numbers and the figures
     results = compute_results(cfg, ds, pooled, records, rare)
+    results["splits"] = {"file": splits_path.name, "sha256": splits_sha}
     run.write_metrics(results)
     write_report(cfg, ds, run, results, records, rare, test=pooled[1])
-    run.finish()
-    return run.path

@@ -28,7 +28,6 @@ from sonogan.evaluate.aggregate import mean_sd_across_folds, pooled_out_of_fold
 from sonogan.evaluate.bootstrap import bootstrap_ci, paired_bootstrap_gain
 from sonogan.evaluate.metrics import classification_metrics, confusion_matrix, predictions
 from sonogan.experiment.config import ExperimentConfig
-from sonogan.experiment.fold_data import labels_of
 
 ENSEMBLE = "ensemble"
 ENSEMBLE_EQUAL = "ensemble-equal"
@@ -65,11 +64,11 @@ def _groups(ds: Dataset, ids: list[str]) -> np.ndarray | None:
 
 def pool_predictions(cfg: ExperimentConfig, ds: Dataset, records: list[dict], run_dir: Path) -> tuple[Pooled, Pooled, list[dict]]:
     """(out-of-fold validation, fold-averaged test, per-fold raw) predictions of every arm and model."""
-    arms, models = cfg.arms(), model_names(cfg)
+    arms, models = cfg.arm_names(), model_names(cfg)
     per_fold = []
     for rec in records:
         saved = np.load(Path(run_dir) / "folds" / f"fold{rec['fold']}" / "predictions.npz")
-        per_fold.append({"fold": rec["fold"], "val_y": labels_of(ds, rec["val_ids"]), "test_y": labels_of(ds, rec["test_ids"]),
+        per_fold.append({"fold": rec["fold"], "val_y": saved["y|val"], "test_y": saved["y|test"],
                          "probs": {a: {m: {p: saved[f"{a}|{m}|{p}"] for p in ("val", "test")} for m in models} for a in arms}})
     test_ids = records[0]["test_ids"]
     val_y = [f["val_y"] for f in per_fold]
@@ -106,7 +105,7 @@ def compute_results(cfg: ExperimentConfig, ds: Dataset, pooled: tuple[Pooled, Po
     oof, test, per_fold = pooled
     primary = primary_model(cfg)
     folds: dict[str, dict[str, Any]] = {}
-    for arm in cfg.arms():
+    for arm in cfg.arm_names():
         folds[arm] = {}
         for m in model_names(cfg):
             val_m = [metric_fn(f["val_y"], f["probs"][arm][m]["val"]) for f in per_fold]
@@ -121,7 +120,7 @@ def compute_results(cfg: ExperimentConfig, ds: Dataset, pooled: tuple[Pooled, Po
     confusion = {arm: confusion_matrix(test.y, predictions(p[primary]), len(names)).tolist()
                  for arm, p in test.probs.items()}
     return {
-        "class_names": names, "rare_classes": rare, "primary_model": primary, "arms": cfg.arms(),
+        "class_names": names, "rare_classes": rare, "primary_model": primary, "arms": cfg.arm_names(),
         "models": model_names(cfg), "folds_run": [r["fold"] for r in records],
         "patients_known": ds.spec.patients_known,
         "bootstrap": {"n_resamples": cfg.evaluation.n_resamples, "ci": cfg.evaluation.ci,

@@ -10,7 +10,7 @@ Example:
 
 from sonogan.models.checkpoint import load_classifier, save_classifier
 from sonogan.models.classifiers import CLASSIFIERS, FridAdarCNN, create_classifier, penultimate_features
-from sonogan.models.ensemble import WeightedFusionEnsemble, equal_weights, fit_fusion_weights, fuse
+from sonogan.models.ensemble import equal_weights, fit_fusion_weights, fuse, read_ensemble_file, write_ensemble_file
 
-__all__ = ["CLASSIFIERS", "FridAdarCNN", "WeightedFusionEnsemble", "create_classifier", "equal_weights",
+__all__ = ["CLASSIFIERS", "FridAdarCNN", "create_classifier", "equal_weights", "read_ensemble_file", "write_ensemble_file",
            "fit_fusion_weights", "fuse", "load_classifier", "penultimate_features", "save_classifier"]

@@ -2,23 +2,29 @@
 
 A checkpoint is a plain dict saved with ``torch.save`` (so ``torch.load(weights_only=True)``
 can read it safely): the state_dict, the build arguments, class names, the preprocessing
-preset, the z-score normalisation and free-form ``extra`` (epoch, val loss, ...).
+preset (a ``PreprocessConfig`` dump), the train-only :class:`~sonogan.preprocess.fold.Normaliser`
+(``normaliser``: mean, std, offset), the model's input (``input``: in_chans, image_size) and
+free-form ``extra`` (epoch, val loss, ...). Format 1 files (``norm: [mean, std]``) still load.
 
 Example:
     >>> from sonogan.models.classifiers import create_classifier
+
+if TYPE_CHECKING:
+    from sonogan.preprocess.fold import Normaliser
     >>> model = create_classifier("frid-adar-cnn", num_classes=3)
+    >>> from sonogan.preprocess.fold import Normaliser
     >>> save_classifier("/tmp/m.pt", model, "frid-adar-cnn", 3, 1, ["a", "b", "c"],
-    ...                 preprocess={"size": 64}, norm=(0.5, 0.2))  # doctest: +ELLIPSIS
+    ...                 preprocess={"size": 64}, normaliser=Normaliser((0.5,), (0.2,)), image_size=64)
     PosixPath('/tmp/m.pt')
     >>> model2, meta = load_classifier("/tmp/m.pt")
-    >>> meta["class_names"]
-    ['a', 'b', 'c']
+    >>> meta["class_names"], meta["normaliser"]["mean"], meta["input"]
+    (['a', 'b', 'c'], [0.5], {'in_chans': 1, 'image_size': 64})
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -28,14 +34,17 @@ from sonogan.torch_utils import atomic_torch_save
 from sonogan.errors import SonoganInputError
 from sonogan.models.classifiers import create_classifier
 
+if TYPE_CHECKING:
+    from sonogan.preprocess.fold import Normaliser
+
 FORMAT = "sonogan-classifier"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def save_classifier(path: str | Path, model: nn.Module, name: str, num_classes: int, in_chans: int,
                     class_names: list[str], preprocess: dict[str, Any] | None = None,
-                    norm: tuple[float, float] | None = None, extra: dict[str, Any] | None = None,
-                    model_kwargs: dict[str, Any] | None = None) -> Path:
+                    normaliser: "Normaliser | None" = None, image_size: int | None = None,
+                    extra: dict[str, Any] | None = None, model_kwargs: dict[str, Any] | None = None) -> Path:
     """Save ``model`` with everything needed to rebuild it; returns the path.
 
     ``model_kwargs`` defaults to the keyword arguments ``create_classifier`` recorded on the
@@ -54,7 +63,8 @@ def save_classifier(path: str | Path, model: nn.Module, name: str, num_classes: 
                    "model_kwargs": model_kwargs},
         "class_names": [str(c) for c in class_names],
         "preprocess": dict(preprocess or {}),
-        "norm": None if norm is None else [float(norm[0]), float(norm[1])],
+        "normaliser": None if normaliser is None else normaliser.to_dict(),
+        "input": {"in_chans": int(in_chans), "image_size": None if image_size is None else int(image_size)},
         "extra": dict(extra or {}),
         # clone to CPU so a CUDA model saves a device-independent file
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
@@ -78,6 +88,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if int(blob.get("format_version", 0)) > FORMAT_VERSION:
         raise SonoganInputError(path, f"checkpoint format {blob['format_version']} is newer than this sonogan",
                                 "upgrade sonogan")
+    if "normaliser" not in blob:  # format 1: one scalar z-score as [mean, std]
+        norm = blob.pop("norm", None)
+        blob["normaliser"] = None if norm is None else {"mean": [norm[0]], "std": [norm[1]], "offset": 0.0}
+        blob["input"] = {"in_chans": blob["config"]["in_chans"],
+                         "image_size": blob.get("extra", {}).get("train_config", {}).get("image_size")}
     return blob
 
 

@@ -20,14 +20,15 @@ Example:
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
 from scipy.optimize import minimize
-from torch import nn
 
 from sonogan.errors import SonoganInputError
+from sonogan.runs import write_json
 
 _EPS = 1e-12
 
@@ -103,24 +104,35 @@ def fit_fusion_weights(probs: Sequence[np.ndarray], y: np.ndarray, objective: st
     return min(candidates, key=lambda cand: loss_and_grad(cand)[0])
 
 
-class WeightedFusionEnsemble(nn.Module):
-    """Members + simplex weights; ``forward`` returns fused probabilities (N, C), not logits.
+ENSEMBLE_FORMAT = "sonogan-ensemble"
 
-    The weights are a buffer, so they travel with ``state_dict`` and ``.to(device)``.
-    """
 
-    def __init__(self, members: Sequence[nn.Module], weights: np.ndarray | Sequence[float] | None = None) -> None:
-        super().__init__()
-        self.members = nn.ModuleList(members)
-        w = equal_weights(len(members)) if weights is None else np.asarray(weights, dtype=np.float64)
-        if w.shape != (len(members),) or np.any(w < 0) or not np.isclose(w.sum(), 1.0):
-            raise SonoganInputError("ensemble", f"weights {w.tolist()} are not on the simplex",
-                                    "pass one non-negative weight per member, summing to 1")
-        self.register_buffer("weights", torch.as_tensor(w, dtype=torch.float32))
+def write_ensemble_file(path: Path, members: dict[str, Path], weights: Sequence[float], objective: str) -> Path:
+    """``ensemble.json``: member checkpoints by path RELATIVE to the file's folder (the folder
+    can be moved or shared) and their simplex weights."""
+    rel = {}
+    for name, member in members.items():
+        if Path(member).is_absolute():
+            raise SonoganInputError(path, f"member '{name}' has an absolute path", "give paths relative to the file")
+        rel[name] = Path(member).as_posix()
+    write_json(path, {"format": ENSEMBLE_FORMAT, "version": 1, "members": rel,
+                      "weights": [float(w) for w in weights], "objective": objective})
+    return path
 
-    def member_probs(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return [torch.softmax(member(x).float(), dim=1) for member in self.members]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        stacked = torch.stack(self.member_probs(x))  # (M, N, C)
-        return torch.tensordot(self.weights, stacked, dims=1)
+def read_ensemble_file(path: Path) -> tuple[dict[str, Path], np.ndarray]:
+    """(member name -> absolute checkpoint path, weights) of an ``ensemble.json``."""
+    path = Path(path)
+    try:
+        blob = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SonoganInputError(path, f"cannot read ensemble file ({type(exc).__name__})",
+                                "pass an ensemble.json written by sonogan") from None
+    if not isinstance(blob, dict) or blob.get("format") != ENSEMBLE_FORMAT:
+        raise SonoganInputError(path, "not a sonogan ensemble file", "pass an ensemble.json written by sonogan")
+    members = {name: path.parent / rel for name, rel in blob["members"].items()}
+    weights = np.asarray(blob["weights"], dtype=np.float64)
+    if weights.shape != (len(members),) or np.any(weights < 0) or not np.isclose(weights.sum(), 1.0):
+        raise SonoganInputError(path, f"weights {weights.tolist()} are not on the simplex",
+                                "give one non-negative weight per member, summing to 1")
+    return members, weights

@@ -14,16 +14,18 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import sonogan
 from sonogan.data.manifest import Dataset, load_dataset
+from sonogan.data.splits import manifest_sha256
 from sonogan.errors import SonoganInputError
+from sonogan.progress import progress_bar
 from sonogan.runs import RunDir, write_json
 from sonogan.synth.augment import diff_augment
 from sonogan.synth.config import GanConfig
@@ -58,20 +60,32 @@ def _fixed_inputs(G: torch.nn.Module, n: int, seed: int, classes: torch.Tensor |
     return z, y
 
 
+def hashed_ids(ids: list[str]) -> list[str]:
+    """Image ids as short sha256 digests: GAN checkpoints and run folders are shared, and ids
+    are often file names that can carry a patient's name; the digests still let the protocol
+    check that a generator saw only its own fold's training images."""
+    return [hashlib.sha256(str(i).encode()).hexdigest()[:16] for i in ids]
+
+
 def fit_gan(real: RealImages, cfg: GanConfig, out: str | Path, resume: bool = False,
             progress: bool = False, meta: dict[str, Any] | None = None) -> Path:
-    """Train on in-memory ``real`` images into run folder ``out`` (new, or resumed from last.pt)."""
+    """Train on in-memory ``real`` images into run folder ``out`` (new, or resumed from last.pt).
+
+    ``resume=True`` on a folder killed before its first checkpoint starts the training again
+    inside that folder (nothing of it survived), so a resume works after a kill at any instant.
+    """
     out = Path(out)
     conditional = cfg.family in CONDITIONAL
     GAN_FAMILIES.get(cfg.family)  # unknown family -> SonoganInputError before any folder is made
     meta = dict(meta or {})
-    meta.setdefault("training_ids", list(real.ids))
+    meta["training_ids"] = hashed_ids(real.ids)
     meta.setdefault("classes", list(real.classes))
     device = resolve_device(cfg.device)
     num_classes = len(real.classes) if conditional else 1
-    if resume:
-        ckpt = load_checkpoint_file(out / "checkpoints" / "last.pt")
-        if list(ckpt["training_ids"]) != list(real.ids):
+    last = out / "checkpoints" / "last.pt"
+    if resume and last.is_file():
+        ckpt = load_checkpoint_file(last)
+        if list(ckpt["training_ids"]) != meta["training_ids"]:
             raise SonoganInputError(out, "training images differ from the checkpoint's",
                                     "resume with the same dataset, splits, fold and class")
         cfg = GanConfig.model_validate({**ckpt["config"], "iterations": cfg.iterations})
@@ -80,9 +94,9 @@ def fit_gan(real: RealImages, cfg: GanConfig, out: str | Path, resume: bool = Fa
         state.load_checkpoint(ckpt)
         run.log(f"resumed at iteration {state.iteration}, budget {cfg.iterations}")
     else:
-        run = RunDir.create(out, seed=cfg.seed, config=cfg, kind="gan")
-        run.set_info(training_ids=meta["training_ids"], n_train=len(real.ids), family=cfg.family,
-                     **{k: v for k, v in meta.items() if k != "training_ids"})
+        run = RunDir.resume(out) if resume and (out / "run.json").is_file() else \
+            RunDir.create(out, seed=cfg.seed, config=cfg, kind="gan")
+        run.set_info(n_train=len(real.ids), family=cfg.family, **meta)
         state = build_state(cfg, num_classes, device)
     run.set_info(device=str(device))
     _loop(state, real, run, device, meta, progress)
@@ -119,8 +133,8 @@ def _loop(st: GanState, real: RealImages, run: RunDir, device: torch.device, met
     def aug(x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, cfg.diffaugment, st.gen) if cfg.diffaugment else x
 
-    bar = Progress(TextColumn("[bold]GAN[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TextColumn("{task.description}"), disable=not progress, transient=False)
+    name = f"fold {meta.get('fold')} {meta.get('class_name') or 'all classes'}"
+    bar = progress_bar(progress, f"GAN {cfg.family}", transient=False)
     with bar:
         task = bar.add_task("", total=cfg.iterations, completed=st.iteration)
         while st.iteration < cfg.iterations and not st.stopped_early:
@@ -157,7 +171,7 @@ def _loop(st: GanState, real: RealImages, run: RunDir, device: torch.device, met
                 acc.zero_()
                 n_acc = 0
                 times.append((it, time.perf_counter() - t0))
-                bar.update(task, completed=it, description=f"D {d:.3f}  G {g:.3f}")
+                bar.update(task, completed=it, description=f"{name}  D {d:.3f}  G {g:.3f}")
             if it % cfg.sample_every == 0:
                 save_grid(generate(st.G_ema, grid_z, grid_y), out / "grids" / f"iter_{it:06d}.png", nrow=6)
             if it % cfg.quality_every == 0 or it == cfg.iterations:
@@ -221,7 +235,11 @@ def train_gan(ds: Dataset | str | Path, splits: Any, fold: int | None, class_nam
         raise SonoganInputError(f"model '{cfg.family}'", "trains one class at a time",
                                 "pass --class NAME, or use cgan/acgan for all classes")
     real = load_real_images(ds, splits, fold, class_name, cfg.preset, cfg.channels, cfg.resolution)
-    meta = {"dataset": str(Path(ds.root).resolve()), "dataset_name": ds.spec.name, "fold": fold,
+    return fit_gan(real, cfg, out, resume=resume, progress=progress, meta=gan_meta(ds, fold, class_name, cfg))
+
+
+def gan_meta(ds: Dataset, fold: int | None, class_name: str | None, cfg: GanConfig) -> dict[str, Any]:
+    """What a GAN run records about its data: names and hashes, never a path of this machine."""
+    return {"dataset_name": ds.spec.name, "manifest_sha256": manifest_sha256(ds), "fold": fold,
             "class_name": class_name or "", "preset": cfg.preset, "sonogan_version": sonogan.__version__,
             "dataset_spec": ds.spec.model_dump(mode="json")}
-    return fit_gan(real, cfg, out, resume=resume, progress=progress, meta=meta)

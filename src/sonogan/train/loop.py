@@ -35,7 +35,6 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from rich.progress import Progress
 from torch import nn
 
 from sonogan.errors import SonoganInputError
@@ -45,7 +44,9 @@ from sonogan.models.classifiers import check_input_size, create_classifier
 from sonogan.runs import write_json
 from sonogan.train.augment import augment_batch
 from sonogan.train.config import ClassifierTrainConfig
-from sonogan.train.losses import build_loss
+from sonogan.train.tasks import ClassificationTask, build_task
+from sonogan.preprocess.fold import Normaliser
+from sonogan.progress import progress_bar
 
 STATE_FORMAT = "sonogan-train-state"
 
@@ -98,22 +99,12 @@ def _fingerprint(x: torch.Tensor, y: torch.Tensor) -> list[float]:
     return [float(x.shape[0]), float(x.detach().double().sum()), float(y.double().sum())]
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, criterion: nn.Module,
-             batch_size: int = 256) -> tuple[float, float]:
-    """(loss, accuracy) over the whole set; the loss is computed once on all logits."""
-    model.eval()
-    device = next(model.parameters()).device
-    logits = torch.cat([model(x[i:i + batch_size].to(device)).float() for i in range(0, x.shape[0], batch_size)])
-    y = y.to(device)
-    return float(criterion(logits, y)), float((logits.argmax(1) == y).float().mean())
-
-
-def train_one_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, criterion: nn.Module,
+def train_one_epoch(model: nn.Module, data: dict[str, torch.Tensor], task: ClassificationTask,
                     optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, cfg: ClassifierTrainConfig,
                     shuffle_gen: torch.Generator, aug_gen: torch.Generator, use_amp: bool) -> tuple[float, float]:
     """One pass over shuffled, augmented mini-batches; returns mean (loss, accuracy)."""
     model.train()
+    x = data["image"]
     n, bs = x.shape[0], cfg.batch_size
     perm = torch.randperm(n, generator=shuffle_gen).to(x.device)
     starts = list(range(0, n, bs))
@@ -126,16 +117,16 @@ def train_one_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, criterio
     seen = 0
     for s in starts:
         idx = perm[s:s + bs]
-        xb, yb = augment_batch(x[idx], cfg.augment, aug_gen), y[idx]
+        batch = {k: v[idx] for k, v in data.items()}
+        batch["image"] = augment_batch(batch["image"], cfg.augment, aug_gen)
         with torch.autocast(device_type=x.device.type, dtype=torch.float16, enabled=use_amp):
-            logits = model(xb)
-            loss = criterion(logits.float(), yb)
+            loss, n_correct = task.batch_loss(model, batch)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
         total_loss += loss.detach().double() * len(idx)
-        correct += (logits.argmax(1) == yb).sum()
+        correct += n_correct
         seen += len(idx)
     return float(total_loss) / max(seen, 1), int(correct) / max(seen, 1)
 
@@ -178,11 +169,13 @@ def _load_state(path: Path, cfg: ClassifierTrainConfig, class_names: list[str], 
 def train_classifier(cfg: ClassifierTrainConfig, train_x: torch.Tensor, train_y: torch.Tensor,
                      val_x: torch.Tensor | None, val_y: torch.Tensor | None, out_dir: str | Path,
                      class_names: list[str], progress: bool = False, resume: bool = True, *,
-                     norm: tuple[float, float] | None = None, preprocess: dict[str, Any] | None = None,
+                     normaliser: Normaliser | None = None, preprocess: dict[str, Any] | None = None,
+                     description: str | None = None,
                      on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None) -> TrainResult:
     """Train ``cfg.model`` with early stopping on validation loss; see the module docstring.
 
-    ``norm`` / ``preprocess`` are stored in ``best.pt`` for inference. ``on_epoch_end(epoch,
+    ``normaliser`` / ``preprocess`` are stored in ``best.pt`` for inference; ``description``
+    names the run in the progress bar (e.g. fold and arm). ``on_epoch_end(epoch,
     record)`` is called after each epoch's files are written (logging; raising there stops
     the run and a later call resumes it). Without validation data there is no early stopping
     and the last epoch is the best.
@@ -216,8 +209,9 @@ def train_classifier(cfg: ClassifierTrainConfig, train_x: torch.Tensor, train_y:
                                       image_size=cfg.image_size, **cfg.model_kwargs).to(device)
             optimizer = _make_optimizer(cfg, model)
             scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
-            criterion = build_loss(cfg.loss, train_y, n_classes, gamma=cfg.focal_gamma).to(device)
-            tx, ty = train_x.to(device), train_y.to(device)
+            task = build_task("classification", cfg.loss, train_y, n_classes, gamma=cfg.focal_gamma).to(device)
+            train_data = {"image": train_x.to(device), "label": train_y.to(device)}
+            val_data = {"image": val_x, "label": val_y} if has_val else None
             history: list[dict[str, Any]] = []
             best: dict[str, Any] = {"val_loss": None, "epoch": 0, "bad": 0, "stopped_early": False}
             if resume and last_path.is_file():
@@ -228,14 +222,15 @@ def train_classifier(cfg: ClassifierTrainConfig, train_x: torch.Tensor, train_y:
                 _set_rng_states(state["rng"], device, shuffle_gen, aug_gen)
                 history, best = list(state["history"]), dict(state["best"])
             done = best["stopped_early"] or len(history) >= cfg.epochs
-            with Progress(disable=not progress, transient=True) as bar:
-                task = bar.add_task(f"training {cfg.model}", total=cfg.epochs, completed=len(history))
+            name = description or cfg.model
+            with progress_bar(progress, "train") as bar:
+                bar_task = bar.add_task(name, total=cfg.epochs, completed=len(history))
                 for epoch in range(len(history) + 1, cfg.epochs + 1):
                     if done:
                         break
-                    train_loss, train_acc = train_one_epoch(model, tx, ty, criterion, optimizer, scaler, cfg,
+                    train_loss, train_acc = train_one_epoch(model, train_data, task, optimizer, scaler, cfg,
                                                             shuffle_gen, aug_gen, use_amp)
-                    val_loss, val_acc = evaluate(model, val_x, val_y, criterion) if has_val else (None, None)
+                    val_loss, val_acc = task.evaluate(model, val_data) if val_data else (None, None)
                     record = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
                               "val_loss": val_loss, "val_acc": val_acc, "lr": optimizer.param_groups[0]["lr"]}
                     history.append(record)
@@ -244,7 +239,8 @@ def train_classifier(cfg: ClassifierTrainConfig, train_x: torch.Tensor, train_y:
                     if improved and (val_loss is None or math.isfinite(val_loss)):
                         best.update(val_loss=val_loss, epoch=epoch, bad=0)
                         save_classifier(best_path, model, cfg.model, n_classes, cfg.in_chans, class_names,
-                                        preprocess=preprocess or {"image_size": cfg.image_size}, norm=norm,
+                                        preprocess=preprocess or {"image_size": cfg.image_size},
+                                        normaliser=normaliser, image_size=cfg.image_size,
                                         extra={"epoch": epoch, "val_loss": val_loss,
                                                "train_config": cfg.model_dump(mode="json")})
                     else:
@@ -258,7 +254,8 @@ def train_classifier(cfg: ClassifierTrainConfig, train_x: torch.Tensor, train_y:
                                        "rng": _rng_states(device, shuffle_gen, aug_gen),
                                        "history": history, "best": best}, last_path)
                     _write_history(out_dir, history, best)
-                    bar.update(task, advance=1, description=f"{cfg.model} epoch {epoch} val loss {val_loss}")
+                    shown = "" if val_loss is None else f"  val loss {val_loss:.3f}  val acc {val_acc:.3f}"
+                    bar.update(bar_task, advance=1, description=f"{name}  epoch {epoch}  loss {train_loss:.3f}{shown}")
                     if on_epoch_end is not None:
                         on_epoch_end(epoch, record)
             _write_history(out_dir, history, best)

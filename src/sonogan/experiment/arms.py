@@ -1,0 +1,81 @@
+"""Typed arms of the protocol and what each one trains on (pure: no training).
+
+An :class:`Arm` says what is added to a fold's real training images: nothing (baseline),
+synthetic images of the rare classes (augmented, synthetic-N), or N re-drawn copies of the
+real rare-class images (classic-N, the count-matched oversampling control); and whether the
+classic augmentation of ``classic_arm`` is applied. Names are only labels for folders and
+tables: nothing parses them.
+
+Example:
+    >>> from sonogan.experiment.config import ExperimentConfig
+    >>> cfg = ExperimentConfig.model_validate({"dataset": "d", "classic_arm": {"hflip": True},
+    ...                                       "synthetic": {"n_per_class": 20, "sweep": [5]}, "classic_sweep": [7]})
+    >>> [(a.name, a.n_synthetic, a.n_classic) for a in arms_of(cfg)]
+    [('baseline', 0, 0), ('augmented', 20, 0), ('synthetic-5', 5, 0), ('classic-7', 0, 7)]
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from sonogan.train.mixing import mix_real_synthetic
+
+if TYPE_CHECKING:
+    from sonogan.experiment.config import ExperimentConfig
+    from sonogan.preprocess.fold import Partition
+
+
+class Arm(BaseModel):
+    """One arm: its name, what it adds per rare class, and whether classic augmentation runs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    kind: Literal["baseline", "classic", "synthetic", "oversample"]
+    n_synthetic: int = 0          # synthetic images per rare class (mode 'count')
+    n_classic: int = 0            # re-drawn real rare-class images per rare class
+    mix_mode: Literal["count", "ratio", "balance"] = "count"
+    classic_augment: bool = False
+
+    @property
+    def needs_synthetic(self) -> bool:
+        return self.kind == "synthetic"
+
+
+def arms_of(cfg: "ExperimentConfig") -> list[Arm]:
+    """Arms in report order: baseline, [classic], augmented, synthetic-N sweep, classic-N sweep."""
+    arms = [Arm(name="baseline", kind="baseline")]
+    if cfg.classic_arm is not None and not cfg.classic_sweep:  # with a sweep, classic-N arms stand for it
+        arms.append(Arm(name="classic", kind="classic", classic_augment=True))
+    arms.append(Arm(name="augmented", kind="synthetic", n_synthetic=cfg.synthetic.n_per_class,
+                    mix_mode=cfg.synthetic.mode))
+    arms += [Arm(name=f"synthetic-{n}", kind="synthetic", n_synthetic=n)
+             for n in sorted(set(cfg.synthetic.sweep)) if n > 0]
+    arms += [Arm(name=f"classic-{n}", kind="oversample", n_classic=n, classic_augment=True)
+             for n in sorted(set(cfg.classic_sweep)) if n > 0]
+    return arms
+
+
+def training_images(arm: Arm, real: "Partition", synthetic: "Partition | None", rare_indices: list[int],
+                    seed: int, ratio: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 training images + labels of ``arm``: the fold's real training images, plus synthetic
+    images or re-drawn real rare-class copies. Validation and test images never enter here."""
+    images, labels = real.images, real.labels
+    if arm.kind == "oversample":  # the arm's classic augmentation varies the copies
+        rng = np.random.default_rng(seed)
+        picks = [rng.choice(np.flatnonzero(labels == c), arm.n_classic, replace=True) for c in rare_indices]
+        idx = np.concatenate(picks)
+        return np.concatenate([images, images[idx]]), np.concatenate([labels, labels[idx]])
+    if not arm.needs_synthetic or synthetic is None:
+        return images, labels
+    present = [int(c) for c in np.unique(synthetic.labels)]
+    if arm.mix_mode != "count":
+        x, y, _ = mix_real_synthetic(images, labels, synthetic.images, synthetic.labels, mode=arm.mix_mode,
+                                     ratio=ratio, seed=seed, classes=present)
+    else:
+        x, y, _ = mix_real_synthetic(images, labels, synthetic.images, synthetic.labels, mode="count",
+                                     n={c: arm.n_synthetic for c in present}, seed=seed)
+    return x, y

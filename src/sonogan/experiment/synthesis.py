@@ -1,0 +1,113 @@
+"""One generator per rare class and fold, trained on the fold's training pixels already in
+memory, then sampled into the run folder; resumable after a kill at any instant.
+
+Example:
+    >>> syn = synthesise(cfg, ds, fd, fold_dir, ["borderline"], progress=False, log=print)  # doctest: +SKIP
+    >>> syn.by_class["borderline"].images.shape                                             # doctest: +SKIP
+    (60, 64, 64, 1)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from sonogan.data.manifest import Dataset, load_dataset
+from sonogan.errors import SonoganInputError
+from sonogan.experiment.config import ExperimentConfig
+from sonogan.preprocess.fold import FoldData, Partition, load_synthetic
+from sonogan.preprocess.presets import get_preset
+from sonogan.synth.config import GanConfig
+from sonogan.synth.data import real_images
+from sonogan.synth.sample import sample_gan
+from sonogan.synth.trainer import fit_gan, gan_meta, hashed_ids
+
+
+@dataclass
+class Synthetic:
+    """Sampled images of each rare class (training partitions only) and what made them."""
+
+    by_class: dict[str, Partition] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def all(self) -> Partition | None:
+        """Every class's synthetic images in one partition (rare-class order), or None."""
+        parts = list(self.by_class.values())
+        if not parts:
+            return None
+        return Partition(sum((p.ids for p in parts), []), np.concatenate([p.images for p in parts]),
+                         np.concatenate([p.masks for p in parts]), np.concatenate([p.labels for p in parts]),
+                         pd.DataFrame(index=range(sum(len(p) for p in parts))))
+
+
+def gan_config(cfg: ExperimentConfig, fold: int, class_index: int) -> GanConfig:
+    """The experiment's GAN config, bound to the classifier's preset, with a per-(fold, class) seed."""
+    preset = get_preset(cfg.preset)
+    return cfg.gan.model_copy(update={"preset": cfg.preset, "resolution": preset.size,
+                                      "channels": preset.channels, "device": cfg.device,
+                                      "seed": cfg.seed * 1000 + fold * 10 + class_index})
+
+
+def _finished(run_dir: Path) -> bool:
+    info = run_dir / "run.json"
+    return info.is_file() and json.loads(info.read_text()).get("status") == "completed"
+
+
+def train_class_gan(cfg: ExperimentConfig, ds: Dataset, fd: FoldData, cls: str, gan_dir: Path,
+                    progress: bool, log: Callable[[str], None]) -> None:
+    """Train (or continue) the GAN of ``cls`` on the fold's training pixels in memory."""
+    assert fd.fold is not None
+    k = ds.spec.class_index(cls)
+    gcfg = gan_config(cfg, fd.fold, k)
+    if gan_dir.exists() and not (gan_dir / "run.json").is_file():
+        shutil.rmtree(gan_dir)  # killed while its folder was being created, inside our own run folder
+    resume = (gan_dir / "run.json").is_file()
+    log(f"fold {fd.fold}: GAN for {cls} ({'resume' if resume else 'start'})")
+    real = real_images(fd.train, list(ds.spec.classes), cls, gcfg.channels, gcfg.resolution,
+                       where=f"fold {fd.fold} training partition")
+    fit_gan(real, gcfg, gan_dir, resume=resume, progress=progress, meta=gan_meta(ds, fd.fold, cls, gcfg))
+
+
+def _check_gan_saw_only_train(gan_dir: Path, fd: FoldData) -> int:
+    """Belt and braces: the generator's recorded (hashed) ids are all in the fold's training partition."""
+    seen = json.loads((gan_dir / "run.json").read_text()).get("training_ids", [])
+    leaked = sorted(set(seen) - set(hashed_ids(fd.train.ids)))
+    if leaked:
+        raise RuntimeError(f"GAN {gan_dir} saw {len(leaked)} images outside fold {fd.fold}'s training partition")
+    return len(seen)
+
+
+def sample_class(cfg: ExperimentConfig, gan_dir: Path, syn_dir: Path, fold: int) -> Dataset:
+    """The sampled dataset of one GAN, made once (a half-written one is sampled again)."""
+    if (syn_dir / "manifest.csv").is_file():
+        return load_dataset(syn_dir)
+    if syn_dir.exists():
+        shutil.rmtree(syn_dir)  # killed while sampling, inside our own run folder
+    n = math.ceil(cfg.synthetic.n_per_class * cfg.synthetic.sample_factor)
+    return sample_gan(gan_dir, n, syn_dir, seed=cfg.seed + fold, checkpoint=cfg.synthetic.checkpoint)
+
+
+def synthesise(cfg: ExperimentConfig, ds: Dataset, fd: FoldData, fold_dir: Path, rare: list[str],
+               progress: bool, log: Callable[[str], None]) -> Synthetic:
+    """Train (or resume) one GAN per rare class on this fold and sample it."""
+    if fd.fold is None:
+        raise SonoganInputError("folds", "the protocol trains generators per fold", "run it on numbered folds")
+    out = Synthetic()
+    for cls in rare:
+        gan_dir = fold_dir / f"gan-{cls}"
+        if not _finished(gan_dir):
+            train_class_gan(cfg, ds, fd, cls, gan_dir, progress, log)
+        n_seen = _check_gan_saw_only_train(gan_dir, fd)
+        syn_dir = fold_dir / f"synthetic-{cls}"
+        out.by_class[cls] = load_synthetic(sample_class(cfg, gan_dir, syn_dir, fd.fold), cfg.preset,
+                                           ds.spec.classes, fd.fold)
+        out.info[cls] = {"gan_run": gan_dir.relative_to(fold_dir.parent.parent).as_posix(),
+                         "n_sampled": len(out.by_class[cls]), "n_gan_training_images": n_seen}
+    return out

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from sonogan.cli.experiment import headline_lines
 from sonogan.cli.main import main
 from sonogan.runs import LOCK_NAME, RunDir
 
@@ -129,18 +128,3 @@ def test_other_errors_keep_their_traceback(bug, tmp_path, monkeypatch, capsys):
         main()
     assert status(run_dir)["error"].startswith(type(bug).__name__) and (run_dir / LOCK_NAME).is_file()
     assert lock_free(run_dir)
-
-
-def test_headline_lines():
-    ci = {"baseline": {"accuracy": [0.7, 0.6, 0.8], "macro_f1": [0.5, 0.4, 0.6], "f1/borderline": [0.0, 0.0, 0.2]},
-          "augmented": {"accuracy": [0.75, 0.6, 0.85], "macro_f1": [0.55, 0.4, 0.7], "f1/borderline": [0.4, 0.1, 0.6]}}
-    gain = {"augmented": {"accuracy": [0.05, -0.1, 0.2, 0.5], "macro_f1": [0.05, -0.1, 0.2, 0.5],
-                          "f1/borderline": [0.4, 0.1, 0.6, 0.03]}}
-    results = {"test": {"ci": ci, "gain_vs_baseline": gain}, "rare_classes": ["borderline"], "n_test": 12,
-               "primary_model": "ensemble"}
-    assert headline_lines(results) == [
-        "hold-out test (12 images), ensemble: baseline -> augmented",
-        "  accuracy       0.700 -> 0.750  (gain +0.050, -0.100 to +0.200)",
-        "  macro_f1       0.500 -> 0.550  (gain +0.050, -0.100 to +0.200)",
-        "  f1/borderline  0.000 -> 0.400  (gain +0.400, +0.100 to +0.600)",
-    ]

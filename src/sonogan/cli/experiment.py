@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -30,21 +30,6 @@ def parse_folds(text: str) -> list[int]:
         raise SonoganInputError("--folds", f"'{text}' is not a comma-separated list of fold numbers",
                                 "pass fold numbers such as --folds 0,1")
     return [int(p) for p in parts]
-
-
-def headline_lines(results: dict[str, Any]) -> list[str]:
-    """Hold-out test accuracy, macro-F1 and each rare class's F1 of the primary model:
-    baseline vs augmented, with the paired gain and its CI (from ``metrics.json``)."""
-    ci, gain = results["test"]["ci"], results["test"]["gain_vs_baseline"].get("augmented", {})
-    keys = ["accuracy", "macro_f1"] + [f"f1/{c}" for c in results["rare_classes"]]
-    lines = [f"hold-out test ({results['n_test']} images), {results['primary_model']}: baseline -> augmented"]
-    for key in keys:
-        line = f"  {key:<{max(map(len, keys))}}  {ci['baseline'][key][0]:.3f} -> {ci['augmented'][key][0]:.3f}"
-        if key in gain:
-            g, low, high = gain[key][:3]
-            line += f"  (gain {g:+.3f}, {low:+.3f} to {high:+.3f})"
-        lines.append(line)
-    return lines
 
 
 def experiment_command(
@@ -74,7 +59,9 @@ def experiment_command(
         overrides = {"folds": parse_folds(folds)} if folds else None
         cfg = load_config(ExperimentConfig, config, overrides)
         path = out or next_run_dir("runs", cfg.name)
-    from sonogan.experiment.protocol import run_experiment  # heavy: only once the arguments are known good
+    # heavy imports only once the arguments are known good
+    from sonogan.experiment.protocol import run_experiment
+    from sonogan.experiment.report import headline_lines
 
     try:
         path = run_experiment(cfg, path, resume=resume is not None)
@@ -82,6 +69,7 @@ def experiment_command(
         if not (path / "run.json").is_file():
             raise  # interrupted before the run folder existed: nothing to continue
         raise RunInterrupted(path, f"sonogan experiment --resume {shlex.quote(str(path))}") from exc
-    for line in headline_lines(json.loads((path / "metrics.json").read_text(encoding="utf-8"))):
-        console.print(line, highlight=False)
+    results = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
+    for line in headline_lines(results, results["rare_classes"]):
+        console.print(line, highlight=False, markup=False)
     console.print(f"[green]experiment finished[/]: [bold]{path / 'report.html'}[/] (metrics.json, summary.md)")

@@ -24,7 +24,7 @@ def test_round_trip_rebuilds_identical_model(tmp_path, name: str, kw: dict) -> N
     assert not loaded.training
     assert meta["class_names"] == ["a", "b", "c", "d"]
     assert Normaliser.from_dict(meta["normaliser"]) == Normaliser((0.4,), (0.2,))
-    assert meta["input"] == {"in_chans": 1, "image_size": 64}
+    assert meta["input"] == {"in_chans": 1, "image_size": 64, "tta": "none"}
     assert meta["preprocess"] == {"preset": "roi64"} and meta["extra"] == {"epoch": 3}
     assert meta["config"]["model_kwargs"] == kw
     if name == "frid-adar-cnn":
@@ -56,4 +56,4 @@ def test_format_1_files_still_load(tmp_path) -> None:
     torch.save(blob, path)
     _, meta = load_classifier(path)
     assert meta["normaliser"] == {"mean": [0.4], "std": [0.2], "offset": 0.0}
-    assert meta["input"] == {"in_chans": 1, "image_size": 64}
+    assert meta["input"] == {"in_chans": 1, "image_size": 64, "tta": "none"}

@@ -66,3 +66,19 @@ def test_batched_affine_matches_torchvision_per_image() -> None:
                                      interpolation=TF.InterpolationMode.BILINEAR, fill=[float(x[i].min())])
                            for i in range(2)])
         assert torch.allclose(ours[..., 16:28, 22:34], ref[..., 16:28, 22:34], atol=1e-4)
+
+
+def test_intensity_ops_are_seeded_and_leave_geometry_streams_alone():
+    from sonogan.train.config import AugmentConfig
+
+    x = torch.randn(6, 1, 8, 8)
+    geo = AugmentConfig(hflip=True, rotation=10.0)
+    both = AugmentConfig(hflip=True, rotation=10.0, brightness=0.5, contrast=0.3)
+    a = augment_batch(x, geo, torch.Generator().manual_seed(3))
+    b = augment_batch(x, both, torch.Generator().manual_seed(3))
+    c = augment_batch(x, both, torch.Generator().manual_seed(3))
+    assert torch.equal(b, c) and not torch.equal(a, b)
+    # contrast about the mean and a shift: per image, b is an affine map of a with positive slope
+    for i in range(6):
+        slope = torch.linalg.lstsq(torch.stack([a[i].flatten(), torch.ones(64)], 1), b[i].flatten()[:, None]).solution
+        assert 0.69 < float(slope[0]) < 1.31

@@ -63,9 +63,17 @@ class _Interrupt(Exception):
     pass
 
 
-def test_resume_after_interruption_is_identical(tmp_path) -> None:
-    # dropout (global RNG), shuffling and augmentation (own generators) and SGD momentum all in play
-    cfg = _cfg(optimizer="sgd", lr=0.02, epochs=4, augment=AugmentConfig.frid_adar(), loss="focal")
+RECIPE = dict(optimizer="adamw", weight_decay=0.05, layer_decay=0.8, schedule="cosine", warmup_epochs=1,
+              label_smoothing=0.1, ema_decay=0.9, tta="hflip", model="resnet10t",
+              augment=AugmentConfig(hflip=True, rotation=10.0, brightness=0.2, contrast=0.2))
+
+
+@pytest.mark.parametrize("kw", [dict(optimizer="sgd", lr=0.02, augment=AugmentConfig.frid_adar(), loss="focal"),
+                                RECIPE], ids=["sgd-focal", "finetune-recipe"])
+def test_resume_after_interruption_is_identical(tmp_path, kw) -> None:
+    # dropout (global RNG), shuffling and augmentation (own generators), optimiser state, and for the
+    # fine-tuning recipe the lr schedule and the weight EMA: all must continue exactly after a kill
+    cfg = _cfg(epochs=4, **kw)
     x, y = _toy(48, 0)
     vx, vy = _toy(24, 1)
     full = train_classifier(cfg, x, y, vx, vy, tmp_path / "full", ["a", "b"])
@@ -116,3 +124,19 @@ def test_without_validation_keeps_last_epoch(tmp_path) -> None:
     x, y = _toy(32, 0)
     res = train_classifier(_cfg(epochs=2, patience=1), x, y, None, None, tmp_path, ["a", "b"])
     assert res.epochs_run == 2 and res.best_epoch == 2 and res.history[0]["val_loss"] is None
+
+
+def test_recipe_schedule_ema_and_tta(tmp_path) -> None:
+    x, y = _toy(48, 0)
+    vx, vy = _toy(24, 1)
+    cfg = _cfg(epochs=3, **RECIPE)
+    res = train_classifier(cfg, x, y, vx, vy, tmp_path, ["a", "b"])
+    lrs = [h["lr"] for h in res.history]
+    assert lrs[0] < lrs[1] > lrs[2]  # warm-up, then cosine decay (lr read at each epoch's start)
+    model, meta = load_classifier(tmp_path / "best.pt")
+    assert meta["input"]["tta"] == "hflip"
+    plain, flipped = predict_proba(model, vx), predict_proba(model, vx.flip(-1))
+    assert np.allclose(predict_proba(model, vx, tta="hflip"), (plain + flipped) / 2, atol=1e-6)
+    # the EMA weights are what is saved, not the raw weights of the last step
+    raw = torch.load(tmp_path / "last.pt", weights_only=True)["model"]
+    assert any(not torch.equal(v, raw[k]) for k, v in model.state_dict().items() if v.is_floating_point())

@@ -20,7 +20,7 @@ from sonogan.experiment.config import ExperimentConfig
 from sonogan.experiment.synthesis import Synthetic
 from sonogan.models.checkpoint import load_classifier
 from sonogan.models.classifiers import penultimate_features
-from sonogan.preprocess.fold import FoldData
+from sonogan.preprocess.fold import FoldData, Normaliser
 from sonogan.runs import save_npz_atomic
 
 ARM = "augmented"
@@ -33,7 +33,8 @@ def save_tsne_features(cfg: ExperimentConfig, fd: FoldData, syn: Synthetic, fold
     ckpt = fold_dir / ARM / clf.model / "best.pt"
     if out.is_file() or not ckpt.is_file():
         return out if out.is_file() else None
-    model, _ = load_classifier(ckpt)
+    model, meta = load_classifier(ckpt)
+    normaliser = Normaliser.from_dict(meta["normaliser"])  # the classifier's own input, as it was trained
     rng = np.random.default_rng(cfg.seed)
     real_idx = rng.permutation(len(fd.train))[: cfg.evaluation.tsne_max_real]
     per_class = cfg.evaluation.tsne_max_synthetic // max(len(syn.by_class), 1)
@@ -42,7 +43,7 @@ def save_tsne_features(cfg: ExperimentConfig, fd: FoldData, syn: Synthetic, fold
     labels = np.concatenate([fd.train.labels[real_idx]] + [p.labels for p in syn_parts])
     synthetic = np.concatenate([np.zeros(len(real_idx), bool)] + [np.ones(len(p), bool) for p in syn_parts])
     with torch.no_grad():
-        feats = penultimate_features(model.eval(), fd.normaliser(images, clf.in_chans, clf.image_size))
+        feats = penultimate_features(model.eval(), normaliser(images, clf.in_chans, clf.image_size))
     save_npz_atomic(out, features=feats.cpu().numpy().astype(np.float32), label=labels.astype(np.int64),
                     synthetic=synthetic, model=np.array(clf.model), arm=np.array(ARM))
     return out

@@ -38,7 +38,7 @@ from sonogan.experiment.synthesis import Synthetic, synthesise
 from sonogan.locations import work_dir
 from sonogan.models.ensemble import equal_weights, fit_fusion_weights, fuse, write_ensemble_file
 from sonogan.preprocess.cache import build_cache
-from sonogan.preprocess.fold import FoldData, load_fold
+from sonogan.preprocess.fold import FoldData, Normaliser, load_fold
 from sonogan.preprocess.presets import get_preset
 from sonogan.runs import RunDir, save_npz_atomic, write_json
 from sonogan.train.loop import predict_proba, train_classifier
@@ -97,15 +97,17 @@ def train_arm(cfg: ExperimentConfig, clf_index: int, arm: Arm, fd: FoldData, syn
     if arm.classic_augment:
         update["augment"] = cfg.classic_arm
     ccfg = base.model_copy(update=update)
-    to_x = lambda imgs: fd.normaliser(imgs, ccfg.in_chans, ccfg.image_size)  # noqa: E731
+    norm = fd.normaliser if ccfg.normalise == "fold" else Normaliser.imagenet()
+    to_x = lambda imgs: norm(imgs, ccfg.in_chans, ccfg.image_size)  # noqa: E731
     images, labels = training_images(arm, fd.train, syn.all(), rare_indices, seed=cfg.seed + fd.fold,
                                      ratio=cfg.synthetic.ratio)
     val_x, val_y = to_x(fd.val.images), torch.from_numpy(fd.val.labels)
     result = train_classifier(ccfg, to_x(images), torch.from_numpy(labels), val_x, val_y, arm_dir, class_names,
-                              progress=progress, resume=True, normaliser=fd.normaliser,
+                              progress=progress, resume=True, normaliser=norm,
                               preprocess=get_preset(cfg.preset).model_dump(mode="json"),
                               description=f"fold {fd.fold} {arm.name} {ccfg.model}")
-    probs = {"val": predict_proba(result.model, val_x), "test": predict_proba(result.model, to_x(fd.test.images))}
+    probs = {part: predict_proba(result.model, x, tta=ccfg.tta) for part, x in (("val", val_x),
+                                                                                ("test", to_x(fd.test.images)))}
     save_npz_atomic(pred_path, **probs)
     return probs
 

@@ -39,6 +39,7 @@ class Member:
     normaliser: Normaliser
     in_chans: int
     image_size: int
+    tta: str = "none"
 
 
 @dataclass
@@ -70,7 +71,8 @@ class Predictor:
                 raise SonoganInputError(p, "members differ in preprocessing or classes",
                                         "fuse only models trained on the same preset and classes")
         members = [Member(name, model, Normaliser.from_dict(meta["normaliser"]), meta["input"]["in_chans"],
-                          meta["input"]["image_size"] or PreprocessConfig.model_validate(meta["preprocess"]).size)
+                          meta["input"]["image_size"] or PreprocessConfig.model_validate(meta["preprocess"]).size,
+                          meta["input"].get("tta", "none"))
                    for name, model, meta in loaded]
         return cls(members, weights, list(first["class_names"]), PreprocessConfig.model_validate(first["preprocess"]))
 
@@ -80,7 +82,7 @@ class Predictor:
 
     def predict_pixels(self, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Probabilities (N, C) of already preprocessed uint8 (N, S, S, C) pixels."""
-        probs = [predict_proba(m.model, m.normaliser(pixels, m.in_chans, m.image_size), batch_size)
+        probs = [predict_proba(m.model, m.normaliser(pixels, m.in_chans, m.image_size), batch_size, m.tta)
                  for m in self.members]
         return fuse(probs, self.weights)
 

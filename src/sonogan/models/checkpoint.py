@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     PosixPath('/tmp/m.pt')
     >>> model2, meta = load_classifier("/tmp/m.pt")
     >>> meta["class_names"], meta["normaliser"]["mean"], meta["input"]
-    (['a', 'b', 'c'], [0.5], {'in_chans': 1, 'image_size': 64})
+    (['a', 'b', 'c'], [0.5], {'in_chans': 1, 'image_size': 64, 'tta': 'none'})
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ FORMAT_VERSION = 2
 
 def save_classifier(path: str | Path, model: nn.Module, name: str, num_classes: int, in_chans: int,
                     class_names: list[str], preprocess: dict[str, Any] | None = None,
-                    normaliser: "Normaliser | None" = None, image_size: int | None = None,
+                    normaliser: "Normaliser | None" = None, image_size: int | None = None, tta: str = "none",
                     extra: dict[str, Any] | None = None, model_kwargs: dict[str, Any] | None = None) -> Path:
     """Save ``model`` with everything needed to rebuild it; returns the path.
 
@@ -64,7 +64,8 @@ def save_classifier(path: str | Path, model: nn.Module, name: str, num_classes: 
         "class_names": [str(c) for c in class_names],
         "preprocess": dict(preprocess or {}),
         "normaliser": None if normaliser is None else normaliser.to_dict(),
-        "input": {"in_chans": int(in_chans), "image_size": None if image_size is None else int(image_size)},
+        "input": {"in_chans": int(in_chans), "image_size": None if image_size is None else int(image_size),
+                  "tta": tta},
         "extra": dict(extra or {}),
         # clone to CPU so a CUDA model saves a device-independent file
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
@@ -92,7 +93,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         norm = blob.pop("norm", None)
         blob["normaliser"] = None if norm is None else {"mean": [norm[0]], "std": [norm[1]], "offset": 0.0}
         blob["input"] = {"in_chans": blob["config"]["in_chans"],
-                         "image_size": blob.get("extra", {}).get("train_config", {}).get("image_size")}
+                         "image_size": blob.get("extra", {}).get("train_config", {}).get("image_size"), "tta": "none"}
     return blob
 
 

@@ -71,6 +71,11 @@ class Normaliser:
         """The GANs' fixed map of [0, 255] to [-1, 1] (``x / 127.5 - 1``, bit for bit)."""
         return cls((0.0,), (127.5,), -1.0)
 
+    @classmethod
+    def imagenet(cls) -> "Normaliser":
+        """ImageNet's RGB mean/std in [0, 255] units, for backbones pretrained on it."""
+        return cls((123.675, 116.28, 103.53), (58.395, 57.12, 57.375))
+
     def to_dict(self) -> dict[str, Any]:
         return {"mean": list(self.mean), "std": list(self.std), "offset": self.offset}
 

@@ -82,8 +82,21 @@ def apply_params(x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tens
                                            align_corners=False) + low
 
 
+def apply_intensity(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+    """Per-image brightness (a shift of up to ``brightness`` in normalised units, i.e. about that
+    many standard deviations) and contrast about the image mean, as scanner gain varies.
+    Drawn after the geometric parameters and only when set, so configs without them keep
+    exactly the random streams they had."""
+    u = torch.rand(x.shape[0], 2, generator=generator, dtype=torch.float64).to(device=x.device, dtype=x.dtype)
+    shift = (2 * u[:, 0] - 1) * cfg.brightness
+    contrast = 1 + (2 * u[:, 1] - 1) * cfg.contrast
+    mean = x.mean(dim=(-3, -2, -1), keepdim=True)
+    return (x - mean) * contrast[:, None, None, None] + mean + shift[:, None, None, None]
+
+
 def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
     """Augment a batch (N, C, H, W) on its own device; returns x unchanged when no op is set."""
     if not cfg.active or x.shape[0] == 0:
         return x
-    return apply_params(x, sample_params(x.shape[0], cfg, generator))
+    x = apply_params(x, sample_params(x.shape[0], cfg, generator))
+    return apply_intensity(x, cfg, generator) if cfg.intensity else x

@@ -27,6 +27,9 @@ class AugmentConfig(StrictModel):
     vflip: bool = False
     translate: float = Field(0.0, ge=0.0, le=0.5, description="max shift as a fraction of width/height")
     scale: tuple[float, float] = (1.0, 1.0)
+    brightness: float = Field(0.0, ge=0.0, le=1.0, description="max brightness shift in normalised units "
+                              "(~standard deviations); ultrasound gain varies between scans and sonographers")
+    contrast: float = Field(0.0, ge=0.0, le=1.0, description="max contrast change about each image's mean")
 
     @model_validator(mode="after")
     def _check_scale(self) -> "AugmentConfig":
@@ -37,7 +40,12 @@ class AugmentConfig(StrictModel):
 
     @property
     def active(self) -> bool:
-        return bool(self.rotation or self.hflip or self.vflip or self.translate or self.scale != (1.0, 1.0))
+        return bool(self.rotation or self.hflip or self.vflip or self.translate or self.scale != (1.0, 1.0)
+                    or self.intensity)
+
+    @property
+    def intensity(self) -> bool:
+        return bool(self.brightness or self.contrast)
 
     @classmethod
     def frid_adar(cls) -> "AugmentConfig":
@@ -56,9 +64,22 @@ class ClassifierTrainConfig(StrictModel):
     weights_path: str | None = None
     epochs: int = Field(150, ge=1, description="maximum epochs (early stopping may end sooner)")
     batch_size: int = Field(64, ge=1)
-    optimizer: Literal["adam", "sgd"] = "sgd"
+    optimizer: Literal["adam", "adamw", "sgd"] = "sgd"
     lr: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
+    layer_decay: float | None = Field(None, gt=0.0, le=1.0, description="layer-wise lr decay (timm): each "
+                                      "block nearer the input learns at this factor times the next one's rate")
+    schedule: Literal["constant", "cosine"] = Field("constant", description="lr per step: constant, or linear "
+                                                    "warm-up then cosine decay to min_lr_ratio * lr")
+    warmup_epochs: float = Field(0.0, ge=0.0)
+    min_lr_ratio: float = Field(0.01, ge=0.0, le=1.0)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="for ce / weighted_ce")
+    ema_decay: float | None = Field(None, gt=0.0, lt=1.0, description="keep an exponential moving average of "
+                                    "the weights (timm ModelEmaV3); it is what is validated and saved")
+    tta: Literal["none", "hflip"] = Field("none", description="test-time augmentation at prediction: average "
+                                          "the probabilities of the image and its mirror image")
+    normalise: Literal["fold", "imagenet"] = Field("fold", description="z-score with the fold's training "
+                                                   "statistics, or ImageNet mean/std (pretrained backbones)")
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     nesterov: bool = True
     loss: Literal["ce", "weighted_ce", "focal"] = "ce"

@@ -44,6 +44,7 @@ from sonogan.models.classifiers import check_input_size, create_classifier
 from sonogan.runs import write_json
 from sonogan.train.augment import augment_batch
 from sonogan.train.config import ClassifierTrainConfig
+from sonogan.train.recipe import make_ema, make_optimizer, make_scheduler, tta_logits
 from sonogan.train.tasks import ClassificationTask, build_task
 from sonogan.preprocess.fold import Normaliser
 from sonogan.progress import progress_bar
@@ -69,17 +70,18 @@ class TrainResult:
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Logits (N, C) on CPU, in eval mode, batch by batch on the model's device."""
+def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 256, tta: str = "none") -> torch.Tensor:
+    """Logits (N, C) on CPU, in eval mode, batch by batch on the model's device (``tta``: see
+    :func:`sonogan.train.recipe.tta_logits`)."""
     model.eval()
     device = next(model.parameters()).device
-    outs = [model(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, x.shape[0], batch_size)]
+    outs = [tta_logits(model, x[i:i + batch_size].to(device), tta).float().cpu() for i in range(0, x.shape[0], batch_size)]
     return torch.cat(outs) if outs else torch.zeros(0, 0)
 
 
-def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 256, tta: str = "none") -> np.ndarray:
     """Softmax probabilities (N, C) as float64 numpy, eval mode, no grad."""
-    return torch.softmax(predict_logits(model, x, batch_size), dim=1).double().numpy()
+    return torch.softmax(predict_logits(model, x, batch_size, tta), dim=1).double().numpy()
 
 
 def _check_inputs(cfg: ClassifierTrainConfig, x: torch.Tensor, y: torch.Tensor, n_classes: int, what: str) -> None:
@@ -99,17 +101,23 @@ def _fingerprint(x: torch.Tensor, y: torch.Tensor) -> list[float]:
     return [float(x.shape[0]), float(x.detach().double().sum()), float(y.double().sum())]
 
 
+def batch_starts(n: int, batch_size: int) -> list[int]:
+    """First index of each mini-batch of an epoch over ``n`` images."""
+    starts = list(range(0, n, batch_size))
+    if n > 1 and n % batch_size == 1:
+        starts = starts[:-1]  # a lone last image breaks BatchNorm in train mode; it is seen next epoch
+    return starts
+
+
 def train_one_epoch(model: nn.Module, data: dict[str, torch.Tensor], task: ClassificationTask,
-                    optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, cfg: ClassifierTrainConfig,
-                    shuffle_gen: torch.Generator, aug_gen: torch.Generator, use_amp: bool) -> tuple[float, float]:
+                    opt: Optimisation, cfg: ClassifierTrainConfig, shuffle_gen: torch.Generator,
+                    aug_gen: torch.Generator, use_amp: bool) -> tuple[float, float]:
     """One pass over shuffled, augmented mini-batches; returns mean (loss, accuracy)."""
     model.train()
     x = data["image"]
     n, bs = x.shape[0], cfg.batch_size
     perm = torch.randperm(n, generator=shuffle_gen).to(x.device)
-    starts = list(range(0, n, bs))
-    if n > 1 and n % bs == 1:
-        starts = starts[:-1]  # a lone last image breaks BatchNorm in train mode; it is seen next epoch
+    starts = batch_starts(n, bs)
     # running sums stay on the device (float64, the same arithmetic as Python floats) and are read
     # once per epoch: no host sync per batch on a GPU
     total_loss = torch.zeros((), dtype=torch.float64, device=x.device)
@@ -121,21 +129,45 @@ def train_one_epoch(model: nn.Module, data: dict[str, torch.Tensor], task: Class
         batch["image"] = augment_batch(batch["image"], cfg.augment, aug_gen)
         with torch.autocast(device_type=x.device.type, dtype=torch.float16, enabled=use_amp):
             loss, n_correct = task.batch_loss(model, batch)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        opt.step(model, loss)
         total_loss += loss.detach().double() * len(idx)
         correct += n_correct
         seen += len(idx)
     return float(total_loss) / max(seen, 1), int(correct) / max(seen, 1)
 
 
-def _make_optimizer(cfg: ClassifierTrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                           nesterov=cfg.nesterov and cfg.momentum > 0)
+@dataclass
+class Optimisation:
+    """Optimiser, AMP scaler, per-step lr schedule and optional weight EMA: one optimiser step."""
+
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    ema: Any = None
+
+    def step(self, model: nn.Module, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(model)
+
+    def evaluated(self, model: nn.Module) -> nn.Module:
+        """The weights that are validated and saved: the EMA copy when there is one."""
+        return model if self.ema is None else self.ema.module
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "ema": None if self.ema is None else self.ema.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
 
 
 def _rng_states(device: torch.device, shuffle_gen: torch.Generator, aug_gen: torch.Generator) -> dict[str, Any]:
@@ -207,9 +239,12 @@ def train_classifier(cfg: ClassifierTrainConfig, train_x: torch.Tensor, train_y:
             model = create_classifier(cfg.model, num_classes=n_classes, in_chans=cfg.in_chans,
                                       pretrained=cfg.pretrained, weights_path=cfg.weights_path,
                                       image_size=cfg.image_size, **cfg.model_kwargs).to(device)
-            optimizer = _make_optimizer(cfg, model)
-            scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
-            task = build_task("classification", cfg.loss, train_y, n_classes, gamma=cfg.focal_gamma).to(device)
+            optimizer = make_optimizer(cfg, model)
+            opt = Optimisation(optimizer, torch.amp.GradScaler(device.type, enabled=use_amp),
+                               make_scheduler(cfg, optimizer, len(batch_starts(len(train_x), cfg.batch_size))),
+                               make_ema(cfg, model))
+            task = build_task("classification", cfg.loss, train_y, n_classes, gamma=cfg.focal_gamma,
+                              label_smoothing=cfg.label_smoothing).to(device)
             train_data = {"image": train_x.to(device), "label": train_y.to(device)}
             val_data = {"image": val_x, "label": val_y} if has_val else None
             history: list[dict[str, Any]] = []
@@ -217,8 +252,7 @@ def train_classifier(cfg: ClassifierTrainConfig, train_x: torch.Tensor, train_y:
             if resume and last_path.is_file():
                 state = _load_state(last_path, cfg, class_names, data_id)
                 model.load_state_dict(state["model"])
-                optimizer.load_state_dict(state["optimizer"])
-                scaler.load_state_dict(state["scaler"])
+                opt.load_state_dict(state["optimisation"])
                 _set_rng_states(state["rng"], device, shuffle_gen, aug_gen)
                 history, best = list(state["history"]), dict(state["best"])
             done = best["stopped_early"] or len(history) >= cfg.epochs
@@ -228,19 +262,20 @@ def train_classifier(cfg: ClassifierTrainConfig, train_x: torch.Tensor, train_y:
                 for epoch in range(len(history) + 1, cfg.epochs + 1):
                     if done:
                         break
-                    train_loss, train_acc = train_one_epoch(model, train_data, task, optimizer, scaler, cfg,
+                    lr = optimizer.param_groups[0]["lr"]
+                    train_loss, train_acc = train_one_epoch(model, train_data, task, opt, cfg,
                                                             shuffle_gen, aug_gen, use_amp)
-                    val_loss, val_acc = task.evaluate(model, val_data) if val_data else (None, None)
+                    val_loss, val_acc = task.evaluate(opt.evaluated(model), val_data) if val_data else (None, None)
                     record = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
-                              "val_loss": val_loss, "val_acc": val_acc, "lr": optimizer.param_groups[0]["lr"]}
+                              "val_loss": val_loss, "val_acc": val_acc, "lr": lr}
                     history.append(record)
                     improved = (val_loss is None or best["val_loss"] is None
                                 or val_loss < best["val_loss"] - cfg.min_delta)
                     if improved and (val_loss is None or math.isfinite(val_loss)):
                         best.update(val_loss=val_loss, epoch=epoch, bad=0)
-                        save_classifier(best_path, model, cfg.model, n_classes, cfg.in_chans, class_names,
-                                        preprocess=preprocess or {"image_size": cfg.image_size},
-                                        normaliser=normaliser, image_size=cfg.image_size,
+                        save_classifier(best_path, opt.evaluated(model), cfg.model, n_classes, cfg.in_chans,
+                                        class_names, preprocess=preprocess or {"image_size": cfg.image_size},
+                                        normaliser=normaliser, image_size=cfg.image_size, tta=cfg.tta,
                                         extra={"epoch": epoch, "val_loss": val_loss,
                                                "train_config": cfg.model_dump(mode="json")})
                     else:
@@ -249,8 +284,7 @@ def train_classifier(cfg: ClassifierTrainConfig, train_x: torch.Tensor, train_y:
                         best["stopped_early"] = done = True
                     atomic_torch_save({"format": STATE_FORMAT, "config": cfg.model_dump(mode="json"),
                                        "class_names": list(class_names), "data": data_id,
-                                       "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                       "scaler": scaler.state_dict(),
+                                       "model": model.state_dict(), "optimisation": opt.state_dict(),
                                        "rng": _rng_states(device, shuffle_gen, aug_gen),
                                        "history": history, "best": best}, last_path)
                     _write_history(out_dir, history, best)

@@ -67,13 +67,13 @@ class FocalLoss(nn.Module):
 
 
 @LOSSES.register("ce")
-def _ce(train_y: Any, num_classes: int, **_: Any) -> nn.Module:
-    return nn.CrossEntropyLoss()
+def _ce(train_y: Any, num_classes: int, label_smoothing: float = 0.0, **_: Any) -> nn.Module:
+    return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
 
 
 @LOSSES.register("weighted_ce")
-def _weighted_ce(train_y: Any, num_classes: int, **_: Any) -> nn.Module:
-    return nn.CrossEntropyLoss(weight=class_weights_from_labels(train_y, num_classes))
+def _weighted_ce(train_y: Any, num_classes: int, label_smoothing: float = 0.0, **_: Any) -> nn.Module:
+    return nn.CrossEntropyLoss(weight=class_weights_from_labels(train_y, num_classes), label_smoothing=label_smoothing)
 
 
 @LOSSES.register("focal")
@@ -82,6 +82,6 @@ def _focal(train_y: Any, num_classes: int, gamma: float = 2.0, **_: Any) -> nn.M
     return FocalLoss(gamma=gamma, weight=class_weights_from_labels(train_y, num_classes))
 
 
-def build_loss(name: str, train_y: Any, num_classes: int, gamma: float = 2.0) -> nn.Module:
+def build_loss(name: str, train_y: Any, num_classes: int, gamma: float = 2.0, label_smoothing: float = 0.0) -> nn.Module:
     """The loss module ``name`` ("ce" | "weighted_ce" | "focal") for these training labels."""
-    return LOSSES.create(name, train_y=train_y, num_classes=num_classes, gamma=gamma)
+    return LOSSES.create(name, train_y=train_y, num_classes=num_classes, gamma=gamma, label_smoothing=label_smoothing)

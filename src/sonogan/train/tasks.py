@@ -56,10 +56,13 @@ class ClassificationTask:
 
 
 @TASKS.register("classification")
-def _classification(loss: str, train_y: Any, num_classes: int, gamma: float = 2.0, **_: Any) -> ClassificationTask:
-    return ClassificationTask(build_loss(loss, train_y, num_classes, gamma=gamma))
+def _classification(loss: str, train_y: Any, num_classes: int, gamma: float = 2.0, label_smoothing: float = 0.0,
+                    **_: Any) -> ClassificationTask:
+    return ClassificationTask(build_loss(loss, train_y, num_classes, gamma=gamma, label_smoothing=label_smoothing))
 
 
-def build_task(name: str, loss: str, train_y: Any, num_classes: int, gamma: float = 2.0) -> ClassificationTask:
+def build_task(name: str, loss: str, train_y: Any, num_classes: int, gamma: float = 2.0,
+               label_smoothing: float = 0.0) -> ClassificationTask:
     """The task ``name`` with its loss built from the training labels (class weights)."""
-    return TASKS.create(name, loss=loss, train_y=train_y, num_classes=num_classes, gamma=gamma)
+    return TASKS.create(name, loss=loss, train_y=train_y, num_classes=num_classes, gamma=gamma,
+                        label_smoothing=label_smoothing)

@@ -175,21 +175,39 @@ def test_repeated_kills_at_random_moments(seed, config, reference, tmp_path):
     assert_same_results(run, ref)
 
 
+# The second writer imports everything first and waits for a go file, so that its attempt
+# falls inside the first writer's run however slow the imports are on a loaded machine.
+READY_THEN_RUN = """
+import pathlib, sys, time
+import sonogan.experiment.protocol
+from sonogan.cli.main import main
+print("ready", flush=True)
+while not pathlib.Path(sys.argv[1]).exists():
+    time.sleep(0.005)
+sys.argv = ["sonogan", *sys.argv[2:]]
+main()
+"""
+
+
 def test_second_writer_is_refused_and_the_first_completes(config, reference, tmp_path):
-    run, log = tmp_path / "run", tmp_path / "log.txt"
+    run, log, go = tmp_path / "run", tmp_path / "log.txt", tmp_path / "go"
     first = start(first_or_resume(config, run), tmp_path, log)
     assert kill_when(first, lambda: KILL_POINTS["GAN before its first checkpoint"](run)), tail(log)
+    second = subprocess.Popen([sys.executable, "-c", READY_THEN_RUN, str(go), "experiment", "--resume", str(run)],
+                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert second.stdout.readline().strip() == "ready"
     first = start(["experiment", "--resume", str(run)], tmp_path, log)
     lock = run / ".lock"
     deadline = time.monotonic() + TIMEOUT_S  # wait until the first resume holds the lock
     while not (lock.exists() and lock.read_text() == str(first.pid)):
         assert first.poll() is None and time.monotonic() < deadline, tail(log)
-        time.sleep(0.01)
-    second = subprocess.run([sys.executable, "-m", "sonogan.cli.main", "experiment", "--resume", str(run)],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT_S)
-    assert second.returncode == 2
-    assert second.stderr.strip() == (f"error: {run}: run folder is in use by another sonogan process (pid {first.pid}); "
-                                     "fix: wait for it to finish, or use another --out")
+        time.sleep(0.005)
+    go.touch()
+    _, err = second.communicate(timeout=TIMEOUT_S)
+    assert first.poll() is None, "the first writer finished before the second tried: the test proves nothing"
+    assert second.returncode == 2, err
+    assert err.strip() == (f"error: {run}: run folder is in use by another sonogan process (pid {first.pid}); "
+                           "fix: wait for it to finish, or use another --out")
     assert first.wait(TIMEOUT_S) == 0, tail(log)
     assert_same_results(run, reference[0])
 

@@ -5,7 +5,9 @@ traceback. Every open run is marked failed / interrupted and unlocked on the way
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
+import os
 import sys
 import types
 from pathlib import Path
@@ -42,8 +44,12 @@ def status(run: Path) -> dict:
 
 
 def lock_free(run: Path) -> bool:
-    RunDir.resume(run).close()  # raises while another RunDir holds the lock
-    return True
+    fd = os.open(run / LOCK_NAME, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises BlockingIOError while a RunDir holds it
+        return True
+    finally:
+        os.close(fd)
 
 
 @pytest.mark.parametrize("args,match", [
@@ -126,5 +132,4 @@ def test_other_errors_keep_their_traceback(bug, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["sonogan", "demo", "--out", str(tmp_path)])
     with pytest.raises(type(bug)):
         main()
-    assert status(run_dir)["error"].startswith(type(bug).__name__) and (run_dir / LOCK_NAME).is_file()
-    assert lock_free(run_dir)
+    assert status(run_dir)["error"].startswith(type(bug).__name__) and lock_free(run_dir)

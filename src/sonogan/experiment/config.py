@@ -125,6 +125,3 @@ def _check_registered(cfg: ExperimentConfig) -> None:
     for key, name, registry in checks:
         if name not in registry:
             raise ValueError(f"{key}: unknown {registry.kind} '{name}' (known: {', '.join(registry.names())})")
-    size = PRESETS.create(cfg.preset).size
-    if size not in (64, 128):
-        raise ValueError(f"preset: '{cfg.preset}' is {size} px but the GANs run at 64 or 128 px")

@@ -48,9 +48,11 @@ class Synthetic:
 
 
 def gan_config(cfg: ExperimentConfig, fold: int, class_index: int) -> GanConfig:
-    """The experiment's GAN config, bound to the classifier's preset, with a per-(fold, class) seed."""
+    """The experiment's GAN config, bound to the classifier's preset (its size when that is 64 or
+    128 px, else the GAN config's own resolution), with a per-(fold, class) seed."""
     preset = get_preset(cfg.preset)
-    return cfg.gan.model_copy(update={"preset": cfg.preset, "resolution": preset.size,
+    resolution = preset.size if preset.size in (64, 128) else cfg.gan.resolution
+    return cfg.gan.model_copy(update={"preset": cfg.preset, "resolution": resolution,
                                       "channels": preset.channels, "device": cfg.device,
                                       "seed": cfg.seed * 1000 + fold * 10 + class_index})
 

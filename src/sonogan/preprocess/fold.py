@@ -94,7 +94,9 @@ class Normaliser:
         if x.shape[1] != in_chans:
             x = x.mean(dim=1, keepdim=True) if in_chans == 1 else x.expand(-1, in_chans, -1, -1)
         if x.shape[-1] != size or x.shape[-2] != size:
-            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+            # antialias when shrinking (e.g. 224-px pixels into a 128-px GAN), else aliasing patterns
+            shrink = size < min(x.shape[-2:])
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink)
         return x.contiguous()
 
     def __call__(self, images: np.ndarray, in_chans: int, size: int) -> torch.Tensor:

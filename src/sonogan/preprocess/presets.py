@@ -81,6 +81,29 @@ def _roi_128() -> PreprocessConfig:
     return PreprocessConfig(name="roi-128", roi="lesion", size=128)
 
 
+# Colour kept (MMOTU has colour Doppler and the pretrained backbones see RGB), sizes that
+# ImageNet backbones are trained at. "full" keeps the whole scan area, "roi" the lesion's
+# loose frame (needs masks, or the scan area is used).
+@PRESETS.register("full-rgb-224")
+def _full_rgb_224() -> PreprocessConfig:
+    return PreprocessConfig(name="full-rgb-224", roi="none", size=224, channels=3)
+
+
+@PRESETS.register("roi-rgb-224")
+def _roi_rgb_224() -> PreprocessConfig:
+    return PreprocessConfig(name="roi-rgb-224", roi="lesion", size=224, channels=3)
+
+
+@PRESETS.register("full-rgb-160")
+def _full_rgb_160() -> PreprocessConfig:
+    return PreprocessConfig(name="full-rgb-160", roi="none", size=160, channels=3)
+
+
+@PRESETS.register("roi-rgb-160")
+def _roi_rgb_160() -> PreprocessConfig:
+    return PreprocessConfig(name="roi-rgb-160", roi="lesion", size=160, channels=3)
+
+
 # GAN presets use the same geometry as the classifier presets of the same size, so that the
 # synthetic images mixed into training look like the real rows they sit beside.
 @PRESETS.register("gan-64")

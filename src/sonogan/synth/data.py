@@ -43,10 +43,8 @@ def real_images(train: Partition, classes: list[str], class_name: str | None, ch
     if len(part) < 2:
         raise SonoganInputError(where, f"class '{class_name}' has {len(part)} training image(s)",
                                 "a GAN needs at least 2 training images; choose another class or fold")
-    if part.images.shape[1] != resolution:
-        raise SonoganInputError(where, f"images are {part.images.shape[1]} px but the GAN is {resolution} px",
-                                f"use a {resolution}-px preset (e.g. gan-{resolution}) or set resolution: "
-                                f"{part.images.shape[1]}")
+    # pixels of another size are resized to the GAN's resolution (the synthetic images are resized
+    # back to the preset's size when they join a training set)
     x = Normaliser.gan_range()(part.images, channels, resolution)
     return RealImages(images=x, labels=torch.from_numpy(part.labels), ids=part.ids, classes=list(classes))
 

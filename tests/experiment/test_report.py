@@ -84,7 +84,7 @@ def test_gan_figures_cover_every_fold(tmp_path: Path) -> None:
     real, generated = fig.FINAL_VS_REAL_PANELS
     # the panel drawn first is on the left: the caption must say so
     for caption in finals:
-        assert f"{real} images (left)" in caption and f"{generated} (right)" in caption
+        assert caption.endswith(f"final samples; left: {real}, right: {generated}")
     evolution = [c for c in captions if "fixed-noise" in c]
     assert len(evolution) == 4 and all(c.startswith("fold 0, borderline") for c in evolution)
     losses = [c for c in captions if "losses" in c]

@@ -112,8 +112,8 @@ def gan_figures(run_dir: Path, folds: list[int], rare: list[str]) -> list[tuple[
                 out += [(grids[k], f"fold {fold}, {cls}: fixed-noise samples at {grids[k].stem.replace('_', ' ')}")
                         for k in picks]
             if (gan / "final_vs_real.png").is_file():
-                out.append((gan / "final_vs_real.png", f"fold {fold}, {cls}: {real} images (left) beside final "
-                                                       f"synthetic images, {generated} (right)"))
+                out.append((gan / "final_vs_real.png", f"fold {fold}, {cls}: final samples; left: {real}, "
+                                                       f"right: {generated}"))
             if i == 0 and (gan / "loss_curves.png").is_file():
                 out.append((gan / "loss_curves.png",
                             f"fold {fold}, {cls}: GAN losses and feature distance (stopping rule)"))
@@ -191,7 +191,7 @@ def _comparison_section(ds: Dataset, results: dict[str, Any], test: Pooled, head
                (roc, "ROC curves per class, hold-out test (Fig. 6)")]
     for arm in ("baseline", "augmented"):
         path = fig.plot_confusion(np.array(results["test"]["confusion"][arm]), names, figdir / f"confusion_{arm}.png",
-                                  title=f"{arm}, hold-out test")
+                                  title=f"{arm} arm, hold-out test")
         figures.append((path, f"Fig. 7-style confusion matrix, {arm} arm, hold-out test ({results['n_test']} real "
                               f"images, fold models' probabilities averaged); rows: true class, row-normalised"))
     return Section("Baseline vs augmented", "", figures=figures)

@@ -16,6 +16,7 @@ Example:
     'completed'
     >>> next_run_dir(root, "split").name
     'split-002'
+    >>> shutil.rmtree(root)
 """
 
 from __future__ import annotations

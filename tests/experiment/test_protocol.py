@@ -190,3 +190,16 @@ def test_relative_dataset_path_is_taken_from_the_config_folder(tmp_path):
     (tmp_path / "cfgs" / "x.yaml").write_text("dataset: ../data/mine\n")
     cfg = load_config(ExperimentConfig, tmp_path / "cfgs" / "x.yaml")
     assert Path(cfg.dataset) == (tmp_path / "data" / "mine").resolve()
+
+
+def test_baseline_only_trains_no_generator_and_reports(tmp_path):
+    from sonogan.experiment.report import headline_lines
+
+    cfg = tiny_config(baseline_only=True, classic_sweep=[], classifiers=TINY["classifiers"][:1])
+    run = protocol.run_experiment(cfg, tmp_path / "run", progress=False)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["arms"] == ["baseline", "classic"] and not list(run.glob("folds/*/gan-*"))
+    assert "Baseline (no generator" in (run / "report.html").read_text()
+    lines = headline_lines(metrics, metrics["rare_classes"])
+    assert "baseline only" in lines[0] and "macro_f1" in lines[1]
+    assert str(tmp_path) not in (run / "report.html").read_text()

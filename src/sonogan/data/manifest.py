@@ -29,6 +29,7 @@ from pydantic import Field, field_validator, model_validator
 
 from sonogan.config import StrictModel, parse_config, read_yaml
 from sonogan.errors import SonoganInputError
+from sonogan.runs import atomic_write_text
 
 MANIFEST_NAME = "manifest.csv"
 SPEC_NAME = "dataset.yaml"
@@ -141,10 +142,10 @@ def write_dataset(root: str | Path, spec: DatasetSpec, manifest: pd.DataFrame) -
     """Write ``dataset.yaml`` and ``manifest.csv`` into ``root`` (which must exist)."""
     root = Path(root)
     manifest = normalise_manifest(manifest, spec)
-    (root / SPEC_NAME).write_text(
-        yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True),
-        encoding="utf-8")
-    manifest.to_csv(root / MANIFEST_NAME, index=False)
+    atomic_write_text(root / SPEC_NAME, yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True),
+                                                       sort_keys=False, allow_unicode=True))
+    # manifest.csv last and atomically: its presence marks a complete dataset folder
+    atomic_write_text(root / MANIFEST_NAME, manifest.to_csv(index=False))
     return Dataset(root=root, spec=spec, manifest=manifest)
 
 

@@ -50,6 +50,8 @@ def arms_of(cfg: "ExperimentConfig") -> list[Arm]:
     arms = [Arm(name="baseline", kind="baseline")]
     if cfg.classic_arm is not None and not cfg.classic_sweep:  # with a sweep, classic-N arms stand for it
         arms.append(Arm(name="classic", kind="classic", classic_augment=True))
+    if cfg.baseline_only:  # the classifier recipe alone: no generator is trained
+        return arms
     arms.append(Arm(name="augmented", kind="synthetic", n_synthetic=cfg.synthetic.n_per_class,
                     mix_mode=cfg.synthetic.mode))
     arms += [Arm(name=f"synthetic-{n}", kind="synthetic", n_synthetic=n)

@@ -77,6 +77,8 @@ class ExperimentConfig(StrictModel):
     num_threads: int = Field(1, ge=1, description="CPU threads for torch. Results on a CPU depend on the thread "
                              "count, so it is part of the config (recorded in run.json): 1 by default, which is "
                              "also fastest when other processes share a small machine")
+    baseline_only: bool = Field(False, description="run only the baseline (and classic) arm: no generator, "
+                                "for choosing and benchmarking the classifier recipe")
     allow_no_masks: bool = Field(False, description="let a lesion-ROI preset run on a dataset without any lesion "
                                  "mask (every image falls back to the whole scan area)")
 

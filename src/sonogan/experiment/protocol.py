@@ -97,7 +97,7 @@ def train_arm(cfg: ExperimentConfig, clf_index: int, arm: Arm, fd: FoldData, syn
     if arm.classic_augment:
         update["augment"] = cfg.classic_arm
     ccfg = base.model_copy(update=update)
-    norm = fd.normaliser if ccfg.normalise == "fold" else Normaliser.imagenet()
+    norm = {"fold": fd.normaliser, "imagenet": Normaliser.imagenet(), "lite": Normaliser.lite()}[ccfg.normalise]
     to_x = lambda imgs: norm(imgs, ccfg.in_chans, ccfg.image_size)  # noqa: E731
     images, labels = training_images(arm, fd.train, syn.all(), rare_indices, seed=cfg.seed + fd.fold,
                                      ratio=cfg.synthetic.ratio)
@@ -235,7 +235,7 @@ def _run(cfg: ExperimentConfig, run: RunDir, progress: bool, report: ValidationR
     rare = check_experiment(cfg, ds, splits.n_folds)
     build_cache(ds, cfg.preset, progress=progress, allow_no_masks=cfg.allow_no_masks)
     folds = cfg.folds if cfg.folds is not None else list(range(splits.n_folds))
-    run.set_info(dataset_name=ds.spec.name, rare_classes=rare, folds=folds, num_threads=cfg.num_threads,
+    run.set_info(dataset_name=ds.spec.name, rare_classes=rare, folds=folds,
                  splits_file=splits_path.name, splits_sha256=splits_sha,
                  patients_known=ds.spec.patients_known, data_warnings=report.warnings)
     records = []

@@ -64,6 +64,11 @@ def headline_lines(results: dict[str, Any], rare: list[str]) -> list[str]:
     """Five lines for a terminal: the primary model's accuracy, macro-F1 and rare-class F1,
     baseline → augmented with the paired gain, for pooled cross-validation and the hold-out test."""
     boot = results["bootstrap"]
+    if "augmented" not in results["arms"]:  # a baseline-only run: the recipe's numbers, no comparison
+        return [f"{results['primary_model']}, baseline only ({round(100 * boot['ci'])} % bootstrap CI):"] + [
+            f"{label.format(n=results['n_' + key])}: " + "; ".join(
+                f"{m} {format_ci(*results[key]['ci']['baseline'][m][:3])}" for m in
+                ["accuracy", "macro_f1"] + [f"f1/{c}" for c in rare]) for key, label in SCOPES.items()]
     lines = [f"{results['primary_model']}, baseline → augmented (gain = augmented − baseline, paired "
              f"{round(100 * boot['ci'])} % bootstrap CI over {boot['n_resamples']} {boot['unit']} resamples, p):"]
     for key, label in SCOPES.items():
@@ -177,9 +182,23 @@ def _summary_section(cfg: ExperimentConfig, ds: Dataset, results: dict[str, Any]
         + _gain_tables(results["test"]["gain_vs_baseline"], headline, "hold-out test"))
 
 
+def _confusion_figures(results: dict[str, Any], names: list[str], arms: list[str],
+                       figdir: Path) -> list[tuple[Path, str]]:
+    figures = []
+    for arm in arms:
+        path = fig.plot_confusion(np.array(results["test"]["confusion"][arm]), names, figdir / f"confusion_{arm}.png",
+                                  title=f"{arm} arm, hold-out test")
+        figures.append((path, f"Fig. 7-style confusion matrix, {arm} arm, hold-out test ({results['n_test']} real "
+                              f"images, fold models' probabilities averaged); rows: true class, row-normalised"))
+    return figures
+
+
 def _comparison_section(ds: Dataset, results: dict[str, Any], test: Pooled, headline: list[str],
                         figdir: Path) -> Section:
     names, primary, ci = ds.spec.classes, results["primary_model"], results["test"]["ci"]
+    if "augmented" not in results["arms"]:
+        return Section("Baseline (no generator in this run)", "",
+                       figures=_confusion_figures(results, names, ["baseline"], figdir))
     bars = fig.plot_metric_bars({m: ci["baseline"][m][0] for m in headline},
                                 {m: ci["augmented"][m][0] for m in headline}, headline, figdir / "bars.png",
                                 cis={arm: {m: ci[arm][m][1:3] for m in headline} for arm in ("baseline", "augmented")},
@@ -189,11 +208,7 @@ def _comparison_section(ds: Dataset, results: dict[str, Any], test: Pooled, head
                               title="ROC, hold-out test (solid: augmented, dashed: baseline)")
     figures = [(bars, "Fig. 5-style bars: hold-out test, point estimate with 95 % CI"),
                (roc, "ROC curves per class, hold-out test (Fig. 6)")]
-    for arm in ("baseline", "augmented"):
-        path = fig.plot_confusion(np.array(results["test"]["confusion"][arm]), names, figdir / f"confusion_{arm}.png",
-                                  title=f"{arm} arm, hold-out test")
-        figures.append((path, f"Fig. 7-style confusion matrix, {arm} arm, hold-out test ({results['n_test']} real "
-                              f"images, fold models' probabilities averaged); rows: true class, row-normalised"))
+    figures += _confusion_figures(results, names, ["baseline", "augmented"], figdir)
     return Section("Baseline vs augmented", "", figures=figures)
 
 
@@ -252,9 +267,11 @@ def _reproducibility_section(cfg: ExperimentConfig, ds: Dataset, run_dir: Path) 
 
 
 def config_section(cfg: ExperimentConfig) -> Section:
-    """The full configuration as YAML in a fenced (``<pre>``) block, one key per line."""
-    return Section("Configuration", "The exact configuration of this run (also `config.yaml` in the run folder):"
-                   "\n\n```yaml\n" + to_yaml(cfg).rstrip("\n") + "\n```")
+    """The full configuration as YAML in a fenced (``<pre>``) block, one key per line. Paths show
+    their last part only: a report is shared, the folders of the machine that made it are not."""
+    shown = cfg.model_copy(update={k: Path(v).name for k in ("dataset", "splits") if (v := getattr(cfg, k))})
+    return Section("Configuration", "The configuration of this run (`config.yaml` in the run folder has the "
+                   "full paths):\n\n```yaml\n" + to_yaml(shown).rstrip("\n") + "\n```")
 
 
 def write_report(cfg: ExperimentConfig, ds: Dataset, run: RunDir, results: dict[str, Any], records: list[dict],

@@ -30,7 +30,7 @@ from sonogan.phantom.config import PhantomConfig
 from sonogan.phantom.lesions import Lesion, sample_lesion
 from sonogan.phantom.render import (FanGeometry, draw_scanner_overlay, fan_geometry, render_bmode,
                                          scanner_style, tgc_profile, to_display, view_matrix)
-from sonogan.runs import ensure_new_dir
+from sonogan.runs import atomic_write_bytes, ensure_new_dir
 
 CLASSES = ("benign", "borderline", "malignant")
 PREFIX = {"benign": "b", "borderline": "bl", "malignant": "m"}
@@ -123,10 +123,14 @@ def render_view(scene: Scene, patient: Patient, cfg: PhantomConfig, v: int, anno
     return View(image=image, clean=clean, mask=mask, annotated=annotated)
 
 
-def _write_png(path: Path, img: np.ndarray) -> None:
+def _write_png(path: Path, img: np.ndarray, compression: int = 3) -> None:
+    """Encode in memory, then write atomically: cv2.imwrite only returns False on a full disk,
+    which would hide the errno the CLI turns into a one-line message."""
     arr = cv2.cvtColor(img, cv2.COLOR_RGB2BGR) if img.ndim == 3 else img
-    if not cv2.imwrite(str(path), arr, [cv2.IMWRITE_PNG_COMPRESSION, 3]):
-        raise OSError(f"could not write {path}")
+    ok, buf = cv2.imencode(".png", arr, [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    if not ok:
+        raise ValueError(f"cannot encode {path} as PNG")
+    atomic_write_bytes(path, buf.tobytes())
 
 
 def generate_phantom(out: str | Path, config: PhantomConfig | None = None, progress: bool = False) -> Dataset:
@@ -193,5 +197,5 @@ def phantom_montage(ds: Dataset, path: str | Path, per_class: int = 5, tile: int
         rows.append(np.hstack([head] + [np.pad(t, ((1, 1), (1, 1), (0, 0)))[1:-1, 1:-1] for t in tiles]))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), np.vstack(rows), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    _write_png(path, np.vstack(rows)[:, :, ::-1], compression=9)  # rows are BGR already
     return path

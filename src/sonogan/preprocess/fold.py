@@ -76,6 +76,11 @@ class Normaliser:
         """ImageNet's RGB mean/std in [0, 255] units, for backbones pretrained on it."""
         return cls((123.675, 116.28, 103.53), (58.395, 57.12, 57.375))
 
+    @classmethod
+    def lite(cls) -> "Normaliser":
+        """``(x - 127) / 128``: what the offline EfficientNet-Lite ImageNet weights were trained on."""
+        return cls((127.0,), (128.0,))
+
     def to_dict(self) -> dict[str, Any]:
         return {"mean": list(self.mean), "std": list(self.std), "offset": self.offset}
 

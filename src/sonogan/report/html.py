@@ -26,6 +26,7 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from sonogan.errors import SonoganInputError
+from sonogan.runs import atomic_write_text
 
 DEFAULT_METRICS = ("sensitivity", "specificity", "f1", "auc")
 METRIC_LABELS = {"sensitivity": "Sensitivity", "specificity": "Specificity", "f1": "F1",
@@ -272,7 +273,5 @@ def render_report(sections: Sequence[Section], path: str | Path, title: str, foo
     )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(document, encoding="utf-8")
-    tmp.replace(path)  # atomic: a half-written report never appears under the final name
+    atomic_write_text(path, document)  # a half-written report never appears under the final name
     return path

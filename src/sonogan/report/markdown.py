@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from sonogan.report.html import Section, as_figure, as_table, table_records
+from sonogan.runs import atomic_write_text
 
 
 def _escape(cell: str) -> str:
@@ -65,5 +66,5 @@ def render_markdown_summary(
     text = "\n".join(out).rstrip() + "\n"
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text, encoding="utf-8")
+        atomic_write_text(path, text)
     return text

@@ -98,8 +98,9 @@ def fit_gan(real: RealImages, cfg: GanConfig, out: str | Path, resume: bool = Fa
             RunDir.create(out, seed=cfg.seed, config=cfg, kind="gan")
         run.set_info(n_train=len(real.ids), family=cfg.family, **meta)
         state = build_state(cfg, num_classes, device)
-    run.set_info(device=str(device))
-    _loop(state, real, run, device, meta, progress)
+    with run:  # a failure or Ctrl-C inside the loop marks the GAN run failed / interrupted
+        run.set_info(device=str(device))
+        _loop(state, real, run, device, meta, progress)
     return out
 
 
@@ -221,7 +222,6 @@ def _finish(st: GanState, real: RealImages, run: RunDir, grid_z: torch.Tensor, g
                                     if len(times) > 1 and times[-1][0] > times[0][0] else None),
     })
     run.log(f"finished at iteration {st.iteration} (stopped early: {st.stopped_early})")
-    run.finish()
 
 
 def train_gan(ds: Dataset | str | Path, splits: Any, fold: int | None, class_name: str | None, cfg: GanConfig,

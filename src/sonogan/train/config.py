@@ -78,8 +78,9 @@ class ClassifierTrainConfig(StrictModel):
                                     "the weights (timm ModelEmaV3); it is what is validated and saved")
     tta: Literal["none", "hflip"] = Field("none", description="test-time augmentation at prediction: average "
                                           "the probabilities of the image and its mirror image")
-    normalise: Literal["fold", "imagenet"] = Field("fold", description="z-score with the fold's training "
-                                                   "statistics, or ImageNet mean/std (pretrained backbones)")
+    normalise: Literal["fold", "imagenet", "lite"] = Field(
+        "fold", description="z-score with the fold's training statistics; ImageNet mean/std (timm/hub backbones); "
+                            "or (x - 127) / 128, what the offline EfficientNet-Lite weights were trained on")
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     nesterov: bool = True
     loss: Literal["ce", "weighted_ce", "focal"] = "ce"

@@ -15,7 +15,8 @@ Example:
     >>> gain = {"accuracy": [0.05, -0.01, 0.1, 0.2], "macro_f1": [0.1, 0.0, 0.2, 0.04],
     ...         "f1/bot": [0.25, 0.1, 0.4, 0.0]}
     >>> scope = {"ci": {"baseline": point, "augmented": better}, "gain_vs_baseline": {"augmented": gain}}
-    >>> results = {"primary_model": "cnn", "bootstrap": {"ci": 0.95, "n_resamples": 1000, "unit": "patient"},
+    >>> results = {"primary_model": "cnn", "arms": ["baseline", "augmented"],
+    ...            "bootstrap": {"ci": 0.95, "n_resamples": 1000, "unit": "patient"},
     ...            "n_cv": 120, "n_test": 30, "cv": scope, "test": scope}
     >>> print(headline_lines(results, ["bot"])[2])
       F1 bot 0.400 → 0.650 (+0.250, CI +0.100 to +0.400, p < 0.001)

@@ -57,15 +57,16 @@ def run_demo(out_parent: str | Path, cfg: ExperimentConfig, progress: bool = Tru
         metrics: dict[str, Any] = {
             "dataset": {"n_images": report.n_images, "n_patients": report.n_patients, "warnings": report.warnings},
             "splits": {"test": len(splits.test), "folds": [{k: len(v) for k, v in f.items()} for f in splits.folds]},
-            "cache": str(cache),
+            "cache": cache.relative_to(run.path).as_posix(),  # no path of this machine in shared results
             "inspect": summary,
         }
         if experiment:
             exp_cfg = cfg.model_copy(update={"dataset": str(ds.root.resolve()), "phantom": None,
                                              "splits": str((ds.root / "splits.json").resolve())})
             exp_dir = step("experiment", lambda: run_experiment(exp_cfg, run.path / "experiment", progress=progress,
-                                                                     report=report))
-            metrics["experiment"] = {"report": str(exp_dir / "report.html"), "metrics": str(exp_dir / "metrics.json")}
+                                                                     report=report, echo=print if progress else None))
+            metrics["experiment"] = {"report": (exp_dir / "report.html").relative_to(run.path).as_posix(),
+                                     "metrics": (exp_dir / "metrics.json").relative_to(run.path).as_posix()}
         metrics["timings_s"] = timings
         run.write_metrics(metrics)
     return run.path

@@ -68,7 +68,7 @@ def test_experiment_argument_errors(args, match, monkeypatch, capsys):
 def test_ctrl_c_in_experiment_says_how_to_resume(tmp_path, monkeypatch, capsys):
     out = tmp_path / "exp"
 
-    def interrupted(cfg, path, resume=False):
+    def interrupted(cfg, path, resume=False, echo=None):
         RunDir.create(path, seed=0, kind="experiment")  # the protocol does not close its run on Ctrl-C
         raise KeyboardInterrupt
 

@@ -140,3 +140,11 @@ def test_recipe_schedule_ema_and_tta(tmp_path) -> None:
     # the EMA weights are what is saved, not the raw weights of the last step
     raw = torch.load(tmp_path / "last.pt", weights_only=True)["model"]
     assert any(not torch.equal(v, raw[k]) for k, v in model.state_dict().items() if v.is_floating_point())
+
+
+def test_keep_last_saves_the_final_epoch(tmp_path) -> None:
+    x, y = _toy(32, 0)
+    vx, vy = _toy(16, 1)
+    vy = 1 - vy  # validation loss rises: "best" would keep an early epoch
+    res = train_classifier(_cfg(epochs=3, keep="last", patience=1), x, y, vx, vy, tmp_path, ["a", "b"])
+    assert res.best_epoch == 3 and res.epochs_run == 3 and not res.stopped_early

@@ -64,7 +64,9 @@ def experiment_command(
     from sonogan.experiment.report import headline_lines
 
     try:
-        path = run_experiment(cfg, path, resume=resume is not None)
+        # each fold's validation numbers as the fold ends, not only at the end of the run
+        path = run_experiment(cfg, path, resume=resume is not None,
+                              echo=lambda line: console.print(line, highlight=False, markup=False))
     except KeyboardInterrupt as exc:
         if not (path / "run.json").is_file():
             raise  # interrupted before the run folder existed: nothing to continue

@@ -87,6 +87,9 @@ class ClassifierTrainConfig(StrictModel):
     focal_gamma: float = Field(2.0, ge=0.0)
     patience: int | None = Field(10, ge=1, description="epochs without val-loss improvement; null disables")
     min_delta: float = Field(0.0, ge=0.0, description="improvement smaller than this does not count")
+    keep: Literal["best", "last"] = Field("best", description="save the epoch with the lowest validation loss, or "
+                                          "the last one (with a fixed schedule: the validation partition then "
+                                          "chooses nothing, so cross-validated numbers are not optimistic)")
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"

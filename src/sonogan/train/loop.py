@@ -269,7 +269,7 @@ def train_classifier(cfg: ClassifierTrainConfig, train_x: torch.Tensor, train_y:
                     record = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
                               "val_loss": val_loss, "val_acc": val_acc, "lr": lr}
                     history.append(record)
-                    improved = (val_loss is None or best["val_loss"] is None
+                    improved = (cfg.keep == "last" or val_loss is None or best["val_loss"] is None
                                 or val_loss < best["val_loss"] - cfg.min_delta)
                     if improved and (val_loss is None or math.isfinite(val_loss)):
                         best.update(val_loss=val_loss, epoch=epoch, bad=0)

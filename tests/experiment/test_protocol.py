@@ -203,3 +203,31 @@ def test_baseline_only_trains_no_generator_and_reports(tmp_path):
     lines = headline_lines(metrics, metrics["rare_classes"])
     assert "baseline only" in lines[0] and "macro_f1" in lines[1]
     assert str(tmp_path) not in (run / "report.html").read_text()
+
+
+def test_all_class_generator_curation_and_matched_control(tmp_path, monkeypatch):
+    seen_ids: list[str] = []
+    real_curate = protocol.curate
+
+    def watching_curate(syn, probs, keep):
+        for cls, part in syn.by_class.items():
+            seen_ids.extend(part.ids)
+            assert probs[cls].shape == (len(part), 3)
+        return real_curate(syn, probs, keep)
+
+    monkeypatch.setattr(protocol, "curate", watching_curate)
+    gan = {**TINY["gan"], "family": "cgan"}
+    cfg = tiny_config(gan=gan, synthetic={"n_per_class": 6, "sample_factor": 2, "curate": 0.5, "classes": "all",
+                                          "matched_control": True},
+                      classic_sweep=[], classifiers=TINY["classifiers"][:1], folds=[0])
+    run = protocol.run_experiment(cfg, tmp_path / "run", progress=False)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["arms"] == ["baseline", "classic", "augmented", "classic-6"]
+    record = json.loads((run / "folds" / "fold0" / "fold.json").read_text())
+    assert set(record["synthetic"]) == {"benign", "borderline", "malignant"}  # every class, one generator
+    for info in record["synthetic"].values():
+        assert info["gan_run"] == "folds/fold0/gan-all" and info["curation"]["kept"] == 6
+        assert info["curation"]["rejected_fraction"] == 0.5
+    # curation scored synthetic images only: never a validation or test (or any real) image
+    syn = pd.read_csv(run / "folds" / "fold0" / "synthetic-all" / "manifest.csv", dtype=str)
+    assert seen_ids and set(seen_ids) <= set(syn["image_id"])

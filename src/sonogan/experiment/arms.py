@@ -56,8 +56,10 @@ def arms_of(cfg: "ExperimentConfig") -> list[Arm]:
                     mix_mode=cfg.synthetic.mode))
     arms += [Arm(name=f"synthetic-{n}", kind="synthetic", n_synthetic=n)
              for n in sorted(set(cfg.synthetic.sweep)) if n > 0]
-    arms += [Arm(name=f"classic-{n}", kind="oversample", n_classic=n, classic_augment=True)
-             for n in sorted(set(cfg.classic_sweep)) if n > 0]
+    counts = set(cfg.classic_sweep) | ({cfg.synthetic.n_per_class} if cfg.synthetic.matched_control else set())
+    # without a classic_arm the copies get the classifier's own augmentation, as the augmented arm's images do
+    arms += [Arm(name=f"classic-{n}", kind="oversample", n_classic=n, classic_augment=cfg.classic_arm is not None)
+             for n in sorted(counts) if n > 0]
     return arms
 
 

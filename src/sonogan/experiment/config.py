@@ -42,6 +42,15 @@ class SyntheticConfig(StrictModel):
     sweep: list[int] = Field(default_factory=list,
                              description="extra augmented arms with these counts (Frid-Adar Fig. 8); each <= n_per_class")
     checkpoint: Literal["best", "last"] = "best"
+    classes: Literal["rare", "all"] = Field(
+        "rare", description="which classes get synthetic images: the rare ones (one generator per class), or "
+                            "every class from one class-conditional generator (cgan/acgan), so that 'looks "
+                            "synthetic' is no shortcut to 'rare class'")
+    matched_control: bool = Field(False, description="add the count-matched control arm 'classic-<n_per_class>': "
+                                  "as many re-drawn real rare-class images as the augmented arm adds synthetic ones")
+    curate: float | None = Field(None, gt=0.0, le=1.0, description="keep this fraction of each class's samples, "
+                                 "those the fold's baseline classifier (trained on real training images only) "
+                                 "finds most confidently of their class; sample_factor should be >= 1 / curate")
 
 
 class EvaluationConfig(StrictModel):
@@ -95,6 +104,11 @@ class ExperimentConfig(StrictModel):
             raise ValueError("each classifier model may appear once")
         if not self.classifiers:
             raise ValueError("give at least one classifier")
+        if self.synthetic.classes == "all" and self.gan.family not in ("cgan", "acgan"):
+            raise ValueError("synthetic.classes 'all' needs a class-conditional gan.family (cgan or acgan)")
+        if self.synthetic.curate is not None and self.synthetic.curate * self.synthetic.sample_factor < 1:
+            raise ValueError("synthetic.curate x synthetic.sample_factor must be >= 1: curation keeps "
+                             "n_per_class of the n_per_class x sample_factor sampled images")
         _check_registered(self)
         return self
 

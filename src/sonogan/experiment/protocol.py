@@ -34,7 +34,8 @@ from sonogan.experiment.arms import Arm, training_images
 from sonogan.experiment.config import ExperimentConfig
 from sonogan.experiment.features import save_tsne_features
 from sonogan.experiment.results import ENSEMBLE, ENSEMBLE_EQUAL
-from sonogan.experiment.synthesis import Synthetic, synthesise
+from sonogan.experiment.synthesis import Synthetic, curate, synthesise
+from sonogan.infer.predictor import Predictor
 from sonogan.locations import work_dir
 from sonogan.models.ensemble import equal_weights, fit_fusion_weights, fuse, write_ensemble_file
 from sonogan.preprocess.cache import build_cache
@@ -133,6 +134,14 @@ def _fuse_arm(cfg: ExperimentConfig, arm_dir: Path, by_model: dict[str, dict[str
     return weights
 
 
+def curate_with_baseline(cfg: ExperimentConfig, syn: Synthetic, fold_dir: Path) -> Synthetic:
+    """Score each class's synthetic images with the fold's baseline classifier (real training
+    images only) through its Predictor, and keep the most confident ``n_per_class``."""
+    predictor = Predictor.load(fold_dir / "baseline" / cfg.classifiers[0].model / "best.pt")
+    probs = {cls: predictor.predict_pixels(part.images) for cls, part in syn.by_class.items()}
+    return curate(syn, probs, keep=cfg.synthetic.n_per_class)
+
+
 def fold_summary(fold: int, preds: dict[str, dict[str, dict[str, np.ndarray]]], val_y: np.ndarray,
                  model: str, class_names: list[str], rare: list[str]) -> list[str]:
     """One line per arm with this fold's validation numbers, printed as each fold ends."""
@@ -161,9 +170,14 @@ def run_fold(cfg: ExperimentConfig, ds: Dataset, splits: Splits, fold: int, run:
     rare_idx = [ds.spec.class_index(c) for c in rare]
     syn = synthesise(cfg, ds, fd, fold_dir, rare, progress, run.log) if any(a.needs_synthetic for a in arms) \
         else Synthetic()
+    if cfg.synthetic.classes == "all":  # the control re-draws real images of every class the generator adds to
+        rare_idx = [ds.spec.class_index(c) for c in syn.by_class]
     preds: dict[str, dict[str, dict[str, np.ndarray]]] = {}
     weights: dict[str, list[float]] = {}
+    curated = cfg.synthetic.curate is None
     for arm in arms:
+        if arm.needs_synthetic and not curated:  # the baseline arm (first) has trained by now
+            syn, curated = curate_with_baseline(cfg, syn, fold_dir), True
         preds[arm.name] = {}
         for i, clf in enumerate(cfg.classifiers):
             run.log(f"fold {fold}: {arm.name} / {clf.model}")

@@ -62,16 +62,17 @@ def _finished(run_dir: Path) -> bool:
     return info.is_file() and json.loads(info.read_text()).get("status") == "completed"
 
 
-def train_class_gan(cfg: ExperimentConfig, ds: Dataset, fd: FoldData, cls: str, gan_dir: Path,
+def train_class_gan(cfg: ExperimentConfig, ds: Dataset, fd: FoldData, cls: str | None, gan_dir: Path,
                     progress: bool, log: Callable[[str], None]) -> None:
-    """Train (or continue) the GAN of ``cls`` on the fold's training pixels in memory."""
+    """Train (or continue) the GAN of ``cls`` (None: every class, conditional) on the fold's
+    training pixels in memory."""
     assert fd.fold is not None
-    k = ds.spec.class_index(cls)
+    k = ds.spec.class_index(cls) if cls else len(ds.spec.classes)
     gcfg = gan_config(cfg, fd.fold, k)
     if gan_dir.exists() and not (gan_dir / "run.json").is_file():
         shutil.rmtree(gan_dir)  # killed while its folder was being created, inside our own run folder
     resume = (gan_dir / "run.json").is_file()
-    log(f"fold {fd.fold}: GAN for {cls} ({'resume' if resume else 'start'})")
+    log(f"fold {fd.fold}: GAN for {cls or 'all classes'} ({'resume' if resume else 'start'})")
     real = real_images(fd.train, list(ds.spec.classes), cls, gcfg.channels, gcfg.resolution,
                        where=f"fold {fd.fold} training partition")
     fit_gan(real, gcfg, gan_dir, resume=resume, progress=progress, meta=gan_meta(ds, fd.fold, cls, gcfg))
@@ -86,30 +87,58 @@ def _check_gan_saw_only_train(gan_dir: Path, fd: FoldData) -> int:
     return len(seen)
 
 
-def sample_class(cfg: ExperimentConfig, gan_dir: Path, syn_dir: Path, fold: int) -> Dataset:
-    """The sampled dataset of one GAN, made once (a half-written one is sampled again)."""
+def sample_class(cfg: ExperimentConfig, gan_dir: Path, syn_dir: Path, fold: int,
+                 classes: list[str] | None = None) -> Dataset:
+    """The sampled dataset of one GAN (``classes``: every class of a conditional one), made once
+    (a half-written one is sampled again)."""
     if (syn_dir / "manifest.csv").is_file():
         return load_dataset(syn_dir)
     if syn_dir.exists():
         shutil.rmtree(syn_dir)  # killed while sampling, inside our own run folder
     n = math.ceil(cfg.synthetic.n_per_class * cfg.synthetic.sample_factor)
-    return sample_gan(gan_dir, n, syn_dir, seed=cfg.seed + fold, checkpoint=cfg.synthetic.checkpoint)
+    return sample_gan(gan_dir, n, syn_dir, seed=cfg.seed + fold, checkpoint=cfg.synthetic.checkpoint,
+                      classes=classes)
+
+
+def _split_by_class(part: Partition, class_names: list[str]) -> dict[str, Partition]:
+    return {class_names[k]: part.select(part.labels == k) for k in np.unique(part.labels)}
 
 
 def synthesise(cfg: ExperimentConfig, ds: Dataset, fd: FoldData, fold_dir: Path, rare: list[str],
                progress: bool, log: Callable[[str], None]) -> Synthetic:
-    """Train (or resume) one GAN per rare class on this fold and sample it."""
+    """Train (or resume) the generators of this fold and sample them: one per rare class, or one
+    class-conditional generator for every class (``synthetic.classes: all``)."""
     if fd.fold is None:
         raise SonoganInputError("folds", "the protocol trains generators per fold", "run it on numbered folds")
     out = Synthetic()
-    for cls in rare:
-        gan_dir = fold_dir / f"gan-{cls}"
+    targets = [None] if cfg.synthetic.classes == "all" else rare
+    for cls in targets:
+        name = cls or "all"
+        gan_dir = fold_dir / f"gan-{name}"
         if not _finished(gan_dir):
             train_class_gan(cfg, ds, fd, cls, gan_dir, progress, log)
         n_seen = _check_gan_saw_only_train(gan_dir, fd)
-        syn_dir = fold_dir / f"synthetic-{cls}"
-        out.by_class[cls] = load_synthetic(sample_class(cfg, gan_dir, syn_dir, fd.fold), cfg.preset,
-                                           ds.spec.classes, fd.fold)
-        out.info[cls] = {"gan_run": gan_dir.relative_to(fold_dir.parent.parent).as_posix(),
-                         "n_sampled": len(out.by_class[cls]), "n_gan_training_images": n_seen}
+        syn_ds = sample_class(cfg, gan_dir, fold_dir / f"synthetic-{name}", fd.fold,
+                              classes=None if cls else list(ds.spec.classes))
+        part = load_synthetic(syn_ds, cfg.preset, ds.spec.classes, fd.fold)
+        for c, p in _split_by_class(part, list(ds.spec.classes)).items():
+            out.by_class[c] = p
+            out.info[c] = {"gan_run": gan_dir.relative_to(fold_dir.parent.parent).as_posix(),
+                           "n_sampled": len(p), "n_gan_training_images": n_seen}
+    return out
+
+
+def curate(syn: Synthetic, probs: dict[str, np.ndarray], keep: int) -> Synthetic:
+    """Keep, per class, the ``keep`` samples whose probability of their own class (under a
+    classifier trained on the fold's REAL training images only) is highest; the rejected
+    fraction goes into ``info``. ``probs[class]`` holds that classifier's (N, C) probabilities
+    of ``syn.by_class[class]``: only synthetic images are ever scored here."""
+    out = Synthetic(info={c: dict(v) for c, v in syn.info.items()})
+    for cls, part in syn.by_class.items():
+        own = probs[cls][np.arange(len(part)), part.labels]
+        order = np.argsort(-own, kind="stable")[:keep]
+        out.by_class[cls] = part.select(np.sort(order))
+        out.info[cls]["curation"] = {"kept": int(len(order)), "sampled": len(part),
+                                     "rejected_fraction": round(1 - len(order) / max(len(part), 1), 4),
+                                     "min_kept_confidence": float(own[order].min()) if len(order) else None}
     return out

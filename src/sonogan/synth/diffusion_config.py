@@ -64,4 +64,6 @@ class DiffusionConfig(StrictModel):
             raise ValueError(f"norm_groups {self.norm_groups} must divide every UNet width; {bad} do not")
         if self.resolution % 2 ** (len(self.widths) - 1):
             raise ValueError(f"{len(self.widths)} levels halve {self.resolution} px to a fraction")
+        if self.sample_steps > self.train_timesteps:
+            raise ValueError(f"sample_steps {self.sample_steps} exceeds train_timesteps {self.train_timesteps}")
         return self

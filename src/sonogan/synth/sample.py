@@ -1,4 +1,5 @@
-"""Sample a trained GAN into a dataset folder of synthetic rows with provenance.
+"""Sample a trained GAN into a dataset folder of synthetic rows with provenance; the writer
+(:func:`write_synthetic`) is shared with the diffusion sampler (:mod:`sonogan.synth.diffusion`).
 
 Writes ``images/<class>/syn_<run-tag>_<k>.png`` + ``manifest.csv`` + ``dataset.yaml`` (the
 source dataset's classes and clinical variables, ``masks: none``). Each row carries
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -55,6 +57,15 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return a[..., 0] if a.shape[-1] == 1 else a
 
 
+ImageBatch = Callable[[str, int, torch.Generator], torch.Tensor]
+"""(class name, number of images, the sampling generator) -> images (m, C, S, S) in [-1, 1]."""
+
+
+def check_n(n: int) -> None:
+    if n < 1:
+        raise SonoganInputError("--n", f"{n} images requested", "ask for at least 1")
+
+
 def sample_gan(run: Path, n: int, out: Path, seed: int = 0, checkpoint: str = "best",
                progress: bool = False, classes: list[str] | None = None, batch: int = 64) -> Dataset:
     """Generate ``n`` images per sampled class from ``run`` into the new dataset folder ``out``.
@@ -63,16 +74,32 @@ def sample_gan(run: Path, n: int, out: Path, seed: int = 0, checkpoint: str = "b
     run's class, else the dataset's rare classes, else every class it was trained on).
     """
     run, out = Path(run), Path(out)
-    if n < 1:
-        raise SonoganInputError("--n", f"{n} images requested", "ask for at least 1")
+    check_n(n)
     path = checkpoint_path(run, checkpoint)
     ckpt = load_checkpoint_file(path)
     G, cfg = load_generator(ckpt)
+    conditional = cfg.family in CONDITIONAL
+
+    def make(cls: str, m: int, gen: torch.Generator) -> torch.Tensor:
+        z = sample_z(G, m, gen)
+        y = torch.full((m,), list(ckpt["classes"]).index(cls), dtype=torch.long) if conditional else None
+        with batch_stats(G):
+            return G(z, y)
+
+    return write_synthetic(run, path, ckpt, out, n, seed, cfg.family, conditional, make, what="GAN",
+                           classes=classes, progress=progress, batch=batch)
+
+
+def write_synthetic(run: Path, path: Path, ckpt: dict, out: Path, n: int, seed: int, family: str,
+                    conditional: bool, make: ImageBatch, what: str = "GAN", classes: list[str] | None = None,
+                    progress: bool = False, batch: int = 64) -> Dataset:
+    """The one synthetic-dataset writer of every generator family: ``n`` images per class from
+    ``make`` (called in batches of ``batch`` with one generator seeded by ``seed``), written
+    with provenance (``path`` = the checkpoint, hashed) into the new folder ``out``."""
     base = dict(ckpt["dataset_spec"]) if "dataset_spec" in ckpt else {"classes": list(ckpt["classes"])}
     # Same classes, rare classes and clinical variables as the source; no masks; a distinct name.
     spec = DatasetSpec.model_validate({**base, "name": f"{base.get('name', 'dataset')}-synthetic", "masks": "none",
-                                       "description": f"synthetic images sampled from GAN run {run.resolve().name}"})
-    conditional = cfg.family in CONDITIONAL
+                                       "description": f"synthetic images sampled from {what} run {run.resolve().name}"})
     run_class = ckpt.get("class_name", "")
     if not conditional:
         targets = [run_class]
@@ -80,7 +107,7 @@ def sample_gan(run: Path, n: int, out: Path, seed: int = 0, checkpoint: str = "b
         targets = classes or ([run_class] if run_class else (spec.rare_classes or list(ckpt["classes"])))
     unknown = [c for c in targets if c not in ckpt["classes"]]
     if unknown:
-        raise SonoganInputError(path, f"classes {unknown} unknown to this GAN", f"use {ckpt['classes']}")
+        raise SonoganInputError(path, f"classes {unknown} unknown to this {what}", f"use {ckpt['classes']}")
     out = ensure_new_dir(out, "synthetic dataset folder")
     sha = sha256_file(path)
     fold = ckpt.get("fold", "")
@@ -93,16 +120,13 @@ def sample_gan(run: Path, n: int, out: Path, seed: int = 0, checkpoint: str = "b
         starts = range(0, n, batch)
         for start in (track(starts, description=f"sampling {cls}") if progress else starts):
             m = min(batch, n - start)
-            z = sample_z(G, m, gen)
-            y = torch.full((m,), list(ckpt["classes"]).index(cls), dtype=torch.long) if conditional else None
-            with batch_stats(G):
-                imgs = to_uint8(G(z, y))
+            imgs = to_uint8(make(cls, m, gen))
             for k, img in enumerate(imgs, start=start):
                 image_id = f"syn_{tag}_{cls}_{k:05d}" if conditional else f"syn_{tag}_{k:05d}"
                 rel = f"images/{cls}/{image_id}.png"
                 Image.fromarray(img).save(out / rel)
                 rows.append({"image_id": image_id, "image": rel, "mask": "", "label": cls,
-                             "patient_id": image_id, "source": "synthetic", "generator": cfg.family,
+                             "patient_id": image_id, "source": "synthetic", "generator": family,
                              "checkpoint_sha256": sha, "synth_seed": str(seed),
                              "synth_fold": synth_fold, "synth_run": run.resolve().name,
                              "width": str(img.shape[1]), "height": str(img.shape[0])})

@@ -5,7 +5,8 @@ Example: every test runs with one torch thread (see ``_one_torch_thread``).
 
 from __future__ import annotations
 
-from typing import Iterator
+import sys
+from typing import Callable, Iterator
 
 import pytest
 import torch
@@ -19,3 +20,21 @@ def _one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch) -> Callable[[list[str]], tuple[int, str, str]]:
+    """Run ``sonogan ARGS`` in-process through the console entry point: (exit code, stdout, stderr)."""
+    from sonogan.cli.main import main
+
+    def run(args: list[str]) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["sonogan", *args])
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run

@@ -101,6 +101,19 @@ def test_config_errors():
         DiffusionConfig(ngf=4)
 
 
+@pytest.mark.parametrize("kw", [dict(resolution=128, channels=3, attention=True),
+                                dict(class_conditional=True, widths=(8, 16, 16))])
+def test_unet_variants_predict_noise_of_the_image_shape(kw):
+    from sonogan.synth.diffusion_state import build_unet
+
+    cfg = tiny(**kw)
+    unet = build_unet(cfg, num_classes=3)
+    x = torch.zeros(2, cfg.channels, cfg.resolution, cfg.resolution)
+    y = torch.tensor([0, 2]) if cfg.class_conditional else None
+    assert unet(x, torch.tensor([1, 40]), class_labels=y).sample.shape == x.shape
+    assert any("attentions" in k for k in unet.state_dict()) == cfg.attention
+
+
 @pytest.fixture(scope="module")
 def ddpm_run(phantom, tmp_path_factory):
     ds, splits = phantom

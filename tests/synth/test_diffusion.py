@@ -178,7 +178,8 @@ def test_cli_train_resume_sample_round_trip(phantom, tmp_path, monkeypatch, caps
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text("".join(f"{k}: {list(v) if isinstance(v, tuple) else v}\n" for k, v in TINY.items()))
     run = tmp_path / "run"
-    train = ["train", str(ds.root), "--splits", str(splits), "--fold", "all", "--class", "borderline", "--out", str(run)]
+    train = ["train", str(ds.root), "--splits", str(splits), "--fold", "all", "--class", "borderline",
+             "--out", str(run)]
     res = CliRunner().invoke(synth_app, [*train, "--model", "ddpm", "--config", str(cfg), "--iterations", "1"])
     assert res.exit_code == 0, res.output
     res = CliRunner().invoke(synth_app, [*train, "--resume", "--iterations", "2"])  # family from the run's config
@@ -189,10 +190,31 @@ def test_cli_train_resume_sample_round_trip(phantom, tmp_path, monkeypatch, caps
     m = load_dataset(tmp_path / "s").manifest
     assert len(m) == 2 and set(m["generator"]) == {"ddpm"} and set(m["synth_fold"]) == {"all"}
     ckpt = run / "checkpoints" / "last.pt"
-    ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
-    monkeypatch.setattr("sys.argv", ["sonogan", "synth", "sample", str(run), "--n", "2", "--out", str(tmp_path / "x")])
-    with pytest.raises(SystemExit) as exit_:
-        main()
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert exit_.value.code == 2 and len(lines) == 1 and "empty, truncated or corrupt" in lines[0], lines
-    assert "last.pt" in lines[0] and "generator" in lines[0] and not (tmp_path / "x").exists()
+    damages = [(lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]), "empty, truncated or corrupt"),
+               (lambda p: torch.save({"weights": 1}, p), "not a sonogan diffusion checkpoint (missing")]
+    for damage, match in damages:
+        damage(ckpt)
+        argv = ["sonogan", "synth", "sample", str(run), "--n", "2", "--out", str(tmp_path / "x")]
+        monkeypatch.setattr("sys.argv", argv)
+        with pytest.raises(SystemExit) as exit_:
+            main()
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert exit_.value.code == 2 and len(lines) == 1 and match in lines[0], lines
+        assert "last.pt" in lines[0] and "ddpm" in lines[0] and not (tmp_path / "x").exists()
+
+
+def test_cli_sample_of_a_gan_run_still_samples_the_gan_and_refuses_steps(tmp_path):
+    from sonogan.cli.synth import synth_app
+    from sonogan.synth.config import GanConfig
+    from sonogan.synth.state import build_state
+    from sonogan.torch_utils import atomic_torch_save
+
+    st = build_state(GanConfig(ngf=4, ndf=4, z_dim=8), num_classes=1, device=torch.device("cpu"))
+    meta = {"classes": ["benign", "borderline"], "class_name": "borderline", "fold": 0, "training_ids": ["a"]}
+    atomic_torch_save(st.to_checkpoint(meta=meta), tmp_path / "gan" / "checkpoints" / "last.pt")
+    res = CliRunner().invoke(synth_app, ["sample", str(tmp_path / "gan"), "--n", "2", "--steps", "5",
+                                         "--out", str(tmp_path / "s")])
+    assert isinstance(res.exception, SonoganInputError) and "diffusion runs only" in str(res.exception)
+    res = CliRunner().invoke(synth_app, ["sample", str(tmp_path / "gan"), "--n", "2", "--out", str(tmp_path / "s")])
+    assert res.exit_code == 0, res.output
+    assert set(load_dataset(tmp_path / "s").manifest["generator"]) == {"dcgan"}

@@ -40,10 +40,13 @@ def train_command(
     dataset: Path = typer.Argument(..., help="Dataset folder (manifest.csv + dataset.yaml)."),
     splits: Path = typer.Option(..., "--splits", help="splits.json made by 'sonogan data split'."),
     fold: str = typer.Option("0", "--fold", help="Fold whose TRAINING partition the GAN may see; 'all' = every non-test image."),
-    class_name: Optional[str] = typer.Option(None, "--class", help="Class to learn (omit only for cgan/acgan or class_conditional ddpm: all classes)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Family: dcgan, dcgan-radford, cgan, acgan, wgan-gp, sngan (GANs) or ddpm (diffusion)."),
+    class_name: Optional[str] = typer.Option(
+        None, "--class", help="Class to learn (omit only for cgan/acgan or class_conditional ddpm: all classes)."),
+    model: Optional[str] = typer.Option(
+        None, "--model", help="Family: dcgan, dcgan-radford, cgan, acgan, wgan-gp, sngan (GANs) or ddpm (diffusion)."),
     out: Path = typer.Option(..., "--out", help="New run folder (or the run to continue with --resume)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="GanConfig YAML (see configs/gan/), or DiffusionConfig YAML with family: ddpm."),
+    config: Optional[Path] = typer.Option(
+        None, "--config", help="GanConfig YAML (see configs/gan/), or DiffusionConfig YAML with family: ddpm."),
     iterations: Optional[int] = typer.Option(None, "--iterations", help="Iteration budget (overrides the config)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (overrides the config)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from checkpoints/last.pt."),
@@ -93,14 +96,16 @@ def train_command(
 @synth_app.command("sample")
 def sample_command(
     run: Path = typer.Argument(..., help="GAN or diffusion run folder made by 'sonogan synth train'."),
-    n: int = typer.Option(2000, "--n", help="Images to generate (per class for cgan/acgan/class-conditional ddpm)."),
+    n: int = typer.Option(2000, "--n",
+                          help="Images to generate (per class for cgan/acgan/class-conditional ddpm)."),
     out: Path = typer.Option(..., "--out", help="New dataset folder for the synthetic images."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
     checkpoint: str = typer.Option("best", "--checkpoint",
                                    help="'best' (GAN stopping rule; diffusion: = last), 'last' or a .pt path."),
     classes: Optional[str] = typer.Option(None, "--classes",
                                           help="Comma-separated classes (cgan/acgan/class-conditional ddpm only)."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="DDIM steps (diffusion runs; default: the run's config)."),
+    steps: Optional[int] = typer.Option(None, "--steps",
+                                        help="DDIM steps (diffusion runs; default: the run's config)."),
 ) -> None:
     """Generate synthetic images with provenance into a new dataset folder.
 

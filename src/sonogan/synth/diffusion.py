@@ -277,13 +277,16 @@ def sample_diffusion(run: str | Path, n: int, out: str | Path, seed: int = 0, cl
 
 def is_diffusion_run(run: str | Path, checkpoint: str = "best") -> bool:
     """Whether ``checkpoint`` of ``run`` is a diffusion checkpoint (read memory-mapped, so a
-    large file costs little). An unreadable checkpoint is judged by the run's ``config.yaml``,
-    so that the right family's loader words the one-line error."""
+    large file costs little). A checkpoint that is unreadable, or neither kind's, is judged by
+    the run's ``config.yaml``, so that the right family's loader words the one-line error."""
     path = checkpoint_path(Path(run), checkpoint)
     try:
-        return is_diffusion_checkpoint(torch.load(path, map_location="cpu", weights_only=True, mmap=True))
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError):
-        try:
-            return read_yaml(Path(run) / "config.yaml").get("family") in DIFFUSION_FAMILIES
-        except SonoganInputError:
-            return False
+        ckpt = None
+    if is_diffusion_checkpoint(ckpt) or (isinstance(ckpt, dict) and "G_ema" in ckpt):
+        return is_diffusion_checkpoint(ckpt)
+    try:
+        return read_yaml(Path(run) / "config.yaml").get("family") in DIFFUSION_FAMILIES
+    except SonoganInputError:
+        return False

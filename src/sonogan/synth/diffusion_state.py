@@ -125,8 +125,8 @@ def read_checkpoint(path: str | Path) -> Any:
     which also checks GAN-only keys, so it cannot read a diffusion checkpoint."""
     path = Path(path)
     if not path.is_file():
-        raise SonoganInputError(path, "checkpoint not found", "train the generator first or check the run folder")
-    fix = "pass another checkpoint (--checkpoint last or a .pt path), or train the generator again"
+        raise SonoganInputError(path, "checkpoint not found", "train the ddpm run first or check the run folder")
+    fix = "pass another checkpoint (--checkpoint last or a .pt path), or train the ddpm run again"
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:  # weights_only refuses pickled code: not one of ours

@@ -120,7 +120,7 @@ def fit_diffusion(real: RealImages, cfg: DiffusionConfig, out: str | Path, resum
                                     "resume with the same dataset, splits, fold and class")
         cfg = DiffusionConfig.model_validate({**ckpt["config"], "iterations": cfg.iterations})
         run = RunDir.resume(out)
-        state = build_state(cfg, num_classes, device)
+        state = build_state(cfg, int(ckpt["num_classes"]), device)  # the checkpoint's, like its config
         state.load_checkpoint(ckpt)
         run.log(f"resumed at iteration {state.iteration}, budget {cfg.iterations}")
     else:

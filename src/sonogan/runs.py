@@ -44,7 +44,7 @@ from pydantic import BaseModel
 from sonogan.config import to_yaml
 from sonogan.errors import SonoganInputError
 
-PACKAGES = ("sonogan", "torch", "torchvision", "timm", "numpy", "pandas", "scikit-learn",
+PACKAGES = ("sonogan", "torch", "torchvision", "timm", "diffusers", "numpy", "pandas", "scikit-learn",
             "scipy", "opencv-python-headless", "pillow", "imagehash", "pydicom", "pydantic", "matplotlib")
 LOCK_NAME = ".lock"
 

@@ -7,14 +7,16 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import io
+import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from sonogan.errors import SonoganInputError
-from sonogan.runs import atomic_write_bytes
+from sonogan.runs import atomic_write_bytes, one_line
 
 
 def resolve_device(name: str) -> torch.device:
@@ -35,3 +37,20 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     buf = io.BytesIO()
     torch.save(obj, buf)
     return atomic_write_bytes(path, buf.getbuffer())
+
+
+def load_torch_file(path: str | Path, missing_fix: str, damaged_fix: str) -> Any:
+    """``torch.load(weights_only=True)`` (tensors and plain values only, never pickled code) with
+    one-line input errors naming the file for a missing, empty, truncated or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SonoganInputError(path, "checkpoint not found", missing_fix)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:  # weights_only refuses pickled code: not one of ours
+        raise SonoganInputError(path, f"not a sonogan checkpoint ({one_line(exc)[:120]})", damaged_fix) from None
+    except (RuntimeError, EOFError, ValueError, OSError) as exc:  # what torch raises on a cut or empty zip
+        if isinstance(exc, OSError) and exc.errno != errno.EINVAL:
+            raise  # a real read failure (permissions, I/O), not a damaged file
+        raise SonoganInputError(path, f"checkpoint is empty, truncated or corrupt ({one_line(exc)[:120]})",
+                                damaged_fix) from None

@@ -231,3 +231,16 @@ def test_all_class_generator_curation_and_matched_control(tmp_path, monkeypatch)
     # curation scored synthetic images only: never a validation or test (or any real) image
     syn = pd.read_csv(run / "folds" / "fold0" / "synthetic-all" / "manifest.csv", dtype=str)
     assert seen_ids and set(seen_ids) <= set(syn["image_id"])
+
+
+def test_diffusion_generator_in_the_protocol(tmp_path):
+    diffusion = {"widths": [8, 16], "norm_groups": 4, "train_timesteps": 20, "sample_steps": 2, "iterations": 3,
+                 "batch_size": 4, "warmup": 0, "checkpoint_every": 3, "sample_every": 3}
+    cfg = tiny_config(generator="diffusion", diffusion=diffusion, synthetic={"n_per_class": 4},
+                      classic_sweep=[], classifiers=TINY["classifiers"][:1], folds=[0],
+                      evaluation={**TINY["evaluation"], "tsne": False})
+    run = protocol.run_experiment(cfg, tmp_path / "run", progress=False)
+    syn = pd.read_csv(run / "folds" / "fold0" / "synthetic-borderline" / "manifest.csv", dtype=str)
+    assert len(syn) == 4 and (syn["generator"] == "ddpm").all() and (syn["synth_fold"] == "0").all()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["arms"] == ["baseline", "classic", "augmented"]

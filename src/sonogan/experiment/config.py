@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 from sonogan.config import StrictModel
 from sonogan.phantom import PhantomConfig
 from sonogan.synth.config import GanConfig
+from sonogan.synth.diffusion_config import DiffusionConfig
 from sonogan.train.config import AugmentConfig, ClassifierTrainConfig
 
 if TYPE_CHECKING:
@@ -71,7 +72,10 @@ class ExperimentConfig(StrictModel):
     seed: int = 0
     preset: str = Field("flagship-64", description="preprocessing preset shared by GAN and classifiers")
     rare_classes: list[str] | None = Field(None, description="null = dataset.yaml's rare_classes")
+    generator: Literal["gan", "diffusion"] = Field("gan", description="which generator family makes the "
+                                                   "synthetic images: gan (settings in gan:) or diffusion (diffusion:)")
     gan: GanConfig = Field(default_factory=GanConfig)
+    diffusion: DiffusionConfig = Field(default_factory=DiffusionConfig)
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
     classifiers: list[ClassifierTrainConfig] = Field(default_factory=lambda: [ClassifierTrainConfig()])
     ensemble: Literal["weighted", "equal"] = Field(
@@ -104,8 +108,11 @@ class ExperimentConfig(StrictModel):
             raise ValueError("each classifier model may appear once")
         if not self.classifiers:
             raise ValueError("give at least one classifier")
-        if self.synthetic.classes == "all" and self.gan.family not in ("cgan", "acgan"):
-            raise ValueError("synthetic.classes 'all' needs a class-conditional gan.family (cgan or acgan)")
+        conditional = (self.diffusion.class_conditional if self.generator == "diffusion"
+                       else self.gan.family in ("cgan", "acgan"))
+        if self.synthetic.classes == "all" and not conditional:
+            raise ValueError("synthetic.classes 'all' needs a class-conditional generator (gan.family cgan or "
+                             "acgan, or diffusion.class_conditional: true)")
         if self.synthetic.curate is not None and self.synthetic.curate * self.synthetic.sample_factor < 1:
             raise ValueError("synthetic.curate x synthetic.sample_factor must be >= 1: curation keeps "
                              "n_per_class of the n_per_class x sample_factor sampled images")

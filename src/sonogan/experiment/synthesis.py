@@ -25,6 +25,8 @@ from sonogan.experiment.config import ExperimentConfig
 from sonogan.preprocess.fold import FoldData, Partition, load_synthetic
 from sonogan.preprocess.presets import get_preset
 from sonogan.synth.config import GanConfig
+from sonogan.synth.diffusion import fit_diffusion, sample_diffusion
+from sonogan.synth.diffusion_config import DiffusionConfig
 from sonogan.synth.data import real_images
 from sonogan.synth.sample import sample_gan
 from sonogan.synth.trainer import fit_gan, gan_meta, hashed_ids
@@ -47,12 +49,14 @@ class Synthetic:
                          pd.DataFrame(index=range(sum(len(p) for p in parts))))
 
 
-def gan_config(cfg: ExperimentConfig, fold: int, class_index: int) -> GanConfig:
-    """The experiment's GAN config, bound to the classifier's preset (its size when that is 64 or
-    128 px, else the GAN config's own resolution), with a per-(fold, class) seed."""
+def gan_config(cfg: ExperimentConfig, fold: int, class_index: int) -> GanConfig | DiffusionConfig:
+    """The experiment's generator config (GAN or diffusion), bound to the classifier's preset (its
+    size when that is 64 or 128 px, else the generator config's own resolution), with a
+    per-(fold, class) seed."""
     preset = get_preset(cfg.preset)
-    resolution = preset.size if preset.size in (64, 128) else cfg.gan.resolution
-    return cfg.gan.model_copy(update={"preset": cfg.preset, "resolution": resolution,
+    base = cfg.diffusion if cfg.generator == "diffusion" else cfg.gan
+    resolution = preset.size if preset.size in (64, 128) else base.resolution
+    return base.model_copy(update={"preset": cfg.preset, "resolution": resolution,
                                       "channels": preset.channels, "device": cfg.device,
                                       "seed": cfg.seed * 1000 + fold * 10 + class_index})
 
@@ -75,7 +79,8 @@ def train_class_gan(cfg: ExperimentConfig, ds: Dataset, fd: FoldData, cls: str |
     log(f"fold {fd.fold}: GAN for {cls or 'all classes'} ({'resume' if resume else 'start'})")
     real = real_images(fd.train, list(ds.spec.classes), cls, gcfg.channels, gcfg.resolution,
                        where=f"fold {fd.fold} training partition")
-    fit_gan(real, gcfg, gan_dir, resume=resume, progress=progress, meta=gan_meta(ds, fd.fold, cls, gcfg))
+    fit = fit_diffusion if cfg.generator == "diffusion" else fit_gan
+    fit(real, gcfg, gan_dir, resume=resume, progress=progress, meta=gan_meta(ds, fd.fold, cls, gcfg))
 
 
 def _check_gan_saw_only_train(gan_dir: Path, fd: FoldData) -> int:
@@ -96,8 +101,8 @@ def sample_class(cfg: ExperimentConfig, gan_dir: Path, syn_dir: Path, fold: int,
     if syn_dir.exists():
         shutil.rmtree(syn_dir)  # killed while sampling, inside our own run folder
     n = math.ceil(cfg.synthetic.n_per_class * cfg.synthetic.sample_factor)
-    return sample_gan(gan_dir, n, syn_dir, seed=cfg.seed + fold, checkpoint=cfg.synthetic.checkpoint,
-                      classes=classes)
+    sample = sample_diffusion if cfg.generator == "diffusion" else sample_gan
+    return sample(gan_dir, n, syn_dir, seed=cfg.seed + fold, checkpoint=cfg.synthetic.checkpoint, classes=classes)
 
 
 def _split_by_class(part: Partition, class_names: list[str]) -> dict[str, Partition]:

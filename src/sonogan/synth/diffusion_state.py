@@ -14,8 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import errno
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,7 @@ from torch import nn
 
 import sonogan
 from sonogan.errors import SonoganInputError
-from sonogan.runs import one_line
+from sonogan.torch_utils import load_torch_file
 from sonogan.synth.diffusion_config import DiffusionConfig
 from sonogan.synth.ema import make_ema
 
@@ -119,28 +117,10 @@ def is_diffusion_checkpoint(ckpt: Any) -> bool:
     return isinstance(ckpt, dict) and "unet_ema" in ckpt
 
 
-def read_checkpoint(path: str | Path) -> Any:
-    """``torch.load(weights_only=True)`` with one-line input errors for a missing, empty,
-    truncated or foreign file. Same wording as :func:`sonogan.synth.state.load_checkpoint_file`,
-    which also checks GAN-only keys, so it cannot read a diffusion checkpoint."""
-    path = Path(path)
-    if not path.is_file():
-        raise SonoganInputError(path, "checkpoint not found", "train the ddpm run first or check the run folder")
-    fix = "pass another checkpoint (--checkpoint last or a .pt path), or train the ddpm run again"
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:  # weights_only refuses pickled code: not one of ours
-        raise SonoganInputError(path, f"not a sonogan checkpoint ({one_line(exc)[:120]})", fix) from None
-    except (RuntimeError, EOFError, ValueError, OSError) as exc:  # what torch raises on a cut or empty zip
-        if isinstance(exc, OSError) and exc.errno != errno.EINVAL:
-            raise  # a real read failure (permissions, I/O), not a damaged file
-        raise SonoganInputError(path, f"checkpoint is empty, truncated or corrupt ({one_line(exc)[:120]})",
-                                fix) from None
-
-
 def load_diffusion_checkpoint(path: str | Path) -> dict[str, Any]:
     """A diffusion run's checkpoint, checked for the keys sampling and resuming need."""
-    ckpt = read_checkpoint(path)
+    ckpt = load_torch_file(path, "train the ddpm run first or check the run folder",
+                           "pass another checkpoint (--checkpoint last or a .pt path), or train the ddpm run again")
     missing = [k for k in CHECKPOINT_KEYS if k not in ckpt] if isinstance(ckpt, dict) else list(CHECKPOINT_KEYS)
     if missing:
         raise SonoganInputError(path, f"not a sonogan diffusion checkpoint (missing {missing})",

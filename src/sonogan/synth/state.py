@@ -11,8 +11,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import errno
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -23,7 +21,7 @@ from torch import nn
 
 import sonogan
 from sonogan.errors import SonoganInputError
-from sonogan.runs import one_line
+from sonogan.torch_utils import load_torch_file
 from sonogan.synth.config import GanConfig
 from sonogan.synth.ema import make_ema
 from sonogan.synth.nets import create_gan
@@ -117,19 +115,8 @@ CHECKPOINT_KEYS = ("G", "G_ema", "config", "num_classes", "classes")
 def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
     """``torch.load(weights_only=True)``: checkpoints hold tensors and plain Python values only.
     A missing, empty, truncated or foreign file is an input error naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise SonoganInputError(path, "checkpoint not found", "train the GAN first or check the run folder")
     fix = "pass another checkpoint (--checkpoint best, last or a .pt path), or train the GAN again"
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:  # weights_only refuses pickled code: not one of ours
-        raise SonoganInputError(path, f"not a sonogan checkpoint ({one_line(exc)[:120]})", fix) from None
-    except (RuntimeError, EOFError, ValueError, OSError) as exc:  # what torch raises on a cut or empty zip
-        if isinstance(exc, OSError) and exc.errno != errno.EINVAL:
-            raise  # a real read failure (permissions, I/O), not a damaged file
-        raise SonoganInputError(path, f"checkpoint is empty, truncated or corrupt ({one_line(exc)[:120]})",
-                                fix) from None
+    ckpt = load_torch_file(path, "train the GAN first or check the run folder", fix)
     missing = [k for k in CHECKPOINT_KEYS if k not in ckpt] if isinstance(ckpt, dict) else list(CHECKPOINT_KEYS)
     if missing:
         raise SonoganInputError(path, f"not a sonogan GAN checkpoint (missing {missing})", fix)

@@ -244,3 +244,17 @@ def test_diffusion_generator_in_the_protocol(tmp_path):
     assert len(syn) == 4 and (syn["generator"] == "ddpm").all() and (syn["synth_fold"] == "0").all()
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["arms"] == ["baseline", "classic", "augmented"]
+
+
+def test_rare_class_gans_fine_tune_from_a_gan_of_every_class(tmp_path):
+    cfg = tiny_config(gan_pretrain=3, classic_sweep=[], classifiers=TINY["classifiers"][:1], folds=[0],
+                      synthetic={"n_per_class": 4}, evaluation={**TINY["evaluation"], "tsne": False})
+    run = protocol.run_experiment(cfg, tmp_path / "run", progress=False)
+    fold = run / "folds" / "fold0"
+    pre = json.loads((fold / "gan-pretrain" / "run.json").read_text())
+    rare = json.loads((fold / "gan-borderline" / "run.json").read_text())
+    ds = load_dataset(run / "dataset")
+    train = Splits.load(run / "dataset" / "splits.json", ds).partition(0, "train")
+    assert set(pre["training_ids"]) == set(hashed_ids(train))  # every class, training partition only
+    assert rare["init_from"] == "gan-pretrain" and len(rare["init_sha256"]) == 64
+    assert len(rare["training_ids"]) < len(pre["training_ids"])

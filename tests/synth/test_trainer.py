@@ -99,3 +99,17 @@ def test_out_folder_is_never_overwritten(tmp_path, tiny_real, tiny_cfg):
     run = fit_gan(tiny_real, tiny_cfg(iterations=2), tmp_path / "r")
     with pytest.raises(SonoganInputError, match="already exists"):
         fit_gan(tiny_real, tiny_cfg(iterations=2), run)
+
+
+def test_init_from_another_run_and_refuse_one_that_does_not_fit(tmp_path, tiny_real, tiny_cfg):
+    base = fit_gan(tiny_real, tiny_cfg(), tmp_path / "base")
+    tuned = fit_gan(tiny_real, tiny_cfg(), tmp_path / "tuned", init=base / "checkpoints" / "last.pt")
+    fresh = fit_gan(tiny_real, tiny_cfg(), tmp_path / "fresh")
+    a, b = (load_checkpoint_file(r / "checkpoints" / "last.pt")["G"] for r in (tuned, fresh))
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # same seed, other start: other weights
+    info = json.loads((tuned / "run.json").read_text())
+    assert info["init_from"] == "base"
+    wide = fit_gan(tiny_real, tiny_cfg(ngf=8), tmp_path / "wide")
+    with pytest.raises(SonoganInputError, match="does not fit"):
+        fit_gan(tiny_real, tiny_cfg(), tmp_path / "bad", init=wide / "checkpoints" / "last.pt")
+    assert not (tmp_path / "bad").exists()  # refused before any folder was made

@@ -76,6 +76,8 @@ class ExperimentConfig(StrictModel):
                                                    "synthetic images: gan (settings in gan:) or diffusion (diffusion:)")
     gan: GanConfig = Field(default_factory=GanConfig)
     diffusion: DiffusionConfig = Field(default_factory=DiffusionConfig)
+    gan_pretrain: int = Field(0, ge=0, description="iterations of one GAN trained on every class of the fold's "
+                              "training images, from which each rare-class GAN starts instead of noise; 0 = off")
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
     classifiers: list[ClassifierTrainConfig] = Field(default_factory=lambda: [ClassifierTrainConfig()])
     ensemble: Literal["weighted", "equal"] = Field(
@@ -113,6 +115,8 @@ class ExperimentConfig(StrictModel):
         if self.synthetic.classes == "all" and not conditional:
             raise ValueError("synthetic.classes 'all' needs a class-conditional generator (gan.family cgan or "
                              "acgan, or diffusion.class_conditional: true)")
+        if self.gan_pretrain and (self.generator != "gan" or self.synthetic.classes == "all"):
+            raise ValueError("gan_pretrain applies to per-class GANs (generator: gan, synthetic.classes: rare)")
         if self.synthetic.curate is not None and self.synthetic.curate * self.synthetic.sample_factor < 1:
             raise ValueError("synthetic.curate x synthetic.sample_factor must be >= 1: curation keeps "
                              "n_per_class of the n_per_class x sample_factor sampled images")

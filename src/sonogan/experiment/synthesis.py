@@ -67,20 +67,39 @@ def _finished(run_dir: Path) -> bool:
 
 
 def train_class_gan(cfg: ExperimentConfig, ds: Dataset, fd: FoldData, cls: str | None, gan_dir: Path,
-                    progress: bool, log: Callable[[str], None]) -> None:
-    """Train (or continue) the GAN of ``cls`` (None: every class, conditional) on the fold's
-    training pixels in memory."""
+                    progress: bool, log: Callable[[str], None], init: Path | None = None,
+                    iterations: int | None = None) -> None:
+    """Train (or continue) the generator of ``cls`` (None: every class) on the fold's training
+    pixels in memory; ``init``: a GAN checkpoint to start from."""
     assert fd.fold is not None
     k = ds.spec.class_index(cls) if cls else len(ds.spec.classes)
     gcfg = gan_config(cfg, fd.fold, k)
+    if iterations is not None:
+        gcfg = gcfg.model_copy(update={"iterations": iterations})
     if gan_dir.exists() and not (gan_dir / "run.json").is_file():
         shutil.rmtree(gan_dir)  # killed while its folder was being created, inside our own run folder
     resume = (gan_dir / "run.json").is_file()
     log(f"fold {fd.fold}: GAN for {cls or 'all classes'} ({'resume' if resume else 'start'})")
     real = real_images(fd.train, list(ds.spec.classes), cls, gcfg.channels, gcfg.resolution,
                        where=f"fold {fd.fold} training partition")
-    fit = fit_diffusion if cfg.generator == "diffusion" else fit_gan
-    fit(real, gcfg, gan_dir, resume=resume, progress=progress, meta=gan_meta(ds, fd.fold, cls, gcfg))
+    meta = gan_meta(ds, fd.fold, cls, gcfg)
+    if cfg.generator == "diffusion":
+        fit_diffusion(real, gcfg, gan_dir, resume=resume, progress=progress, meta=meta)
+    else:
+        fit_gan(real, gcfg, gan_dir, resume=resume, progress=progress, meta=meta, init=init)
+
+
+def pretrained_gan(cfg: ExperimentConfig, ds: Dataset, fd: FoldData, fold_dir: Path, progress: bool,
+                   log: Callable[[str], None]) -> Path | None:
+    """``gan_pretrain`` iterations of one GAN on every class of the fold's training images (the
+    rare-class GANs fine-tune from it); None when off."""
+    if not cfg.gan_pretrain:
+        return None
+    pre_dir = fold_dir / "gan-pretrain"
+    if not _finished(pre_dir):
+        train_class_gan(cfg, ds, fd, None, pre_dir, progress, log, iterations=cfg.gan_pretrain)
+    _check_gan_saw_only_train(pre_dir, fd)
+    return pre_dir / "checkpoints" / "last.pt"
 
 
 def _check_gan_saw_only_train(gan_dir: Path, fd: FoldData) -> int:
@@ -117,11 +136,12 @@ def synthesise(cfg: ExperimentConfig, ds: Dataset, fd: FoldData, fold_dir: Path,
         raise SonoganInputError("folds", "the protocol trains generators per fold", "run it on numbered folds")
     out = Synthetic()
     targets = [None] if cfg.synthetic.classes == "all" else rare
+    init = pretrained_gan(cfg, ds, fd, fold_dir, progress, log)
     for cls in targets:
         name = cls or "all"
         gan_dir = fold_dir / f"gan-{name}"
         if not _finished(gan_dir):
-            train_class_gan(cfg, ds, fd, cls, gan_dir, progress, log)
+            train_class_gan(cfg, ds, fd, cls, gan_dir, progress, log, init=init)
         n_seen = _check_gan_saw_only_train(gan_dir, fd)
         syn_ds = sample_class(cfg, gan_dir, fold_dir / f"synthetic-{name}", fd.fold,
                               classes=None if cls else list(ds.spec.classes))

@@ -26,7 +26,7 @@ from sonogan.data.manifest import Dataset, load_dataset
 from sonogan.data.splits import manifest_sha256
 from sonogan.errors import SonoganInputError
 from sonogan.progress import progress_bar
-from sonogan.runs import RunDir, write_json
+from sonogan.runs import RunDir, sha256_file, write_json
 from sonogan.synth.augment import diff_augment
 from sonogan.synth.config import GanConfig
 from sonogan.synth.data import RealImages, load_real_images
@@ -68,11 +68,13 @@ def hashed_ids(ids: list[str]) -> list[str]:
 
 
 def fit_gan(real: RealImages, cfg: GanConfig, out: str | Path, resume: bool = False,
-            progress: bool = False, meta: dict[str, Any] | None = None) -> Path:
+            progress: bool = False, meta: dict[str, Any] | None = None, init: str | Path | None = None) -> Path:
     """Train on in-memory ``real`` images into run folder ``out`` (new, or resumed from last.pt).
 
     ``resume=True`` on a folder killed before its first checkpoint starts the training again
     inside that folder (nothing of it survived), so a resume works after a kill at any instant.
+    ``init``: a GAN checkpoint (same family and widths) whose G, D and EMA-G weights a new run
+    starts from instead of noise (fine-tuning a generator pretrained on more images).
     """
     out = Path(out)
     conditional = cfg.family in CONDITIONAL
@@ -94,14 +96,27 @@ def fit_gan(real: RealImages, cfg: GanConfig, out: str | Path, resume: bool = Fa
         state.load_checkpoint(ckpt)
         run.log(f"resumed at iteration {state.iteration}, budget {cfg.iterations}")
     else:
+        state = build_state(cfg, num_classes, device)
+        if init is not None:  # checked before any folder is made
+            start_from(state, load_checkpoint_file(init))
+            meta.update(init_from=Path(init).parent.parent.name, init_sha256=sha256_file(init))
         run = RunDir.resume(out) if resume and (out / "run.json").is_file() else \
             RunDir.create(out, seed=cfg.seed, config=cfg, kind="gan")
         run.set_info(n_train=len(real.ids), family=cfg.family, **meta)
-        state = build_state(cfg, num_classes, device)
     with run:  # a failure or Ctrl-C inside the loop marks the GAN run failed / interrupted
         run.set_info(device=str(device))
         _loop(state, real, run, device, meta, progress)
     return out
+
+
+def start_from(state: GanState, ckpt: dict[str, Any]) -> None:
+    """Load another run's nets (not its optimisers, RNG or history) into a fresh state."""
+    for name, net in (("G", state.G), ("D", state.D), ("G_ema", state.G_ema)):
+        try:
+            net.load_state_dict(ckpt[name])
+        except RuntimeError as exc:
+            raise SonoganInputError("init checkpoint", f"its {name} does not fit this GAN ({str(exc)[:80]})",
+                                    "start from a GAN of the same family, widths and resolution") from None
 
 
 def _loop(st: GanState, real: RealImages, run: RunDir, device: torch.device, meta: dict[str, Any],

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -26,11 +27,15 @@ METRICS = ["accuracy", "macro_f1", "f1/borderline", "sensitivity/borderline"]
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--keep", default=None, help="keep the demo's run folder under this parent folder")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        parent = Path(args.keep) if args.keep else Path(tmp)
         start = time.perf_counter()
-        subprocess.run([str(Path(sys.executable).parent / "sonogan"), "demo", "--out", tmp], check=True)
+        subprocess.run([str(Path(sys.executable).parent / "sonogan"), "demo", "--out", str(parent)], check=True)
         wall = time.perf_counter() - start
-        run = next(Path(tmp).glob("demo-*"))
+        run = sorted(parent.glob("demo-*"))[-1]
         demo = json.loads((run / "metrics.json").read_text())
         m = json.loads((run / "experiment" / "metrics.json").read_text())
         info = json.loads((run / "experiment" / "run.json").read_text())

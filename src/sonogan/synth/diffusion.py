@@ -45,7 +45,7 @@ from sonogan.synth.diffusion_state import (DiffusionState, build_state, ddim_sch
 from sonogan.synth.ema import ema_update
 from sonogan.synth.figures import save_final_vs_real, save_grid
 from sonogan.synth.sample import check_n, checkpoint_path, write_synthetic
-from sonogan.synth.trainer import gan_meta, hashed_ids
+from sonogan.synth.trainer import check_same_images, gan_meta, hashed_ids
 from sonogan.torch_utils import atomic_torch_save, resolve_device
 
 GRID_N = 36
@@ -115,9 +115,7 @@ def fit_diffusion(real: RealImages, cfg: DiffusionConfig, out: str | Path, resum
     last = out / "checkpoints" / "last.pt"
     if resume and last.is_file():
         ckpt = load_diffusion_checkpoint(last)
-        if list(ckpt["training_ids"]) != meta["training_ids"]:
-            raise SonoganInputError(out, "training images differ from the checkpoint's",
-                                    "resume with the same dataset, splits, fold and class")
+        check_same_images(ckpt, meta, out)
         cfg = DiffusionConfig.model_validate({**ckpt["config"], "iterations": cfg.iterations})
         run = RunDir.resume(out)
         state = build_state(cfg, int(ckpt["num_classes"]), device)  # the checkpoint's, like its config

@@ -67,6 +67,13 @@ def hashed_ids(ids: list[str]) -> list[str]:
     return [hashlib.sha256(str(i).encode()).hexdigest()[:16] for i in ids]
 
 
+def check_same_images(ckpt: dict[str, Any], meta: dict[str, Any], out: Path) -> None:
+    """A resumed generator must continue on exactly the images it started on."""
+    if list(ckpt["training_ids"]) != meta["training_ids"]:
+        raise SonoganInputError(out, "training images differ from the checkpoint's",
+                                "resume with the same dataset, splits, fold and class")
+
+
 def fit_gan(real: RealImages, cfg: GanConfig, out: str | Path, resume: bool = False,
             progress: bool = False, meta: dict[str, Any] | None = None, init: str | Path | None = None) -> Path:
     """Train on in-memory ``real`` images into run folder ``out`` (new, or resumed from last.pt).
@@ -87,9 +94,7 @@ def fit_gan(real: RealImages, cfg: GanConfig, out: str | Path, resume: bool = Fa
     last = out / "checkpoints" / "last.pt"
     if resume and last.is_file():
         ckpt = load_checkpoint_file(last)
-        if list(ckpt["training_ids"]) != meta["training_ids"]:
-            raise SonoganInputError(out, "training images differ from the checkpoint's",
-                                    "resume with the same dataset, splits, fold and class")
+        check_same_images(ckpt, meta, out)
         cfg = GanConfig.model_validate({**ckpt["config"], "iterations": cfg.iterations})
         run = RunDir.resume(out)
         state = build_state(cfg, num_classes, device)

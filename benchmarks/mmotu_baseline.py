@@ -7,7 +7,7 @@ memory in benchmarks/results/mmotu_baseline.json (entries of other variants/fold
 
 Example:
     python benchmarks/mmotu_baseline.py --folds 0 --variants scratch-64-grey,lite0-160-plain,lite0-160
-    python benchmarks/mmotu_baseline.py --variants lite0-160            # all 5 folds
+    python benchmarks/mmotu_baseline.py --variants lite0-roi-160        # all 5 folds
 """
 
 from __future__ import annotations
@@ -39,11 +39,13 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "scratch-64-grey": ("from scratch: resnet10t, 64 px grey lesion ROI, Adam, weighted CE, early stopping "
                         "(the first wave's MMOTU classifier)", {"preset": "flagship-64"}, SCRATCH),
     "lite0-160-plain": ("ImageNet-pretrained EfficientNet-Lite0, 160 px RGB scan area, Adam at a constant lr, "
-                        "no smoothing / EMA / TTA", {}, PLAIN),
-    "lite0-160": ("ImageNet-pretrained EfficientNet-Lite0, 160 px RGB scan area, full recipe", {}, {}),
-    "lite0-roi-160": ("as lite0-160 on the lesion ROI (true mask) instead of the scan area",
-                      {"preset": "roi-rgb-160"}, {}),
+                        "no smoothing / EMA / TTA", {"preset": "full-rgb-160"}, PLAIN),
+    "lite0-160": ("ImageNet-pretrained EfficientNet-Lite0, 160 px RGB scan area, full recipe",
+                  {"preset": "full-rgb-160"}, {}),
+    "lite0-roi-160": ("as lite0-160 on the lesion ROI (true mask) instead of the scan area: "
+                      "configs/mmotu-baseline.yaml", {"preset": "roi-rgb-160"}, {}),
     "lite0-224": ("as lite0-160 at 224 px", {"preset": "full-rgb-224"}, {"image_size": 224}),
+    "lite0-roi-224": ("as lite0-roi-160 at 224 px", {"preset": "roi-rgb-224"}, {"image_size": 224}),
 }
 KEYS = ["accuracy", "macro_f1", "balanced_accuracy", "f1/high_grade_serous", "f1/simple_cyst"]
 
@@ -84,7 +86,7 @@ def run_variant(name: str, dataset: Path, work: Path, folds: list[int] | None) -
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variants", default="lite0-160", help=f"comma-separated, from {', '.join(VARIANTS)}")
+    parser.add_argument("--variants", default="lite0-roi-160", help=f"comma-separated, from {', '.join(VARIANTS)}")
     parser.add_argument("--folds", default=None, help="comma-separated folds (default: all 5)")
     parser.add_argument("--work", default=str(REPO / "runs" / "bench"), help="where the dataset and runs go")
     args = parser.parse_args()
@@ -99,10 +101,11 @@ def main() -> int:
     if not (dataset / "manifest.csv").is_file():
         import_dataset(MMOTU, "mmotu", dataset, ImportOptions(link=True))
     folds = [int(f) for f in args.folds.split(",")] if args.folds else None
-    results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"entries": {}}
     for name in args.variants.split(","):
         entry = run_variant(name, dataset, work, folds)
         entry.update(peak_rss_mb=peak_rss_mb(), threads=1, host={"cpus": os.cpu_count(), "platform": platform.platform()})
+        # read just before writing: another invocation may have added its entries meanwhile
+        results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"entries": {}}
         results["entries"][f"{name}|folds={','.join(map(str, entry['folds']))}"] = entry
         RESULTS.write_text(json.dumps(results, indent=2))
         fmt = lambda v: f"{v[0]:.3f} ({v[1]:.3f}-{v[2]:.3f})"  # noqa: E731

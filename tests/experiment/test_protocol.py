@@ -258,3 +258,22 @@ def test_rare_class_gans_fine_tune_from_a_gan_of_every_class(tmp_path):
     assert set(pre["training_ids"]) == set(hashed_ids(train))  # every class, training partition only
     assert rare["init_from"] == "gan-pretrain" and len(rare["init_sha256"]) == 64
     assert len(rare["training_ids"]) < len(pre["training_ids"])
+
+
+def test_images_without_a_mask_are_announced(finished_run: Path, tmp_path):
+    import shutil
+
+    src = finished_run / "dataset"
+    ds_dir = tmp_path / "ds"
+    shutil.copytree(src, ds_dir, ignore=shutil.ignore_patterns("cache"))
+    manifest = pd.read_csv(ds_dir / "manifest.csv", dtype=str, keep_default_na=False)
+    manifest.loc[manifest.index[:3], "mask"] = ""  # three images lose their lesion mask
+    manifest.to_csv(ds_dir / "manifest.csv", index=False)
+    (ds_dir / "splits.json").unlink()
+    (ds_dir / "dataset.yaml").write_text((ds_dir / "dataset.yaml").read_text().replace("masks: required",
+                                                                                       "masks: optional"))
+    lines: list[str] = []
+    cfg = tiny_config(dataset=str(ds_dir), baseline_only=True, classic_sweep=[], folds=[0],
+                      classifiers=TINY["classifiers"][:1])
+    protocol.run_experiment(cfg, tmp_path / "run", progress=False, echo=lines.append)
+    assert any(line.startswith("3 of ") and "no lesion mask" in line for line in lines)

@@ -38,7 +38,7 @@ from sonogan.experiment.synthesis import Synthetic, curate, synthesise
 from sonogan.infer.predictor import Predictor
 from sonogan.locations import work_dir
 from sonogan.models.ensemble import equal_weights, fit_fusion_weights, fuse, write_ensemble_file
-from sonogan.preprocess.cache import build_cache
+from sonogan.preprocess.cache import build_cache, read_info
 from sonogan.preprocess.fold import FoldData, Normaliser, load_fold
 from sonogan.preprocess.presets import get_preset
 from sonogan.runs import RunDir, save_npz_atomic, write_json
@@ -247,7 +247,12 @@ def _run(cfg: ExperimentConfig, run: RunDir, progress: bool, report: ValidationR
         raise SonoganInputError(splits_path, "changed since this run started (its sha256 differs from run.json's)",
                                 "restore the original splits file, or start a new run")
     rare = check_experiment(cfg, ds, splits.n_folds)
-    build_cache(ds, cfg.preset, progress=progress, allow_no_masks=cfg.allow_no_masks)
+    info = read_info(build_cache(ds, cfg.preset, progress=progress, allow_no_masks=cfg.allow_no_masks))
+    if info["n_roi_fallback"]:  # said on the command line, not only in the cache's info.json
+        line = (f"{info['n_roi_fallback']} of {info['n_real']} images have no lesion mask: the '{cfg.preset}' "
+                "lesion ROI falls back to the whole scan area for them")
+        run.log(line)
+        echo(line)
     folds = cfg.folds if cfg.folds is not None else list(range(splits.n_folds))
     run.set_info(dataset_name=ds.spec.name, rare_classes=rare, folds=folds,
                  splits_file=splits_path.name, splits_sha256=splits_sha,

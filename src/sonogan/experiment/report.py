@@ -97,7 +97,9 @@ def small_class_warning(ds: Dataset, y: np.ndarray, groups: np.ndarray | None, n
 
 
 def _fmt(v: list[float], digits: int = 3) -> str:
-    return "n/a" if v[0] != v[0] else f"{v[0]:.{digits}f} ± {v[1]:.{digits}f}"
+    if v[0] != v[0]:
+        return "n/a"
+    return f"{v[0]:.{digits}f}" if v[1] != v[1] else f"{v[0]:.{digits}f} ± {v[1]:.{digits}f}"  # one fold: no SD
 
 
 def _gain_tables(gains: dict[str, dict], headline: list[str], where: str) -> list[Table]:
@@ -176,9 +178,12 @@ def _summary_section(cfg: ExperimentConfig, ds: Dataset, results: dict[str, Any]
         f"Dataset **{ds.spec.name}**: {len(ds.manifest)} images, classes {', '.join(names)}; rare: "
         f"{', '.join(rare)}. Folds run: {results['folds_run']}. Model: **{results['primary_model']}**. Hold-out "
         f"test: {results['n_test']} real images, fold models' probabilities averaged; 95 % CIs by percentile "
-        f"bootstrap ({cfg.evaluation.n_resamples} resamples of {unit}). Gains are augmented minus baseline with a "
-        f"*paired* bootstrap CI (same resamples for both arms) and a two-sided p-value. Synthetic images were used "
-        f"for training only; every evaluated image is real." + small_class_warning(ds, test.y, test.groups, names),
+        f"bootstrap ({cfg.evaluation.n_resamples} resamples of {unit}). "
+        + ("Gains are augmented minus baseline with a *paired* bootstrap CI (same resamples for both arms) and a "
+           "two-sided p-value. Synthetic images were used for training only; every evaluated image is real."
+           if "augmented" in results["arms"] else "No generator in this run (baseline only); every evaluated "
+                                                  "image is real.")
+        + small_class_warning(ds, test.y, test.groups, names),
         tables=[Table(rows, caption="Hold-out test, point (95 % CI)")]
         + _gain_tables(results["test"]["gain_vs_baseline"], headline, "hold-out test"))
 

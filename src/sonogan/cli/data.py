@@ -53,26 +53,38 @@ def phantom_command(
 
 @data_app.command("import")
 def import_command(
-    src: Path = typer.Argument(..., help="Source: a class-subfolder tree, a CSV file, or the MMOTU folder."),
-    fmt: str = typer.Option(..., "--format", "-f", help="Importer: folder, csv or mmotu."),
+    src: Path = typer.Argument(..., help="Source: a class-subfolder tree, a CSV file, the MMOTU folder, or a DICOM tree SRC/<class>/**."),
+    fmt: str = typer.Option(..., "--format", "-f", help="Importer: folder, csv, mmotu or dicom."),
     out: Path = typer.Option(..., "--out", help="New dataset folder (must not exist or be empty)."),
     spec: Optional[Path] = typer.Option(None, "--spec", help="dataset.yaml to use (class order, rare classes, clinical variable types)."),
     link: bool = typer.Option(False, "--link", help="Symlink the images instead of copying them."),
     name: Optional[str] = typer.Option(None, "--name", help="Dataset name."),
     rare: Optional[str] = typer.Option(None, "--rare", help="Comma-separated rare classes."),
+    salt: Optional[str] = typer.Option(None, "--salt", help="dicom: secret salt for the patient-id hashes (default: the .sonogan-salt file beside --out, made once)."),
 ) -> None:
     """Import images into a sonogan dataset (manifest.csv + dataset.yaml) and validate it.
 
     Example: sonogan data import ../shared/datasets/mmotu-2d --format mmotu --out runs/mmotu --link
     """
     from sonogan.data.importers import ImportOptions, import_dataset
+    from sonogan.data.importers.dicom import DicomImportOptions, read_report
+    from sonogan.errors import SonoganInputError
 
-    options = ImportOptions(link=link, spec=spec, name=name,
-                            rare_classes=[r.strip() for r in rare.split(",")] if rare else None)
+    if salt is not None and fmt != "dicom":
+        raise SonoganInputError("--salt", f"only the dicom importer hashes patient ids (not {fmt})", "drop --salt")
+    fields = dict(link=link, spec=spec, name=name,
+                  rare_classes=[r.strip() for r in rare.split(",")] if rare else None)
+    options = DicomImportOptions(**fields, salt=salt) if fmt == "dicom" else ImportOptions(**fields)
     ds = import_dataset(src, fmt, out, options, progress=True)
     counts = ds.manifest["label"].value_counts()
     console.print(f"imported {len(ds.manifest)} images in {len(ds.spec.classes)} classes -> [bold]{out}[/]")
     console.print(", ".join(f"{c}: {counts.get(c, 0)}" for c in ds.spec.classes))
+    report = read_report(out) if fmt == "dicom" else None
+    if report and report["skipped"]:
+        console.print(f"[yellow]skipped {len(report['skipped'])} files[/] (listed in {out / 'import-report.json'}):",
+                      highlight=False)
+        for item in report["skipped"]:
+            console.print(f"  {item['file']}: {item['reason']}", highlight=False, markup=False)
 
 
 @data_app.command("relabel")

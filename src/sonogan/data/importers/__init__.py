@@ -1,6 +1,6 @@
-"""Importers: turn a source (class folders, a CSV, MMOTU) into a sonogan dataset folder.
+"""Importers: turn a source (class folders, a CSV, MMOTU, DICOM files) into a sonogan dataset folder.
 
-One registry, ``IMPORTERS`` ("folder", "csv", "mmotu"); each factory is
+One registry, ``IMPORTERS`` ("folder", "csv", "mmotu", "dicom"); each factory is
 ``factory(src, out, options) -> Dataset``. :func:`import_dataset` refuses a non-empty
 ``out``, imports (copy or symlink; the source is never modified), validates, and on any
 error removes the half-made ``out`` and names the user's original files (every problem
@@ -27,6 +27,7 @@ from sonogan.runs import ensure_new_dir
 
 # importing the modules registers them
 from sonogan.data.importers import csv as _csv  # noqa: E402,F401
+from sonogan.data.importers import dicom as _dicom  # noqa: E402,F401
 from sonogan.data.importers import folder as _folder  # noqa: E402,F401
 from sonogan.data.importers import mmotu as _mmotu  # noqa: E402,F401
 

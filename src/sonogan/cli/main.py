@@ -21,6 +21,7 @@ from sonogan import __version__
 from sonogan.cli.data import data_app
 from sonogan.cli.demo import demo_command
 from sonogan.cli.experiment import experiment_command
+from sonogan.cli.export import export_command
 from sonogan.cli.preprocess import preprocess_command
 from sonogan.cli.synth import synth_app
 from sonogan.errors import EXIT_INPUT_ERROR, EXIT_INTERRUPTED, RunInterrupted, SonoganInputError, disk_error_line
@@ -38,6 +39,7 @@ app.add_typer(data_app, name="data", help="Import, generate, validate, split and
 app.command("preprocess")(preprocess_command)
 app.command("demo")(demo_command)
 app.command("experiment")(experiment_command)
+app.command("export")(export_command)
 app.add_typer(synth_app, name="synth", help="Train GANs on a fold's rare class and sample synthetic images.")
 
 

@@ -279,3 +279,21 @@ def test_cli_import_lists_skipped_and_checks_options(tmp_path, cli) -> None:
     code, _, err = cli(["data", "import", str(tmp_path / "src"), "--format", "dicom",
                         "--out", str(tmp_path / "l"), "--link"])
     assert code == 2 and "nothing to link" in err
+
+
+def test_undecodable_compression_is_skipped_naming_the_syntax(tmp_path) -> None:
+    from pydicom import dcmread
+    from pydicom.uid import JPEGLosslessSV1
+
+    for i, patient in enumerate(("p1", "p2", "p3", "p4")):  # two classes of two patients: a valid dataset
+        write_dicom(tmp_path / "src" / ("benign", "malignant")[i // 2] / f"ok{i}.dcm", gradient(40, 40, i), patient,
+                    regions=[(0, 0, 39, 39, 1)])
+    path = tmp_path / "src" / "benign" / "lossless.dcm"
+    write_dicom(path, gradient(40, 40), "p1", jpeg=True)
+    ds = dcmread(path)
+    ds.file_meta.TransferSyntaxUID = JPEGLosslessSV1  # no JPEG-lossless decoder is installed on purpose
+    ds.save_as(path, enforce_file_format=True)
+    imported = import_dataset(tmp_path / "src", "dicom", tmp_path / "out", DicomImportOptions(salt="s"))
+    (item,) = read_report(imported.root)["skipped"]
+    assert item["file"] == "benign/lossless.dcm" and item["reason"].startswith("pixel data cannot be decoded (JPEG Lossless")
+    assert len(imported.manifest) == 4

@@ -15,7 +15,7 @@ from sonogan.errors import SonoganInputError
 
 
 def test_registry_names() -> None:
-    assert IMPORTERS.names() == ["csv", "folder", "mmotu"]
+    assert IMPORTERS.names() == ["csv", "dicom", "folder", "mmotu"]
 
 
 @pytest.mark.parametrize("link", [False, True])

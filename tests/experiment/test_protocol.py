@@ -18,6 +18,7 @@ from sonogan.data.splits import Splits
 from sonogan.experiment import protocol
 from sonogan.experiment.config import ExperimentConfig
 from sonogan.infer import Predictor
+from sonogan.infer.calibration import apply_temperature
 from sonogan.preprocess.fold import load_fold
 from sonogan.synth.trainer import hashed_ids
 
@@ -111,12 +112,24 @@ def test_predictor_rebuilt_from_files_reproduces_the_experiment(finished_run: Pa
     preds = np.load(finished_run / "folds" / "fold1" / "predictions.npz")
     arm = finished_run / "folds" / "fold1" / "augmented"
     single = Predictor.load(arm / "resnet10t" / "best.pt")
+    # the Predictor applies the temperature fitted on the fold's validation predictions
+    calibration = json.loads((finished_run / "folds" / "fold1" / "fold.json").read_text())["calibration"]
+    t_single = calibration["augmented"]["resnet10t"]["temperature"]
+    assert single.temperature == t_single and t_single > 0
+    expected = apply_temperature(preds["augmented|resnet10t|test"], t_single)
+    assert np.allclose(single.predict_pixels(fd.test.images), expected, atol=1e-6)
+    single.temperature = 1.0  # uncalibrated: exactly the experiment's raw probabilities
     assert np.allclose(single.predict_pixels(fd.test.images), preds["augmented|resnet10t|test"], atol=1e-6)
     fused = Predictor.load(arm / "ensemble.json")
+    assert fused.temperature == calibration["augmented"]["ensemble"]["temperature"]
+    fused.temperature = 1.0
     assert np.allclose(fused.predict_pixels(fd.test.images), preds["augmented|ensemble|test"], atol=1e-6)
     # from decoded files through the checkpoint's own preset: the cache's pixels, so the same answer
     row = ds.manifest.set_index("image_id").loc[fd.test.ids[0]]
     image = cv2.cvtColor(cv2.imread(str(ds.path(row["image"]))), cv2.COLOR_BGR2RGB)
+    metrics = json.loads((finished_run / "metrics.json").read_text())
+    ece = metrics["calibration"]["1"]["augmented"]["ensemble"]
+    assert 0 <= ece["ece_test"] <= 1 and 0 <= ece["ece_test_calibrated"] <= 1
     mask = cv2.imread(str(ds.path(row["mask"])), cv2.IMREAD_GRAYSCALE) if row["mask"] else None
     assert np.array_equal(fused.prepare(image, mask), fd.test.images[0])
     assert np.allclose(fused.predict_images([image], [mask])[0], preds["augmented|ensemble|test"][0], atol=1e-6)

@@ -35,7 +35,10 @@ from sonogan.experiment.config import ExperimentConfig
 from sonogan.experiment.features import save_tsne_features
 from sonogan.experiment.results import ENSEMBLE, ENSEMBLE_EQUAL
 from sonogan.experiment.synthesis import Synthetic, curate, synthesise
+from sonogan.evaluate.calibration import expected_calibration_error
+from sonogan.infer.calibration import apply_temperature, fit_temperature
 from sonogan.infer.predictor import Predictor
+from sonogan.models.checkpoint import set_calibration
 from sonogan.locations import work_dir
 from sonogan.models.ensemble import equal_weights, fit_fusion_weights, fuse, write_ensemble_file
 from sonogan.preprocess.cache import build_cache, read_info
@@ -92,7 +95,7 @@ def train_arm(cfg: ExperimentConfig, clf_index: int, arm: Arm, fd: FoldData, syn
     pred_path = arm_dir / "predictions.npz"
     if pred_path.is_file():
         saved = np.load(pred_path)
-        return {"val": saved["val"], "test": saved["test"]}
+        return {"val": saved["val"], "test": saved["test"], "temperature": saved["temperature"]}
     base = cfg.classifiers[clf_index]
     update: dict[str, Any] = {"seed": cfg.seed + fd.fold, "device": cfg.device, "num_threads": cfg.num_threads}
     if arm.classic_augment:
@@ -109,6 +112,11 @@ def train_arm(cfg: ExperimentConfig, clf_index: int, arm: Arm, fd: FoldData, syn
                               description=f"fold {fd.fold} {arm.name} {ccfg.model}")
     probs = {part: predict_proba(result.model, x, tta=ccfg.tta) for part, x in (("val", val_x),
                                                                                 ("test", to_x(fd.test.images)))}
+    # temperature scaling fitted on this fold's validation predictions; the saved probabilities
+    # stay raw (every metric uses them), the checkpoint carries T for the Predictor
+    probs["temperature"] = np.array(fit_temperature(np.log(np.clip(probs["val"], 1e-12, 1)), fd.val.labels))
+    set_calibration(result.best_path, {"temperature": float(probs["temperature"]),
+                                       "fitted_on": f"fold {fd.fold} validation predictions"})
     save_npz_atomic(pred_path, **probs)
     return probs
 
@@ -127,10 +135,13 @@ def _fuse_arm(cfg: ExperimentConfig, arm_dir: Path, by_model: dict[str, dict[str
     """Add the fused ensemble (and the equal-weight reference) to ``by_model``; write ensemble.json."""
     members = dict(by_model)
     by_model[ENSEMBLE], weights = fuse_members(cfg, members, val_y, cfg.ensemble)
+    by_model[ENSEMBLE]["temperature"] = np.array(
+        fit_temperature(np.log(np.clip(by_model[ENSEMBLE]["val"], 1e-12, 1)), val_y))
     if cfg.ensemble == "weighted":  # equal weights as the reference the fitted weights must beat
         by_model[ENSEMBLE_EQUAL], _ = fuse_members(cfg, members, val_y, "equal")
     write_ensemble_file(arm_dir / "ensemble.json", {m: Path(m) / "best.pt" for m in members}, weights,
-                        "validation log-loss" if cfg.ensemble == "weighted" else "equal weights")
+                        "validation log-loss" if cfg.ensemble == "weighted" else "equal weights",
+                        temperature=float(by_model[ENSEMBLE]["temperature"]))
     return weights
 
 
@@ -140,6 +151,13 @@ def curate_with_baseline(cfg: ExperimentConfig, syn: Synthetic, fold_dir: Path) 
     predictor = Predictor.load(fold_dir / "baseline" / cfg.classifiers[0].model / "best.pt")
     probs = {cls: predictor.predict_pixels(part.images) for cls, part in syn.by_class.items()}
     return curate(syn, probs, keep=cfg.synthetic.n_per_class)
+
+
+def calibration_summary(p: dict[str, np.ndarray], test_y: np.ndarray) -> dict[str, float]:
+    """The fitted temperature and the hold-out ECE before / after it (T was fitted on validation)."""
+    t = float(p["temperature"])
+    return {"temperature": t, "ece_test": expected_calibration_error(test_y, p["test"]),
+            "ece_test_calibrated": expected_calibration_error(test_y, apply_temperature(p["test"], t))}
 
 
 def fold_summary(fold: int, preds: dict[str, dict[str, dict[str, np.ndarray]]], val_y: np.ndarray,
@@ -190,10 +208,12 @@ def run_fold(cfg: ExperimentConfig, ds: Dataset, splits: Splits, fold: int, run:
     save_npz_atomic(fold_dir / "predictions.npz", **{"y|val": fd.val.labels, "y|test": fd.test.labels},
                     **{f"{arm}|{model}|{part}": p[part] for arm, by_model in preds.items()
                        for model, p in by_model.items() for part in ("val", "test")})
+    calibration = {arm: {model: calibration_summary(p, fd.test.labels) for model, p in by_model.items()
+                         if "temperature" in p} for arm, by_model in preds.items()}
     record = {"fold": fold, "val_ids": fd.val.ids, "test_ids": fd.test.ids, "n_train_real": len(fd.train),
               "train_class_counts": np.bincount(fd.train.labels, minlength=len(ds.spec.classes)).tolist(),
               "normaliser": fd.normaliser.to_dict(), "synthetic": syn.info, "fusion_weights": weights,
-              "members": [c.model for c in cfg.classifiers],
+              "members": [c.model for c in cfg.classifiers], "calibration": calibration,
               "summary": fold_summary(fold, preds, fd.val.labels, primary_model(cfg), ds.spec.classes, rare)}
     write_json(done, record)
     return record

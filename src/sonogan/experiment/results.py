@@ -132,4 +132,5 @@ def compute_results(cfg: ExperimentConfig, ds: Dataset, pooled: tuple[Pooled, Po
         "per_fold": folds,
         "fusion_weights": {r["fold"]: r.get("fusion_weights", {}) for r in records},
         "synthetic": {r["fold"]: r.get("synthetic", {}) for r in records},
+        "calibration": {r["fold"]: r.get("calibration", {}) for r in records},
     }

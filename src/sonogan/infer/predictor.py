@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from sonogan.errors import SonoganInputError
+from sonogan.infer.calibration import apply_temperature
 from sonogan.models.checkpoint import load_classifier
 from sonogan.models.ensemble import fuse, read_ensemble_file
 from sonogan.preprocess.fold import Normaliser
@@ -50,6 +52,7 @@ class Predictor:
     weights: np.ndarray
     class_names: list[str]
     preset: PreprocessConfig
+    temperature: float = 1.0      # fitted on validation (sonogan.infer.calibration); 1 = uncalibrated
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> "Predictor":
@@ -57,8 +60,10 @@ class Predictor:
         path = Path(path)
         if path.suffix == ".json":
             paths, weights = read_ensemble_file(path)
+            temperature = float(json.loads(path.read_text(encoding="utf-8")).get("temperature", 1.0))
         else:
             paths, weights = {path.parent.name or "model": path}, np.ones(1)
+            temperature = None
         loaded = [(name, *load_classifier(p, map_location=device)) for name, p in paths.items()]
         metas = [meta for _, _, meta in loaded]
         for meta, p in zip(metas, paths.values()):
@@ -74,7 +79,10 @@ class Predictor:
                           meta["input"]["image_size"] or PreprocessConfig.model_validate(meta["preprocess"]).size,
                           meta["input"].get("tta", "none"))
                    for name, model, meta in loaded]
-        return cls(members, weights, list(first["class_names"]), PreprocessConfig.model_validate(first["preprocess"]))
+        if temperature is None:  # one checkpoint: its own fitted temperature, if any
+            temperature = float(first.get("calibration", {}).get("temperature", 1.0))
+        return cls(members, weights, list(first["class_names"]), PreprocessConfig.model_validate(first["preprocess"]),
+                   temperature)
 
     def prepare(self, image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """One decoded image (and optional lesion mask) -> the preset's uint8 (S, S, C) pixels."""
@@ -84,7 +92,8 @@ class Predictor:
         """Probabilities (N, C) of already preprocessed uint8 (N, S, S, C) pixels."""
         probs = [predict_proba(m.model, m.normaliser(pixels, m.in_chans, m.image_size), batch_size, m.tta)
                  for m in self.members]
-        return fuse(probs, self.weights)
+        fused = fuse(probs, self.weights)
+        return fused if self.temperature == 1.0 else apply_temperature(fused, self.temperature)
 
     def predict_images(self, images: Sequence[np.ndarray],
                        masks: Sequence[np.ndarray | None] | None = None) -> np.ndarray:

@@ -111,3 +111,11 @@ def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") 
     model.to(map_location).eval()
     meta = {k: v for k, v in blob.items() if k != "state_dict"}
     return model, meta
+
+
+def set_calibration(path: str | Path, calibration: dict[str, Any]) -> Path:
+    """Store a fitted calibration (e.g. ``{"temperature": T, "fitted_on": ...}``) in the checkpoint
+    at ``path``, atomically; :class:`sonogan.infer.Predictor` applies it."""
+    blob = read_checkpoint(path)
+    blob["calibration"] = dict(calibration)
+    return atomic_torch_save(blob, path)

@@ -107,7 +107,8 @@ def fit_fusion_weights(probs: Sequence[np.ndarray], y: np.ndarray, objective: st
 ENSEMBLE_FORMAT = "sonogan-ensemble"
 
 
-def write_ensemble_file(path: Path, members: dict[str, Path], weights: Sequence[float], objective: str) -> Path:
+def write_ensemble_file(path: Path, members: dict[str, Path], weights: Sequence[float], objective: str,
+                        temperature: float = 1.0) -> Path:
     """``ensemble.json``: member checkpoints by path RELATIVE to the file's folder (the folder
     can be moved or shared) and their simplex weights."""
     rel = {}
@@ -116,7 +117,8 @@ def write_ensemble_file(path: Path, members: dict[str, Path], weights: Sequence[
             raise SonoganInputError(path, f"member '{name}' has an absolute path", "give paths relative to the file")
         rel[name] = Path(member).as_posix()
     write_json(path, {"format": ENSEMBLE_FORMAT, "version": 1, "members": rel,
-                      "weights": [float(w) for w in weights], "objective": objective})
+                      "weights": [float(w) for w in weights], "objective": objective,
+                      "temperature": float(temperature)})
     return path
 
 

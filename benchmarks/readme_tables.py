@@ -40,7 +40,7 @@ def demo_block(r: dict[str, Any]) -> str:
             cells = [f"{r['ci'][scope][a][metric][0]:.3f} ({gain(r['gain_vs_baseline'][scope][a][metric])})"
                      for a in arms]
             rows.append(f"| {label} | {metric} | {ci(r['ci'][scope]['baseline'][metric])} | " + " | ".join(cells) + " |")
-    stages = ", ".join(f"{k} {v:.0f} s" for k, v in r["stage_s"].items())
+    stages = ", ".join(f"{k} {v:.1f} s" for k, v in r["stage_s"].items())
     return (f"`sonogan demo`: **{r['wall_s'] / 60:.1f} min** wall on {r['host']['cpus']} CPU cores "
             f"({stages}; {r['num_threads']} torch thread). Model: {r['primary_model']}; 95 % percentile bootstrap "
             f"CIs, gains are paired.\n\n" + "\n".join(rows))

@@ -19,6 +19,7 @@ import platform
 import resource
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,14 +67,33 @@ def variant_config(name: str, dataset: Path, folds: list[int] | None) -> Any:
     return ExperimentConfig.model_validate(data)
 
 
-def run_variant(name: str, dataset: Path, work: Path, folds: list[int] | None) -> dict[str, Any]:
+def finished_run(work: Path, cfg: Any) -> tuple[Path, float] | None:
+    """The latest completed run of this exact config under ``work`` and its wall time, if any."""
+    from sonogan.config import to_yaml
+
+    for run in sorted(work.glob(f"{cfg.name}-*"), reverse=True):
+        info_path = run / "run.json"
+        if not info_path.is_file() or (run / "config.yaml").read_text() != to_yaml(cfg):
+            continue
+        info = json.loads(info_path.read_text())
+        if info.get("status") == "completed" and not info.get("resumed"):
+            wall = datetime.fromisoformat(info["finished"]) - datetime.fromisoformat(info["started"])
+            return run, wall.total_seconds()
+    return None
+
+
+def run_variant(name: str, dataset: Path, work: Path, folds: list[int] | None, reuse: bool) -> dict[str, Any]:
     from sonogan.experiment.protocol import run_experiment
     from sonogan.runs import next_run_dir
 
     cfg = variant_config(name, dataset, folds)
-    start = time.perf_counter()
-    run = run_experiment(cfg, next_run_dir(work, cfg.name), progress=sys.stdout.isatty())
-    wall = time.perf_counter() - start
+    found = finished_run(work, cfg) if reuse else None
+    if found is not None:  # an uninterrupted finished run of the same config: record it, train nothing
+        run, wall = found
+    else:
+        start = time.perf_counter()
+        run = run_experiment(cfg, next_run_dir(work, cfg.name), progress=sys.stdout.isatty())
+        wall = time.perf_counter() - start
     m = json.loads((run / "metrics.json").read_text())
     clf = cfg.classifiers[0]
     return {"variant": name, "what": VARIANTS[name][0], "folds": m["folds_run"], "preset": cfg.preset,
@@ -89,6 +109,8 @@ def main() -> int:
     parser.add_argument("--variants", default="lite0-roi-160", help=f"comma-separated, from {', '.join(VARIANTS)}")
     parser.add_argument("--folds", default=None, help="comma-separated folds (default: all 5)")
     parser.add_argument("--work", default=str(REPO / "runs" / "bench"), help="where the dataset and runs go")
+    parser.add_argument("--reuse", action="store_true", help="record an existing uninterrupted finished run of "
+                        "the same config (its own wall time) instead of training again")
     args = parser.parse_args()
     if not MMOTU.is_dir():
         print(f"MMOTU not found at {MMOTU}; this benchmark needs ../shared/datasets/mmotu-2d (skipped)")
@@ -102,7 +124,7 @@ def main() -> int:
         import_dataset(MMOTU, "mmotu", dataset, ImportOptions(link=True))
     folds = [int(f) for f in args.folds.split(",")] if args.folds else None
     for name in args.variants.split(","):
-        entry = run_variant(name, dataset, work, folds)
+        entry = run_variant(name, dataset, work, folds, args.reuse)
         entry.update(peak_rss_mb=peak_rss_mb(), threads=1, host={"cpus": os.cpu_count(), "platform": platform.platform()})
         # read just before writing: another invocation may have added its entries meanwhile
         results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"entries": {}}

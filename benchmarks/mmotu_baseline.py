@@ -101,7 +101,8 @@ def run_variant(name: str, dataset: Path, work: Path, folds: list[int] | None, r
             "n_cv": m["n_cv"], "n_test": m["n_test"], "wall_s": round(wall, 1),
             "cv": {k: m["cv"]["ci"]["baseline"][k] for k in KEYS},
             "test": {k: m["test"]["ci"]["baseline"][k] for k in KEYS},
-            "run": str(run.relative_to(REPO)) if run.is_relative_to(REPO) else run.name}
+            "run": str(run.relative_to(REPO)) if run.is_relative_to(REPO) else run.name,
+            "peak_rss_mb": None if found is not None else peak_rss_mb()}  # a recorded run's memory is unknown
 
 
 def main() -> int:
@@ -125,7 +126,7 @@ def main() -> int:
     folds = [int(f) for f in args.folds.split(",")] if args.folds else None
     for name in args.variants.split(","):
         entry = run_variant(name, dataset, work, folds, args.reuse)
-        entry.update(peak_rss_mb=peak_rss_mb(), threads=1, host={"cpus": os.cpu_count(), "platform": platform.platform()})
+        entry.update(threads=1, host={"cpus": os.cpu_count(), "platform": platform.platform()})
         # read just before writing: another invocation may have added its entries meanwhile
         results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"entries": {}}
         results["entries"][f"{name}|folds={','.join(map(str, entry['folds']))}"] = entry

@@ -43,7 +43,7 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,9 +53,9 @@ from torch import nn
 import sonogan
 from sonogan.errors import SonoganInputError
 from sonogan.infer.calibration import apply_temperature
-from sonogan.infer.predictor import Member, Predictor
+from sonogan.infer.predictor import ImageInput, Member, Predictor
 from sonogan.models.ensemble import fuse
-from sonogan.preprocess.presets import PreprocessConfig, apply_preset
+from sonogan.preprocess.presets import PreprocessConfig
 from sonogan.runs import write_json
 from sonogan.train.recipe import tta_logits
 
@@ -226,7 +226,7 @@ def read_onnx_meta(path: str | Path) -> tuple[Path, dict[str, Any]]:
 
 
 @dataclass
-class OnnxPredictor:
+class OnnxPredictor(ImageInput):
     """ONNX Runtime members sharing one preset, fused with simplex weights: the Predictor's API."""
 
     sessions: list[Any]
@@ -250,10 +250,6 @@ class OnnxPredictor:
         return cls(sessions, [m["name"] for m in meta["members"]], np.asarray(meta["weights"], dtype=np.float64),
                    list(meta["class_names"]), preset, float(meta.get("temperature", 1.0)))
 
-    def prepare(self, image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        """One decoded image (and optional lesion mask) -> the preset's uint8 (S, S, C) pixels."""
-        return apply_preset(self.preset, image, mask)[0]
-
     def predict_pixels(self, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Probabilities (N, K) float64 of already preprocessed uint8 (N, S, S, C) pixels."""
         want = (self.preset.size, self.preset.size, self.preset.channels)
@@ -270,12 +266,3 @@ class OnnxPredictor:
         outs = [session.run(None, {INPUT_NAME: x[i:i + batch_size]})[0] for i in range(0, len(x), batch_size)]
         return np.concatenate(outs).astype(np.float64) if outs else np.zeros((0, len(self.class_names)))
 
-    def predict_images(self, images: Sequence[np.ndarray],
-                       masks: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
-        """Probabilities (N, K) of decoded images (uint8 grey or RGB), with optional lesion masks."""
-        masks = list(masks) if masks is not None else [None] * len(images)
-        if len(masks) != len(images):
-            raise SonoganInputError("predict", f"{len(masks)} masks for {len(images)} images",
-                                    "pass one mask (or None) per image")
-        pixels = np.stack([self.prepare(img, m) for img, m in zip(images, masks)])
-        return self.predict_pixels(pixels)

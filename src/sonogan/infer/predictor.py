@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -44,8 +45,33 @@ class Member:
     tta: str = "none"
 
 
+class ImageInput(ABC):
+    """Decoded images -> the preset's pixels -> ``predict_pixels``: shared by the PyTorch and the
+    ONNX Runtime predictors, which differ only in how they run the networks."""
+
+    preset: PreprocessConfig
+
+    @abstractmethod
+    def predict_pixels(self, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Probabilities (N, C) of already preprocessed uint8 (N, S, S, C) pixels."""
+
+    def prepare(self, image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        """One decoded image (and optional lesion mask) -> the preset's uint8 (S, S, C) pixels."""
+        return apply_preset(self.preset, image, mask)[0]
+
+    def predict_images(self, images: Sequence[np.ndarray],
+                       masks: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
+        """Probabilities (N, C) of decoded images (uint8 grey or RGB), with optional lesion masks."""
+        masks = list(masks) if masks is not None else [None] * len(images)
+        if len(masks) != len(images):
+            raise SonoganInputError("predict", f"{len(masks)} masks for {len(images)} images",
+                                    "pass one mask (or None) per image")
+        pixels = np.stack([self.prepare(img, m) for img, m in zip(images, masks)])
+        return self.predict_pixels(pixels)
+
+
 @dataclass
-class Predictor:
+class Predictor(ImageInput):
     """Members sharing one preprocessing preset, fused with simplex weights."""
 
     members: list[Member]
@@ -84,26 +110,12 @@ class Predictor:
         return cls(members, weights, list(first["class_names"]), PreprocessConfig.model_validate(first["preprocess"]),
                    temperature)
 
-    def prepare(self, image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        """One decoded image (and optional lesion mask) -> the preset's uint8 (S, S, C) pixels."""
-        return apply_preset(self.preset, image, mask)[0]
-
     def predict_pixels(self, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Probabilities (N, C) of already preprocessed uint8 (N, S, S, C) pixels."""
         probs = [predict_proba(m.model, m.normaliser(pixels, m.in_chans, m.image_size), batch_size, m.tta)
                  for m in self.members]
         fused = fuse(probs, self.weights)
         return fused if self.temperature == 1.0 else apply_temperature(fused, self.temperature)
-
-    def predict_images(self, images: Sequence[np.ndarray],
-                       masks: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
-        """Probabilities (N, C) of decoded images (uint8 grey or RGB), with optional lesion masks."""
-        masks = list(masks) if masks is not None else [None] * len(images)
-        if len(masks) != len(images):
-            raise SonoganInputError("predict", f"{len(masks)} masks for {len(images)} images",
-                                    "pass one mask (or None) per image")
-        pixels = np.stack([self.prepare(img, m) for img, m in zip(images, masks)])
-        return self.predict_pixels(pixels)
 
     @property
     def device(self) -> torch.device:

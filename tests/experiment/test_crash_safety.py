@@ -214,12 +214,14 @@ def test_second_writer_is_refused_and_the_first_completes(config, reference, tmp
 
 def test_ctrl_c_exits_130_with_the_resume_command(config, reference, tmp_path):
     run = tmp_path / "run"
+    # A shell that starts the tests in the background (nohup ... &) passes SIGINT on as *ignored*,
+    # and then Python never turns it into KeyboardInterrupt: give the child the default disposition,
+    # as a terminal's Ctrl-C would find it.
     proc = subprocess.Popen([sys.executable, "-m", "sonogan.cli.main", "experiment", str(config), "--out", str(run)],
-                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + TIMEOUT_S
-    # after the first epoch is written, so the imports are over: a few third-party imports use a
-    # bare `except:` that would swallow a Ctrl-C arriving in the middle of them
-    while not (any(run.glob("folds/fold0/baseline/*/history.json")) and not (run / "folds/fold0/fold.json").exists()):
+    while not KILL_POINTS["classifiers training"](run):
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
         time.sleep(0.005)
     os.kill(proc.pid, signal.SIGINT)

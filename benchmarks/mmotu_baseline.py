@@ -55,7 +55,7 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
 
 
-def variant_config(name: str, dataset: Path, folds: list[int] | None) -> Any:
+def variant_config(name: str, dataset: Path, folds: list[int] | None, threads: int = 1) -> Any:
     from sonogan.config import load_config
     from sonogan.experiment.config import ExperimentConfig
 
@@ -63,7 +63,7 @@ def variant_config(name: str, dataset: Path, folds: list[int] | None) -> Any:
     _, top, clf = VARIANTS[name]
     classifier = base.classifiers[0].model_dump() | clf
     data = base.model_dump() | top | {"name": f"mmotu-baseline-{name}", "dataset": str(dataset), "folds": folds,
-                                      "classifiers": [classifier]}
+                                      "classifiers": [classifier], "num_threads": threads}
     return ExperimentConfig.model_validate(data)
 
 
@@ -82,11 +82,12 @@ def finished_run(work: Path, cfg: Any) -> tuple[Path, float] | None:
     return None
 
 
-def run_variant(name: str, dataset: Path, work: Path, folds: list[int] | None, reuse: bool) -> dict[str, Any]:
+def run_variant(name: str, dataset: Path, work: Path, folds: list[int] | None, reuse: bool,
+                threads: int = 1) -> dict[str, Any]:
     from sonogan.experiment.protocol import run_experiment
     from sonogan.runs import next_run_dir
 
-    cfg = variant_config(name, dataset, folds)
+    cfg = variant_config(name, dataset, folds, threads)
     found = finished_run(work, cfg) if reuse else None
     if found is not None:  # an uninterrupted finished run of the same config: record it, train nothing
         run, wall = found
@@ -102,7 +103,7 @@ def run_variant(name: str, dataset: Path, work: Path, folds: list[int] | None, r
             "cv": {k: m["cv"]["ci"]["baseline"][k] for k in KEYS},
             "test": {k: m["test"]["ci"]["baseline"][k] for k in KEYS},
             "run": str(run.relative_to(REPO)) if run.is_relative_to(REPO) else run.name,
-            "peak_rss_mb": None if found is not None else peak_rss_mb()}  # a recorded run's memory is unknown
+            "peak_rss_mb": None if found is not None else peak_rss_mb(), "threads": cfg.num_threads}  # a recorded run's memory is unknown
 
 
 def main() -> int:
@@ -110,6 +111,8 @@ def main() -> int:
     parser.add_argument("--variants", default="lite0-roi-160", help=f"comma-separated, from {', '.join(VARIANTS)}")
     parser.add_argument("--folds", default=None, help="comma-separated folds (default: all 5)")
     parser.add_argument("--work", default=str(REPO / "runs" / "bench"), help="where the dataset and runs go")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (part of the config: numbers "
+                        "depend on it)")
     parser.add_argument("--reuse", action="store_true", help="record an existing uninterrupted finished run of "
                         "the same config (its own wall time) instead of training again")
     args = parser.parse_args()
@@ -125,8 +128,8 @@ def main() -> int:
         import_dataset(MMOTU, "mmotu", dataset, ImportOptions(link=True))
     folds = [int(f) for f in args.folds.split(",")] if args.folds else None
     for name in args.variants.split(","):
-        entry = run_variant(name, dataset, work, folds, args.reuse)
-        entry.update(threads=1, host={"cpus": os.cpu_count(), "platform": platform.platform()})
+        entry = run_variant(name, dataset, work, folds, args.reuse, args.threads)
+        entry.update(host={"cpus": os.cpu_count(), "platform": platform.platform()})
         # read just before writing: another invocation may have added its entries meanwhile
         results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"entries": {}}
         results["entries"][f"{name}|folds={','.join(map(str, entry['folds']))}"] = entry

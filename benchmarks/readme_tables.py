@@ -48,13 +48,13 @@ def demo_block(r: dict[str, Any]) -> str:
 
 def baseline_block(r: dict[str, Any]) -> str:
     rows = ["| variant | weights | folds | CV accuracy | CV macro-F1 | CV F1 high-grade serous | CV F1 simple cyst | "
-            "hold-out accuracy | hold-out macro-F1 | wall |", "|" + "---|" * 10]
+            "hold-out accuracy | hold-out macro-F1 | wall, torch threads |", "|" + "---|" * 10]
     for e in r["entries"].values():
         cv, test = e["cv"], e["test"]
         rows.append(f"| `{e['variant']}`: {e['what']} | {e['weights']} | {','.join(map(str, e['folds']))} | "
                     f"{ci(cv['accuracy'])} | {ci(cv['macro_f1'])} | {ci(cv['f1/high_grade_serous'])} | "
                     f"{ci(cv['f1/simple_cyst'])} | {ci(test['accuracy'])} | {ci(test['macro_f1'])} | "
-                    f"{e['wall_s'] / 60:.1f} min |")
+                    f"{e['wall_s'] / 60:.1f} min, {e.get('threads', 1)} thread{'s' if e.get('threads', 1) > 1 else ''} |")
     return "\n".join(rows)
 
 

@@ -22,6 +22,7 @@ from sonogan.cli.data import data_app
 from sonogan.cli.demo import demo_command
 from sonogan.cli.experiment import experiment_command
 from sonogan.cli.export import export_command
+from sonogan.cli.predict import predict_command
 from sonogan.cli.preprocess import preprocess_command
 from sonogan.cli.synth import synth_app
 from sonogan.errors import EXIT_INPUT_ERROR, EXIT_INTERRUPTED, RunInterrupted, SonoganInputError, disk_error_line
@@ -40,6 +41,7 @@ app.command("preprocess")(preprocess_command)
 app.command("demo")(demo_command)
 app.command("experiment")(experiment_command)
 app.command("export")(export_command)
+app.command("predict")(predict_command)
 app.add_typer(synth_app, name="synth", help="Train GANs on a fold's rare class and sample synthetic images.")
 
 

@@ -89,21 +89,23 @@ def _is_complete(path: Path) -> bool:
     return all((path / f).is_file() for f in _FILES)
 
 
-def _decode(path: Path, grey: bool, where: str) -> np.ndarray:
+def decode_image(path: Path, grey: bool = False, context: str = "",
+                 fix: str = "fix the file or the manifest path, then run 'sonogan preprocess' again") -> np.ndarray:
+    """The pipeline's one decoder (OpenCV; RGB, or grey for masks): training and prediction read
+    pixels the same way. ``context`` is added to the error (e.g. the manifest row)."""
     flag = cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR
     img = cv2.imread(str(path), flag)
     if img is None:
         what = "file not found" if not path.is_file() else "image cannot be decoded"
-        raise SonoganInputError(path, f"{what} (manifest row {where})",
-                                "fix the file or the manifest path, then run 'sonogan preprocess' again")
+        raise SonoganInputError(path, what + (f" ({context})" if context else ""), fix)
     return img if grey else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def _process_row(task: tuple[Compose, str, str, str, bool]) -> tuple[np.ndarray, np.ndarray, bool]:
     """Decode one image (+mask) exactly once and preprocess it. Top-level so a Pool can pickle it."""
     pipe, image_path, mask_path, image_id, synthetic = task
-    image = _decode(Path(image_path), grey=False, where=image_id)
-    mask = _decode(Path(mask_path), grey=True, where=image_id) if mask_path else None
+    image = decode_image(Path(image_path), context=f"manifest row {image_id}")
+    mask = decode_image(Path(mask_path), grey=True, context=f"manifest row {image_id}") if mask_path else None
     res = run_pipeline(pipe, image, mask, synthetic=synthetic)
     return res.image, res.mask, res.roi_fallback
 

@@ -54,7 +54,7 @@ def test_all_outputs_written(finished_run: Path):
         assert (run / name).is_file(), name
     for fig in ("bars.png", "roc.png", "confusion_baseline.png", "confusion_augmented.png", "tsne.png",
                 "sweep_synthetic.png", "sweep_classic.png",
-                "classifier_curves.png"):
+                "classifier_curves.png", "reliability.png"):
         assert (run / "figures" / fig).stat().st_size > 1000, fig
     metrics = json.loads((run / "metrics.json").read_text())
     arms = ["baseline", "augmented", "synthetic-6", "classic-6"]
@@ -77,6 +77,7 @@ def test_all_outputs_written(finished_run: Path):
     assert json.loads((run / "metrics.json").read_text())["splits"]["sha256"] == info["splits_sha256"]
     html = (run / "report.html").read_text()
     assert "Table 1" in html and "data:image/png;base64" in html and 'src="http' not in html
+    assert "Calibration" in html and "ECE before" in html
     assert "Caution" in html  # 1-2 borderline test patients: the report warns that their CIs are too narrow
     assert json.loads((run / "run.json").read_text())["status"] == "completed"
 

@@ -215,6 +215,25 @@ def plot_sweep(
     return save_figure(fig, path)
 
 
+def plot_reliability(curves: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]], path: str | Path,
+                     title: str = "Reliability, hold-out test") -> Path:
+    """Top-label reliability diagram: bin accuracy against bin confidence per curve (diagonal =
+    perfectly calibrated), and the images per bin below."""
+    fig = new_figure(5.0, 5.5)
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    top.plot([0, 1], [0, 1], "--", color="grey", linewidth=1)
+    for i, (name, (conf, acc, counts)) in enumerate(curves.items()):
+        keep = np.asarray(counts) > 0
+        top.plot(np.asarray(conf)[keep], np.asarray(acc)[keep], "o-", color=_colour(i), label=name)
+        edges = np.linspace(0, 1, len(counts) + 1)
+        bottom.step(edges[:-1], counts, where="post", color=_colour(i))
+    top.set(ylabel="accuracy", title=title, xlim=(0, 1), ylim=(0, 1))
+    top.grid(alpha=0.3)
+    top.legend(fontsize=8)
+    bottom.set(xlabel="confidence (top class)", ylabel="images")
+    return save_figure(fig, path)
+
+
 def tsne_embedding(features: np.ndarray, seed: int = 0) -> np.ndarray:
     """2-D sklearn t-SNE of (N, D) features; perplexity shrunk for small N (must be < N)."""
     features = np.asarray(features, dtype=np.float64)

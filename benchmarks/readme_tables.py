@@ -58,9 +58,27 @@ def baseline_block(r: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def experiment_block(r: dict[str, Any]) -> str:
+    """A benchmarks/mmotu_experiment.py result: baseline vs every other arm, pooled CV and hold-out."""
+    arms = list(dict.fromkeys(row["arm"] for row in r["table"]))
+    metrics = list(dict.fromkeys(row["metric"] for row in r["table"]))
+    by = {(row["arm"], row["metric"]): row for row in r["table"]}
+    lines = [f"`{Path(r['config']).name}`, folds {r['folds']}: **{r['wall_s'] / 60:.1f} min** wall, peak RSS "
+             f"{r['peak_rss_mb']} MB.", "",
+             "| scope | metric | baseline | " + " | ".join(f"{a} (gain vs baseline)" for a in arms) + " |",
+             "|" + "---|" * (3 + len(arms))]
+    for scope, pre, n in (("pooled out-of-fold", "cv_", r["n_cv"]), ("hold-out test", "", r["n_test"])):
+        for m in metrics:
+            base = by[(arms[0], m)][pre + "baseline"]
+            cells = [f"{by[(a, m)][pre + 'arm_value'][0]:.3f} ({gain(by[(a, m)][pre + 'gain'])})" for a in arms]
+            lines.append(f"| {scope} (n={n}) | {m} | {ci(base)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 BLOCKS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "demo": ("demo.json", demo_block),
     "mmotu-baseline": ("mmotu_baseline.json", baseline_block),
+    "mmotu-strong": ("mmotu-strong_experiment.json", experiment_block),
 }
 
 

@@ -45,7 +45,7 @@ from sonogan.synth.diffusion_state import (DiffusionState, build_state, ddim_sch
 from sonogan.synth.ema import ema_update
 from sonogan.synth.figures import save_final_vs_real, save_grid
 from sonogan.synth.sample import check_n, checkpoint_path, write_synthetic
-from sonogan.synth.trainer import check_same_images, gan_meta, hashed_ids
+from sonogan.synth.trainer import check_same_images, gan_meta, generator_meta, start_run
 from sonogan.torch_utils import atomic_torch_save, resolve_device
 
 GRID_N = 36
@@ -107,9 +107,7 @@ def fit_diffusion(real: RealImages, cfg: DiffusionConfig, out: str | Path, resum
     """
     out = Path(out)
     _check_images(real, cfg)
-    meta = dict(meta or {})
-    meta["training_ids"] = hashed_ids(real.ids)
-    meta.setdefault("classes", list(real.classes))
+    meta = generator_meta(real, meta)
     device = resolve_device(cfg.device)
     num_classes = len(real.classes) if cfg.class_conditional else 1
     last = out / "checkpoints" / "last.pt"
@@ -122,9 +120,7 @@ def fit_diffusion(real: RealImages, cfg: DiffusionConfig, out: str | Path, resum
         state.load_checkpoint(ckpt)
         run.log(f"resumed at iteration {state.iteration}, budget {cfg.iterations}")
     else:
-        run = RunDir.resume(out) if resume and (out / "run.json").is_file() else \
-            RunDir.create(out, seed=cfg.seed, config=cfg, kind="diffusion")
-        run.set_info(n_train=len(real.ids), family=cfg.family, **meta)
+        run = start_run(out, resume, cfg, "diffusion", len(real.ids), meta)
         state = build_state(cfg, num_classes, device)
     with run:  # a failure or Ctrl-C inside the loop marks the run failed / interrupted
         run.set_info(device=str(device))

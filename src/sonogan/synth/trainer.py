@@ -67,6 +67,22 @@ def hashed_ids(ids: list[str]) -> list[str]:
     return [hashlib.sha256(str(i).encode()).hexdigest()[:16] for i in ids]
 
 
+def generator_meta(real: RealImages, meta: dict[str, Any] | None) -> dict[str, Any]:
+    """What every generator run records about its images: hashed ids and the class list."""
+    meta = dict(meta or {})
+    meta["training_ids"] = hashed_ids(real.ids)
+    meta.setdefault("classes", list(real.classes))
+    return meta
+
+
+def start_run(out: Path, resume: bool, cfg: Any, kind: str, n_train: int, meta: dict[str, Any]) -> RunDir:
+    """A new generator run folder, or the one a kill left before its first checkpoint (resumed)."""
+    run = RunDir.resume(out) if resume and (out / "run.json").is_file() else \
+        RunDir.create(out, seed=cfg.seed, config=cfg, kind=kind)
+    run.set_info(n_train=n_train, family=cfg.family, **meta)
+    return run
+
+
 def check_same_images(ckpt: dict[str, Any], meta: dict[str, Any], out: Path) -> None:
     """A resumed generator must continue on exactly the images it started on."""
     if list(ckpt["training_ids"]) != meta["training_ids"]:
@@ -86,9 +102,7 @@ def fit_gan(real: RealImages, cfg: GanConfig, out: str | Path, resume: bool = Fa
     out = Path(out)
     conditional = cfg.family in CONDITIONAL
     GAN_FAMILIES.get(cfg.family)  # unknown family -> SonoganInputError before any folder is made
-    meta = dict(meta or {})
-    meta["training_ids"] = hashed_ids(real.ids)
-    meta.setdefault("classes", list(real.classes))
+    meta = generator_meta(real, meta)
     device = resolve_device(cfg.device)
     num_classes = len(real.classes) if conditional else 1
     last = out / "checkpoints" / "last.pt"
@@ -105,9 +119,7 @@ def fit_gan(real: RealImages, cfg: GanConfig, out: str | Path, resume: bool = Fa
         if init is not None:  # checked before any folder is made
             start_from(state, load_checkpoint_file(init))
             meta.update(init_from=Path(init).parent.parent.name, init_sha256=sha256_file(init))
-        run = RunDir.resume(out) if resume and (out / "run.json").is_file() else \
-            RunDir.create(out, seed=cfg.seed, config=cfg, kind="gan")
-        run.set_info(n_train=len(real.ids), family=cfg.family, **meta)
+        run = start_run(out, resume, cfg, "gan", len(real.ids), meta)
     with run:  # a failure or Ctrl-C inside the loop marks the GAN run failed / interrupted
         run.set_info(device=str(device))
         _loop(state, real, run, device, meta, progress)

@@ -130,6 +130,21 @@ def save_npz_atomic(path: str | Path, **arrays: Any) -> Path:
     return atomic_write_bytes(path, buf.getbuffer())
 
 
+def read_format_json(path: Path, fmt: str, what: str, fix: str, newest_version: int = 1,
+                     article: str = "") -> dict[str, Any]:
+    """A JSON file sonogan wrote with ``{"format": fmt, "version": N}``: one-line input errors
+    for an unreadable, foreign or too-new file (``what`` names it: "ensemble file")."""
+    try:
+        blob = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SonoganInputError(path, f"cannot read {article}{what} ({type(exc).__name__})", fix) from None
+    if not isinstance(blob, dict) or blob.get("format") != fmt:
+        raise SonoganInputError(path, f"not a sonogan {what}", fix)
+    if int(blob.get("version", 0)) > newest_version:
+        raise SonoganInputError(path, f"{what} format {blob['version']} is newer than this sonogan", "upgrade sonogan")
+    return blob
+
+
 def _json_default(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()

@@ -68,7 +68,7 @@ def test_ensemble_file_has_relative_members_and_survives_a_move(tmp_path) -> Non
     assert str(tmp_path) not in text and '"a/best.pt"' in text
     moved = tmp_path / "moved"
     folder.rename(moved)
-    members, weights = read_ensemble_file(moved / "ensemble.json")
+    members, weights, _ = read_ensemble_file(moved / "ensemble.json")
     assert members == {"a": moved / "a/best.pt", "b": moved / "b/best.pt"} and weights.tolist() == [0.25, 0.75]
     with pytest.raises(SonoganInputError, match="absolute path"):
         write_ensemble_file(folder / "x.json", {"a": tmp_path / "a.pt"}, [1.0], "equal weights")

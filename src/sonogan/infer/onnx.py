@@ -38,7 +38,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import json
 import re
 import warnings
 from dataclasses import dataclass
@@ -54,9 +53,9 @@ import sonogan
 from sonogan.errors import SonoganInputError
 from sonogan.infer.calibration import apply_temperature
 from sonogan.infer.predictor import ImageInput, Member, Predictor
-from sonogan.models.ensemble import fuse
+from sonogan.models.ensemble import fuse, simplex_weights
 from sonogan.preprocess.presets import PreprocessConfig
-from sonogan.runs import write_json
+from sonogan.runs import read_format_json, write_json
 from sonogan.train.recipe import tta_logits
 
 ONNX_FORMAT = "sonogan-onnx"
@@ -208,20 +207,10 @@ def read_onnx_meta(path: str | Path) -> tuple[Path, dict[str, Any]]:
     """(folder, checked ``onnx_model.json`` contents) of an export folder or its json file."""
     path = Path(path)
     meta_path = path / META_NAME if path.is_dir() else path
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise SonoganInputError(meta_path, f"cannot read the ONNX export ({type(exc).__name__})",
-                                "pass a folder written by 'sonogan export MODEL --onnx'") from None
-    if not isinstance(meta, dict) or meta.get("format") != ONNX_FORMAT:
-        raise SonoganInputError(meta_path, "not a sonogan ONNX export", "pass a folder written by 'sonogan export'")
-    if int(meta.get("version", 0)) > ONNX_FORMAT_VERSION:
-        raise SonoganInputError(meta_path, f"export format {meta['version']} is newer than this sonogan",
-                                "upgrade sonogan")
-    weights = np.asarray(meta["weights"], dtype=np.float64)
-    if weights.shape != (len(meta["members"]),) or np.any(weights < 0) or not np.isclose(weights.sum(), 1.0):
-        raise SonoganInputError(meta_path, f"weights {weights.tolist()} are not on the simplex",
-                                "give one non-negative weight per member, summing to 1")
+    meta = read_format_json(meta_path, ONNX_FORMAT, "ONNX export",
+                            "pass a folder written by 'sonogan export MODEL --onnx'", ONNX_FORMAT_VERSION,
+                            article="the ")
+    simplex_weights(meta["weights"], len(meta["members"]), meta_path)
     return meta_path.parent, meta
 
 

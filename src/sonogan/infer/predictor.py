@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,8 +84,7 @@ class Predictor(ImageInput):
         """From a classifier checkpoint (``.pt``) or an ensemble file (``.json``)."""
         path = Path(path)
         if path.suffix == ".json":
-            paths, weights = read_ensemble_file(path)
-            temperature = float(json.loads(path.read_text(encoding="utf-8")).get("temperature", 1.0))
+            paths, weights, temperature = read_ensemble_file(path)
         else:
             paths, weights = {path.parent.name or "model": path}, np.ones(1)
             temperature = None

@@ -20,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
@@ -28,7 +27,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from sonogan.errors import SonoganInputError
-from sonogan.runs import write_json
+from sonogan.runs import read_format_json, write_json
 
 _EPS = 1e-12
 
@@ -122,19 +121,18 @@ def write_ensemble_file(path: Path, members: dict[str, Path], weights: Sequence[
     return path
 
 
-def read_ensemble_file(path: Path) -> tuple[dict[str, Path], np.ndarray]:
-    """(member name -> absolute checkpoint path, weights) of an ``ensemble.json``."""
-    path = Path(path)
-    try:
-        blob = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise SonoganInputError(path, f"cannot read ensemble file ({type(exc).__name__})",
-                                "pass an ensemble.json written by sonogan") from None
-    if not isinstance(blob, dict) or blob.get("format") != ENSEMBLE_FORMAT:
-        raise SonoganInputError(path, "not a sonogan ensemble file", "pass an ensemble.json written by sonogan")
-    members = {name: path.parent / rel for name, rel in blob["members"].items()}
-    weights = np.asarray(blob["weights"], dtype=np.float64)
-    if weights.shape != (len(members),) or np.any(weights < 0) or not np.isclose(weights.sum(), 1.0):
-        raise SonoganInputError(path, f"weights {weights.tolist()} are not on the simplex",
+def simplex_weights(values: Sequence[float], n: int, where: str | Path) -> np.ndarray:
+    """``values`` as float64 fusion weights, refused unless one per member, >= 0, summing to 1."""
+    weights = np.asarray(values, dtype=np.float64)
+    if weights.shape != (n,) or np.any(weights < 0) or not np.isclose(weights.sum(), 1.0):
+        raise SonoganInputError(where, f"weights {weights.tolist()} are not on the simplex",
                                 "give one non-negative weight per member, summing to 1")
-    return members, weights
+    return weights
+
+
+def read_ensemble_file(path: Path) -> tuple[dict[str, Path], np.ndarray, float]:
+    """(member name -> absolute checkpoint path, weights, temperature) of an ``ensemble.json``."""
+    path = Path(path)
+    blob = read_format_json(path, ENSEMBLE_FORMAT, "ensemble file", "pass an ensemble.json written by sonogan")
+    members = {name: path.parent / rel for name, rel in blob["members"].items()}
+    return members, simplex_weights(blob["weights"], len(members), path), float(blob.get("temperature", 1.0))

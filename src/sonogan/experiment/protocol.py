@@ -48,10 +48,8 @@ from sonogan.runs import RunDir, save_npz_atomic, write_json
 from sonogan.train.loop import predict_proba, train_classifier
 
 
-def prepare_dataset(cfg: ExperimentConfig, run: RunDir, progress: bool) -> Dataset:
-    """The configured dataset, or the phantom generated inside the run folder (once)."""
-    if cfg.dataset is not None:
-        return load_dataset(cfg.dataset)
+def prepare_phantom(cfg: ExperimentConfig, run: RunDir, progress: bool) -> Dataset:
+    """The phantom of a config without a dataset, generated inside the run folder (once)."""
     root = run.path / "dataset"
     if (root / "manifest.csv").is_file():
         return load_dataset(root)
@@ -221,7 +219,7 @@ def run_fold(cfg: ExperimentConfig, ds: Dataset, splits: Splits, fold: int, run:
 
 def check_experiment(cfg: ExperimentConfig, ds: Dataset, n_folds: int) -> list[str]:
     """Everything about the config that depends on the dataset, checked before any work: rare
-    classes, folds, GAN resolution. Returns the rare classes."""
+    classes and folds. Returns the rare classes."""
     rare = cfg.rare_classes or ds.spec.rare_classes
     unknown = [c for c in rare if c not in ds.spec.classes]
     if not rare or unknown:
@@ -246,20 +244,21 @@ def run_experiment(cfg: ExperimentConfig | None, out: str | Path, resume: bool =
         cfg = load_config(ExperimentConfig, out / "config.yaml")
     if cfg is None:
         raise SonoganInputError("experiment", "no config given", "pass a config YAML")
-    if cfg.dataset is not None:
-        load_dataset(cfg.dataset)  # a missing or broken dataset fails here, before any run folder exists
+    # a missing or broken dataset fails here, before any run folder exists
+    ds = load_dataset(cfg.dataset) if cfg.dataset is not None else None
     torch.set_num_threads(cfg.num_threads)
     run = RunDir.resume(out) if resume else RunDir.create(out, seed=cfg.seed, config=cfg, kind="experiment")
     with run:
-        _run(cfg, run, progress, report, echo or (lambda line: None))
+        _run(cfg, run, ds if ds is not None else prepare_phantom(cfg, run, progress), progress, report,
+             echo or (lambda line: None))
     return run.path
 
 
-def _run(cfg: ExperimentConfig, run: RunDir, progress: bool, report: ValidationReport | None, echo) -> None:
+def _run(cfg: ExperimentConfig, run: RunDir, ds: Dataset, progress: bool, report: ValidationReport | None,
+         echo) -> None:
     from sonogan.experiment.report import write_report
     from sonogan.experiment.results import compute_results, pool_predictions
 
-    ds = prepare_dataset(cfg, run, progress)
     report = report or validate_dataset(ds)
     splits, splits_path = prepare_splits(cfg, ds, report.duplicate_groups)
     splits_sha = file_sha256(splits_path)

@@ -2,7 +2,9 @@
 
 Each block in README.md sits between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` and
 is replaced by the Markdown that ``BLOCKS[NAME]`` renders from its JSON file. A block whose
-JSON is missing is left as it is and reported.
+JSON is missing is left as it is and reported. Any other ``benchmarks/*.py`` that defines
+``README_BLOCKS = {NAME: (json_file, render_fn)}`` adds its blocks (so each benchmark keeps its
+own renderer beside the code that writes its JSON).
 
 Example:
     python benchmarks/readme_tables.py          # rewrites README.md in place
@@ -12,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import re
 import sys
@@ -82,10 +85,23 @@ BLOCKS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
 }
 
 
+def all_blocks() -> dict[str, tuple[str, Callable[[dict[str, Any]], str]]]:
+    """BLOCKS plus the ``README_BLOCKS`` of every other benchmark script that defines them."""
+    blocks = dict(BLOCKS)
+    for script in sorted((REPO / "benchmarks").glob("*.py")):
+        if script.name == Path(__file__).name or "README_BLOCKS" not in script.read_text():
+            continue
+        spec = importlib.util.spec_from_file_location(f"_bench_{script.stem}", script)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        blocks.update(module.README_BLOCKS)
+    return blocks
+
+
 def render(readme: str) -> tuple[str, list[str]]:
     """README text with every known block regenerated, and the names of blocks left alone."""
     skipped = []
-    for name, (file, fn) in BLOCKS.items():
+    for name, (file, fn) in all_blocks().items():
         path = RESULTS / file
         pattern = re.compile(rf"(<!-- bench:{name} -->\n).*?(\n<!-- /bench:{name} -->)", re.S)
         if not path.is_file() or not pattern.search(readme):

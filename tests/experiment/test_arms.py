@@ -61,3 +61,17 @@ def test_classic_copies_are_real_rare_images_only():
     assert set(x[18:, 0, 0, 0].tolist()) <= {10, 11}  # copies of the two real rare images, no synthetic pixels
     x2, _ = training_images(cfg(classic_sweep=[7]), "classic-7", fd, synthetic(), [1])
     assert np.array_equal(x, x2)  # seeded
+
+
+def test_synthetic_pretrain_stages_synthetic_then_real_only():
+    from sonogan.experiment.arms import pretraining_images
+
+    fd = fold()
+    c = cfg(synthetic={"n_per_class": 20, "pretrain_finetune": {"finetune_epochs": 2}})
+    assert c.arm_names()[-1] == "synthetic-pretrain"
+    x, y = training_images(c, "synthetic-pretrain", fd, synthetic(), [1])
+    assert np.array_equal(x, fd.images) and np.array_equal(y, fd.labels)  # stage 2: real only
+    x, y = pretraining_images(fd, synthetic())
+    # stage 1: the synthetic images stand in for the class they cover; the other classes stay real
+    assert (y == 1).sum() == 20 and (x[y == 1] == 200).all()
+    assert (y == 0).sum() == 10 and (y == 2).sum() == 6 and not (x[y != 1] == 200).any()

@@ -274,6 +274,25 @@ def test_rare_class_gans_fine_tune_from_a_gan_of_every_class(tmp_path):
     assert len(rare["training_ids"]) < len(pre["training_ids"])
 
 
+def test_synthetic_pretrain_then_real_fine_tune_arm(tmp_path):
+    cfg = tiny_config(classic_sweep=[], classifiers=TINY["classifiers"][:1], folds=[0],
+                      synthetic={"n_per_class": 4, "pretrain_finetune": {"epochs": 1, "finetune_epochs": 2,
+                                                                         "finetune_lr_factor": 0.5}},
+                      evaluation={**TINY["evaluation"], "tsne": False})
+    run = protocol.run_experiment(cfg, tmp_path / "run", progress=False)
+    arm = run / "folds" / "fold0" / "synthetic-pretrain" / "frid-adar-cnn"
+    pre = torch.load(arm / "pretrain" / "best.pt", weights_only=True)
+    final = torch.load(arm / "best.pt", weights_only=True)
+    assert final["extra"]["train_config"]["weights_path"] == str(arm / "pretrain" / "best.pt")
+    assert final["extra"]["train_config"]["epochs"] == 2 and pre["extra"]["train_config"]["epochs"] == 1
+    assert final["extra"]["train_config"]["lr"] == pytest.approx(cfg.classifiers[0].lr * 0.5)
+    # fine-tuning started from the pre-trained weights and moved them
+    moved = [not torch.equal(pre["state_dict"][k], final["state_dict"][k]) for k in pre["state_dict"]
+             if k.endswith("weight")]
+    assert any(moved)
+    assert json.loads((run / "metrics.json").read_text())["arms"][-1] == "synthetic-pretrain"
+
+
 def test_images_without_a_mask_are_announced(finished_run: Path, tmp_path):
     import shutil
 

@@ -3,7 +3,8 @@
 An :class:`Arm` says what is added to a fold's real training images: nothing (baseline),
 synthetic images of the rare classes (augmented, synthetic-N), or N re-drawn copies of the
 real rare-class images (classic-N, the count-matched oversampling control); and whether the
-classic augmentation of ``classic_arm`` is applied. Names are only labels for folders and
+classic augmentation of ``classic_arm`` is applied. The 'synthetic-pretrain' arm trains in two
+stages: :func:`pretraining_images` first, then the real training images alone. Names are only labels for folders and
 tables: nothing parses them.
 
 Example:
@@ -34,7 +35,7 @@ class Arm(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name: str
-    kind: Literal["baseline", "classic", "synthetic", "oversample"]
+    kind: Literal["baseline", "classic", "synthetic", "oversample", "pretrain"]
     n_synthetic: int = 0          # synthetic images per rare class (mode 'count')
     n_classic: int = 0            # re-drawn real rare-class images per rare class
     mix_mode: Literal["count", "ratio", "balance"] = "count"
@@ -42,7 +43,7 @@ class Arm(BaseModel):
 
     @property
     def needs_synthetic(self) -> bool:
-        return self.kind == "synthetic"
+        return self.kind in ("synthetic", "pretrain")
 
 
 def arms_of(cfg: "ExperimentConfig") -> list[Arm]:
@@ -56,6 +57,8 @@ def arms_of(cfg: "ExperimentConfig") -> list[Arm]:
                     mix_mode=cfg.synthetic.mode))
     arms += [Arm(name=f"synthetic-{n}", kind="synthetic", n_synthetic=n)
              for n in sorted(set(cfg.synthetic.sweep)) if n > 0]
+    if cfg.synthetic.pretrain_finetune is not None:
+        arms.append(Arm(name="synthetic-pretrain", kind="pretrain", n_synthetic=cfg.synthetic.n_per_class))
     counts = set(cfg.classic_sweep) | ({cfg.synthetic.n_per_class} if cfg.synthetic.matched_control else set())
     # without a classic_arm the copies get the classifier's own augmentation, as the augmented arm's images do
     arms += [Arm(name=f"classic-{n}", kind="oversample", n_classic=n, classic_augment=cfg.classic_arm is not None)
@@ -68,6 +71,8 @@ def training_images(arm: Arm, real: "Partition", synthetic: "Partition | None", 
     """uint8 training images + labels of ``arm``: the fold's real training images, plus synthetic
     images or re-drawn real rare-class copies. Validation and test images never enter here."""
     images, labels = real.images, real.labels
+    if arm.kind == "pretrain":  # its second stage: real images only (the first: pretraining_images)
+        return images, labels
     if arm.kind == "oversample":  # the arm's classic augmentation varies the copies
         rng = np.random.default_rng(seed)
         picks = [rng.choice(np.flatnonzero(labels == c), arm.n_classic, replace=True) for c in rare_indices]
@@ -83,3 +88,21 @@ def training_images(arm: Arm, real: "Partition", synthetic: "Partition | None", 
         x, y, _ = mix_real_synthetic(images, labels, synthetic.images, synthetic.labels, mode="count",
                                      n={c: arm.n_synthetic for c in present}, seed=seed)
     return x, y
+
+
+def pretraining_images(real: "Partition", synthetic: "Partition") -> tuple[np.ndarray, np.ndarray]:
+    """First stage of the 'synthetic-pretrain' arm: every synthetic image, plus the real training
+    images of the classes the generator does not cover (so every class is learnt; with a
+    class-conditional generator of all classes the stage is synthetic only).
+
+    Example:
+        >>> from types import SimpleNamespace as P
+        >>> real = P(images=np.zeros((4, 2, 2, 1), np.uint8), labels=np.array([0, 0, 1, 2]))
+        >>> syn = P(images=np.ones((3, 2, 2, 1), np.uint8), labels=np.array([1, 1, 1]))
+        >>> x, y = pretraining_images(real, syn)
+        >>> y.tolist(), int(x.sum())
+        ([0, 0, 2, 1, 1, 1], 12)
+    """
+    keep = ~np.isin(real.labels, np.unique(synthetic.labels))
+    return (np.concatenate([real.images[keep], synthetic.images]),
+            np.concatenate([real.labels[keep], synthetic.labels]))

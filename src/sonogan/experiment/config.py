@@ -30,6 +30,16 @@ class SplitParams(StrictModel):
     seed: int = 0
 
 
+class PretrainFinetune(StrictModel):
+    """The 'synthetic-pretrain' arm: the classifier first learns from the synthetic images (standing
+    in for the real images of the classes they cover), then is fine-tuned on real images only, so
+    its final decision cannot lean on a 'looks synthetic' cue."""
+
+    epochs: int | None = Field(None, ge=1, description="pre-training epochs; null = the classifier's epochs")
+    finetune_epochs: int = Field(6, ge=1, description="epochs of fine-tuning on the real training images")
+    finetune_lr_factor: float = Field(0.3, gt=0.0, le=1.0, description="fine-tuning lr = classifier lr x this")
+
+
 class SyntheticConfig(StrictModel):
     """How many synthetic images each rare class gets in the augmented arm."""
 
@@ -52,6 +62,8 @@ class SyntheticConfig(StrictModel):
     curate: float | None = Field(None, gt=0.0, le=1.0, description="keep this fraction of each class's samples, "
                                  "those the fold's baseline classifier (trained on real training images only) "
                                  "finds most confidently of their class; sample_factor should be >= 1 / curate")
+    pretrain_finetune: PretrainFinetune | None = Field(
+        None, description="add the 'synthetic-pretrain' arm: pre-train on the synthetic images, fine-tune on real")
 
 
 class EvaluationConfig(StrictModel):

@@ -2,8 +2,9 @@
 
 For each fold of the saved splits: train one GAN per rare class on that fold's real
 training images -> sample -> train every classifier once per arm with identical seeds
-(baseline = real only; augmented = real + synthetic; optional classic-augmentation and
-synthetic-count sweep arms) -> predict the fold's validation images and the hold-out test
+(baseline = real only; augmented = real + synthetic; optional classic-augmentation,
+synthetic-count sweep, count-matched oversampling and synthetic-pretrain-then-real-fine-tune
+arms) -> predict the fold's validation images and the hold-out test
 (real images only). Every finished piece is written to disk, so an interrupted run
 continues where it stopped (``resume=True``). Then :mod:`sonogan.experiment.results`
 computes metrics, CIs and paired gains and :mod:`sonogan.experiment.report` writes the report.
@@ -30,7 +31,7 @@ from sonogan.data.manifest import Dataset, load_dataset
 from sonogan.data.splits import Splits, make_splits
 from sonogan.data.validate import ValidationReport, validate_dataset
 from sonogan.errors import SonoganInputError
-from sonogan.experiment.arms import Arm, training_images
+from sonogan.experiment.arms import Arm, pretraining_images, training_images
 from sonogan.experiment.config import ExperimentConfig
 from sonogan.experiment.features import save_tsne_features
 from sonogan.experiment.results import ENSEMBLE, ENSEMBLE_EQUAL
@@ -45,6 +46,7 @@ from sonogan.preprocess.cache import build_cache, read_info
 from sonogan.preprocess.fold import FoldData, Normaliser, load_fold
 from sonogan.preprocess.presets import get_preset
 from sonogan.runs import RunDir, save_npz_atomic, write_json
+from sonogan.train.config import ClassifierTrainConfig
 from sonogan.train.loop import predict_proba, train_classifier
 
 
@@ -104,6 +106,8 @@ def train_arm(cfg: ExperimentConfig, clf_index: int, arm: Arm, fd: FoldData, syn
     images, labels = training_images(arm, fd.train, syn.all(), rare_indices, seed=cfg.seed + fd.fold,
                                      ratio=cfg.synthetic.ratio)
     val_x, val_y = to_x(fd.val.images), torch.from_numpy(fd.val.labels)
+    if arm.kind == "pretrain":
+        ccfg = pretrain_on_synthetic(cfg, ccfg, fd, syn, to_x, val_x, val_y, class_names, arm_dir, progress)
     result = train_classifier(ccfg, to_x(images), torch.from_numpy(labels), val_x, val_y, arm_dir, class_names,
                               progress=progress, resume=True, normaliser=norm,
                               preprocess=get_preset(cfg.preset).model_dump(mode="json"),
@@ -117,6 +121,23 @@ def train_arm(cfg: ExperimentConfig, clf_index: int, arm: Arm, fd: FoldData, syn
                                        "fitted_on": f"fold {fd.fold} validation predictions"})
     save_npz_atomic(pred_path, **probs)
     return probs
+
+
+def pretrain_on_synthetic(cfg: ExperimentConfig, ccfg: ClassifierTrainConfig, fd: FoldData, syn: Synthetic,
+                          to_x, val_x: torch.Tensor, val_y: torch.Tensor, class_names: list[str], arm_dir: Path,
+                          progress: bool) -> ClassifierTrainConfig:
+    """Stage 1 of the 'synthetic-pretrain' arm (in ``arm_dir/pretrain``, resumable); returns the
+    stage-2 config: fine-tune those weights on the real training images at a lower lr."""
+    stage = cfg.synthetic.pretrain_finetune
+    assert stage is not None
+    images, labels = pretraining_images(fd.train, syn.all())
+    pre_cfg = ccfg.model_copy(update={"epochs": stage.epochs or ccfg.epochs})
+    pre = train_classifier(pre_cfg, to_x(images), torch.from_numpy(labels), val_x, val_y, arm_dir / "pretrain",
+                           class_names, progress=progress, resume=True,
+                           description=f"fold {fd.fold} synthetic pre-training {ccfg.model}")
+    # the pre-trained checkpoint replaces the ImageNet start (it began from it)
+    return ccfg.model_copy(update={"epochs": stage.finetune_epochs, "lr": ccfg.lr * stage.finetune_lr_factor,
+                                   "pretrained": False, "weights_path": str(pre.best_path)})
 
 
 def fuse_members(cfg: ExperimentConfig, members: dict[str, dict[str, np.ndarray]], val_y: np.ndarray,

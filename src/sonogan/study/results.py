@@ -1,0 +1,192 @@
+"""A study's results: the admin summary (JSON), the answers as CSV, and the report section.
+
+The summary follows the seed papers: realism mean +- SD per source (``000_*`` §3.1), per rater
+the real-vs-synthetic accuracy with an exact binomial CI (50 % = indistinguishable) and the
+class accuracy on real vs synthetic images (``004_*`` Table 4), and the agreement between raters
+(Fleiss' kappa on the real/synthetic calls of the images every rater answered; Krippendorff's
+alpha, which allows missing answers, on those calls, the class calls and the realism scores).
+
+Example:
+    >>> summary = study_summary(engine, study_id=1)              # doctest: +SKIP
+    >>> summary["real_vs_synthetic"]["pooled"]["accuracy"]       # doctest: +SKIP
+    0.55
+    >>> section = reader_study_section(summary)                  # for the experiment report  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, func, select
+
+from sonogan.errors import SonoganInputError
+from sonogan.report.html import Section, Table, format_ci
+from sonogan.study.db import SOURCES, Answer, Assignment, Item, Rater, Study, session
+from sonogan.study.stats import (agreement_table, binomial_accuracy, fleiss_kappa, krippendorff_alpha, mean_sd,
+                                 ratings_matrix)
+
+FORMAT = "sonogan-reader-study"
+CSV_COLUMNS = ["rater", "position", "item", "source", "label", "origin", "realism", "source_call",
+               "source_correct", "class_call", "class_correct", "comment", "answered_at"]
+
+
+def pick_study(engine: Engine, study_id: int | None, where: str) -> int:
+    """``study_id`` when it exists, else the database's only study; SonoganInputError otherwise."""
+    with session(engine) as s:
+        ids = list(s.scalars(select(Study.id).order_by(Study.id)).all())
+    if study_id is not None and study_id in ids:
+        return study_id
+    if study_id is None and len(ids) == 1:
+        return ids[0]
+    problem = f"study {study_id} not found" if study_id is not None else f"{len(ids)} studies"
+    raise SonoganInputError(where, problem, f"pass --study with one of: {', '.join(map(str, ids)) or 'none'}")
+
+
+def answers_frame(engine: Engine, study_id: int) -> pd.DataFrame:
+    """One row per answer with the ground truth beside it (admin only), in CSV_COLUMNS order."""
+    query = (select(Rater.name, Answer.position, Item.key, Item.source, Item.label, Item.origin, Answer.realism,
+                    Answer.source_call, Answer.class_call, Answer.comment, Answer.created_at)
+             .join(Answer, Answer.rater_id == Rater.id).join(Item, Item.id == Answer.item_id)
+             .where(Rater.study_id == study_id).order_by(Rater.name, Answer.position))
+    with session(engine) as s:
+        rows = s.execute(query).all()
+    df = pd.DataFrame(rows, columns=["rater", "position", "item", "source", "label", "origin", "realism",
+                                     "source_call", "class_call", "comment", "answered_at"])
+    df["source_correct"] = df["source_call"] == df["source"]
+    # None where the image has no class or the rater gave none
+    df["class_correct"] = [None if not (lab and call) else lab == call for lab, call in zip(df["label"], df["class_call"])]
+    df["answered_at"] = df["answered_at"].astype(str)
+    return df[CSV_COLUMNS]
+
+
+def _spreadsheet_safe(text: Any) -> Any:
+    # a rater's comment starting with = + - @ would run as a formula when the admin opens the CSV
+    return "'" + text if isinstance(text, str) and text[:1] in ("=", "+", "-", "@") else text
+
+
+def answers_csv(engine: Engine, study_id: int) -> str:
+    df = answers_frame(engine, study_id)
+    df["comment"] = df["comment"].map(_spreadsheet_safe)
+    return df.to_csv(index=False)
+
+
+def _class_accuracy(df: pd.DataFrame) -> dict[str, Any]:
+    rated = df[df["class_correct"].notna()]
+    out = {src: binomial_accuracy(int(rated.loc[rated["source"] == src, "class_correct"].sum()),
+                                  int((rated["source"] == src).sum())) for src in SOURCES}
+    return {**out, "total": binomial_accuracy(int(rated["class_correct"].sum()), len(rated))}
+
+
+def _calls(df: pd.DataFrame, column: str) -> dict[str, dict[int, Any]]:
+    rows = df[df[column].notna() & (df[column] != "")]
+    return {r: dict(zip(g["item"], g[column])) for r, g in rows.groupby("rater")}
+
+
+def _agreement(df: pd.DataFrame, raters: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"raters": len(raters)}
+    calls = _calls(df, "source_call")
+    table = agreement_table(calls, list(SOURCES)) if len(calls) >= 2 else []
+    out["source_call_fleiss_kappa"] = {"value": fleiss_kappa(table) if table else math.nan, "n_items": len(table)}
+    for key, column, metric in (("source_call", "source_call", "nominal"), ("class_call", "class_call", "nominal"),
+                                ("realism", "realism", "interval")):
+        c = _calls(df, column)
+        value = krippendorff_alpha(ratings_matrix(c), metric) if len(c) >= 2 else math.nan  # type: ignore[arg-type]
+        out[f"{key}_krippendorff_alpha"] = {"value": value, "metric": metric}
+    return out
+
+
+def study_summary(engine: Engine, study_id: int) -> dict[str, Any]:
+    """Everything the admin page, the JSON export and the experiment report show."""
+    with session(engine) as s:
+        study = s.get(Study, study_id)
+        if study is None:
+            raise KeyError(study_id)
+        raters = s.scalars(select(Rater.name).where(Rater.study_id == study_id).order_by(Rater.id)).all()
+        items = s.execute(select(Item.source, Item.label).where(Item.study_id == study_id)).all()
+        totals = dict(s.execute(select(Rater.name, func.count()).join(Assignment, Assignment.rater_id == Rater.id)
+                                .where(Rater.study_id == study_id).group_by(Rater.name)).all())
+        info = {"id": study.id, "name": study.name, "created_at": str(study.created_at), "seed": study.seed,
+                "classes": study.classes, "n_items": len(items),
+                "n_real": sum(src == "real" for src, _ in items), "n_synthetic": sum(src == "synthetic" for src, _ in items),
+                "raters": list(raters)}
+    df = answers_frame(engine, study_id)
+    per_rater = {r: df[df["rater"] == r] for r in raters}
+    return json_safe({
+        "format": FORMAT, "version": 1, "study": info,
+        "progress": {r: {"answered": len(per_rater[r]), "total": totals.get(r, 0)} for r in raters},
+        "realism": {src: mean_sd(df.loc[df["source"] == src, "realism"].tolist()) for src in SOURCES}
+        | {"per_rater": {r: {src: mean_sd(g.loc[g["source"] == src, "realism"].tolist()) for src in SOURCES}
+                         for r, g in per_rater.items()}},
+        "real_vs_synthetic": {"per_rater": {r: binomial_accuracy(int(g["source_correct"].sum()), len(g))
+                                            for r, g in per_rater.items()},
+                              "pooled": binomial_accuracy(int(df["source_correct"].sum()), len(df))},
+        "class_accuracy": {r: _class_accuracy(g) for r, g in per_rater.items()},
+        "agreement": _agreement(df, list(raters)),
+    })
+
+
+
+def json_safe(obj: Any) -> Any:
+    """NaN -> None everywhere (JSON has no NaN; a statistic that cannot be computed is null)."""
+    if isinstance(obj, float) and obj != obj:
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def _pct(acc: dict[str, Any]) -> str:
+    """'7/10 = 70.0% (34.8 to 93.3)' (Table 4 style) or 'n/a' without answers."""
+    if not acc["n"]:
+        return "n/a"
+    point = acc["accuracy"]
+    low, high = (math.nan, math.nan) if acc["ci"][0] is None else acc["ci"]
+    return f"{acc['k']}/{acc['n']} = " + format_ci(point, low, high, digits=3, percent=True)
+
+
+def _value(x: Any) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and x != x) else f"{x:.3f}"
+
+
+def summary_tables(summary: dict[str, Any]) -> list[tuple[str, list[dict[str, str]]]]:
+    """(caption, rows) tables of a summary: realism per source, Table 4 per rater, agreement."""
+    realism = [{"Source": src, "Ratings": str(v["n"]), "Realism (1-5), mean ± SD":
+                "n/a" if not v["n"] else f"{v['mean']:.2f} ± {_value(v['sd'])}"}
+               for src, v in summary["realism"].items() if src != "per_rater"]
+    raters = []
+    for r, prog in summary["progress"].items():
+        rvs, cls = summary["real_vs_synthetic"]["per_rater"][r], summary["class_accuracy"][r]
+        raters.append({"Rater": r, "Answered": f"{prog['answered']}/{prog['total']}",
+                       "Real vs synthetic correct (95% CI)": _pct(rvs),
+                       "p vs 50%": _value(rvs["p_vs_chance"]),
+                       "Class correct, real": _pct(cls["real"]), "Class correct, synthetic": _pct(cls["synthetic"]),
+                       "Class correct, all": _pct(cls["total"])})
+    pooled = summary["real_vs_synthetic"]["pooled"]
+    raters.append({"Rater": "all raters", "Answered": str(pooled["n"]), "Real vs synthetic correct (95% CI)": _pct(pooled),
+                   "p vs 50%": _value(pooled["p_vs_chance"])})
+    agr = summary["agreement"]
+    fleiss = agr["source_call_fleiss_kappa"]
+    agreement = [{"Measure": f"Fleiss' kappa, real/synthetic calls ({fleiss['n_items']} images answered by all)",
+                  "Value": _value(fleiss["value"])}]
+    agreement += [{"Measure": f"Krippendorff's alpha ({agr[k]['metric']}), {label}", "Value": _value(agr[k]["value"])}
+                  for k, label in (("source_call_krippendorff_alpha", "real/synthetic calls"),
+                                   ("class_call_krippendorff_alpha", "class calls"),
+                                   ("realism_krippendorff_alpha", "realism scores"))]
+    return [("Realism per source (all ratings)", realism),
+            ("Per rater: real-vs-synthetic accuracy (exact binomial 95% CI; 50% = indistinguishable) "
+             "and class accuracy on real vs synthetic images (as Frid-Adar et al. Table 4)", raters),
+            (f"Agreement between {agr['raters']} raters", agreement)]
+
+
+def reader_study_section(summary: dict[str, Any]) -> Section:
+    """The experiment report's section for a study's results JSON (``sonogan study export``)."""
+    info = summary["study"]
+    text = (f"Reader study *{info['name']}*: {info['n_items']} images ({info['n_real']} real, "
+            f"{info['n_synthetic']} synthetic) shown to {len(info['raters'])} rater(s), each in their own "
+            f"random order. A real-vs-synthetic accuracy whose CI covers 50 % means the raters could not tell "
+            f"the synthetic images from real ones.")
+    return Section("Reader study", text, tables=[Table(rows, caption) for caption, rows in summary_tables(summary)])

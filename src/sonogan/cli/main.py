@@ -25,6 +25,7 @@ from sonogan.cli.export import export_command
 from sonogan.cli.predict import predict_command
 from sonogan.cli.preprocess import preprocess_command
 from sonogan.cli.synth import synth_app
+from sonogan.cli.study import serve_command, study_app
 from sonogan.errors import EXIT_INPUT_ERROR, EXIT_INTERRUPTED, RunInterrupted, SonoganInputError, disk_error_line
 from sonogan.runs import abandon_open_runs
 
@@ -43,6 +44,8 @@ app.command("experiment")(experiment_command)
 app.command("export")(export_command)
 app.command("predict")(predict_command)
 app.add_typer(synth_app, name="synth", help="Train GANs on a fold's rare class and sample synthetic images.")
+app.add_typer(study_app, name="study", help="Create an expert reader study of real and synthetic images; export its results.")
+app.command("serve")(serve_command)
 
 
 def _version(value: bool) -> None:

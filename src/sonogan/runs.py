@@ -216,6 +216,20 @@ def _remove_created(path: Path, existed: bool) -> None:
             child.unlink(missing_ok=True)
 
 
+def run_logger(path: str | Path) -> logging.Logger:
+    """The logger that appends to ``path/log.txt``; also used by a run's tasks in other processes
+    (the file is opened for appending, so their lines interleave whole)."""
+    path = Path(path)
+    logger = logging.getLogger(f"sonogan.run.{path.resolve()}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    if not logger.handlers:
+        handler = logging.FileHandler(path / "log.txt", encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+    return logger
+
+
 @dataclass
 class RunDir:
     """A run folder. Use :meth:`create` for a new run or :meth:`resume` to continue one.
@@ -301,14 +315,7 @@ class RunDir:
         write_json(self.path / "run.json", self.info)
 
     def _open_log(self) -> None:
-        logger = logging.getLogger(f"sonogan.run.{self.path.resolve()}")
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-        if not logger.handlers:
-            handler = logging.FileHandler(self.path / "log.txt", encoding="utf-8")
-            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-            logger.addHandler(handler)
-        self.logger = logger
+        self.logger = run_logger(self.path)
 
     def log(self, message: str) -> None:
         assert self.logger is not None

@@ -39,8 +39,9 @@ from sonogan.registry import Registry
 
 
 class PreprocessConfig(StrictModel):
-    """One preprocessing pipeline. Order: channels -> median -> scan area -> lesion ROI ->
-    CLAHE -> resize. Synthetic rows (already at GAN resolution) get channels + resize only."""
+    """One preprocessing pipeline. Order: channels -> annotation removal -> median -> scan area
+    -> lesion ROI -> CLAHE -> resize. Synthetic rows (already at GAN resolution) get channels +
+    resize only."""
 
     name: str = Field("custom", description="used in the cache folder name")
     median_ksize: int | None = Field(3, description="odd median kernel; None = no filter")
@@ -54,6 +55,10 @@ class PreprocessConfig(StrictModel):
     clahe: bool = False
     clahe_clip: float = Field(2.0, gt=0)
     clahe_tile: int = Field(8, ge=1)
+    remove_annotations: str | None = Field(None, description="annotation-remover checkpoint "
+                                           "(sonogan annotations train); None = off")
+    remove_annotations_sha256: str | None = Field(None, description="the remover's sha256, pinned: a changed file is an error")
+    remove_annotations_on: Literal["detected", "all"] = Field("detected", description="images the detector flags, or all")
 
 
 PRESETS: Registry[PreprocessConfig] = Registry("preprocess preset")
@@ -116,6 +121,22 @@ def _gan_128() -> PreprocessConfig:
     return PreprocessConfig(name="gan-128", roi="lesion", size=128)
 
 
+# The same presets with burned-in annotations removed first (docs/annotation-removal.md): the
+# remover is $SONOGAN_ANNOTATION_REMOVER (default ~/.cache/sonogan/annotation-remover.pt).
+@PRESETS.register("roi-64-deannotated")
+def _roi_64_deannotated() -> PreprocessConfig:  # flagship-64 with annotations removed
+    from sonogan.annotations.transform import remover_options
+
+    return PreprocessConfig(name="roi-64-deannotated", **remover_options())
+
+
+@PRESETS.register("roi-rgb-160-deannotated")
+def _roi_rgb_160_deannotated() -> PreprocessConfig:
+    from sonogan.annotations.transform import remover_options
+
+    return PreprocessConfig(name="roi-rgb-160-deannotated", roi="lesion", size=160, channels=3, **remover_options())
+
+
 def get_preset(preset: str | PreprocessConfig) -> PreprocessConfig:
     """A registered preset by name (SonoganInputError listing the names if unknown), or the
     config itself."""
@@ -125,9 +146,13 @@ def get_preset(preset: str | PreprocessConfig) -> PreprocessConfig:
 
 
 def build_transforms(cfg: PreprocessConfig) -> list[T.DictTransform]:
-    """The steps ``cfg`` describes, in order: channels -> median -> scan area -> lesion ROI ->
-    CLAHE -> resize (each one only when the config asks for it)."""
+    """The steps ``cfg`` describes, in order: channels -> annotation removal -> median -> scan
+    area -> lesion ROI -> CLAHE -> resize (each one only when the config asks for it)."""
     steps: list[T.DictTransform] = [T.Channels(cfg.channels)]
+    if cfg.remove_annotations:
+        from sonogan.annotations.transform import RemoveAnnotations  # torch, loaded only when asked for
+
+        steps.append(RemoveAnnotations(cfg.remove_annotations, cfg.remove_annotations_sha256, cfg.remove_annotations_on))
     if cfg.median_ksize:
         steps.append(T.MedianFilter(cfg.median_ksize))
     if cfg.scan_area:

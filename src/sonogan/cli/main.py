@@ -20,6 +20,7 @@ import typer
 from sonogan import __version__
 from sonogan.cli.data import data_app
 from sonogan.cli.demo import demo_command
+from sonogan.cli.evaluate import evaluate_command
 from sonogan.cli.experiment import experiment_command
 from sonogan.cli.export import export_command
 from sonogan.cli.predict import predict_command
@@ -41,6 +42,7 @@ app.add_typer(data_app, name="data", help="Import, generate, validate, split and
 app.command("preprocess")(preprocess_command)
 app.command("demo")(demo_command)
 app.command("experiment")(experiment_command)
+app.command("evaluate")(evaluate_command)
 app.command("export")(export_command)
 app.command("predict")(predict_command)
 app.add_typer(synth_app, name="synth", help="Train GANs on a fold's rare class and sample synthetic images.")

@@ -1,7 +1,8 @@
-"""``sonogan predict``: class probabilities of image files from a trained model or ensemble.
+"""``sonogan predict``: class probabilities of image and DICOM files, per image and per patient.
 
 Example:
-    $ sonogan predict runs/exp/folds/fold0/augmented/ensemble.json scans/ --out predictions.csv
+    $ sonogan predict runs/exp scans/ --out out/predictions.csv --explain
+    $ sonogan predict runs/exp/folds/fold0/augmented/ensemble.json exam/ --patient-id case7 --out case7.csv
     $ sonogan predict runs/exp/folds/fold0/baseline/resnet10t/best.pt a.png b.png --mask a_mask.png --mask b_mask.png
 """
 
@@ -13,30 +14,74 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
+from sonogan.errors import SonoganInputError
+
 console = Console()
 
 
+def _print(line: str) -> None:
+    console.print(line, highlight=False, markup=False)
+
+
 def predict_command(
-    model: Path = typer.Argument(..., help="A classifier checkpoint (best.pt) or an ensemble file (ensemble.json)."),
-    inputs: List[Path] = typer.Argument(..., help="Image files and/or folders of images."),
-    mask: Optional[List[Path]] = typer.Option(None, "--mask", help="Lesion mask per image, in the same order."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="CSV with every class's probability per image."),
+    model: Path = typer.Argument(..., help="An experiment run folder, a best.pt or an ensemble.json."),
+    inputs: List[Path] = typer.Argument(..., help="Image files, DICOM files and/or folders of them."),
+    mask: Optional[List[Path]] = typer.Option(None, "--mask", help="Lesion mask per image file, in the same order."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="CSV per image; -patients.csv, -summary.json "
+                                       "(and -explain/) are written beside it."),
+    arm: Optional[str] = typer.Option(None, "--arm", help="Arm inside a run folder (default baseline)."),
+    model_name: Optional[str] = typer.Option(None, "--model", help="Classifier name or 'ensemble' inside a run."),
+    fold: Optional[int] = typer.Option(None, "--fold", help="One fold's model instead of every fold averaged."),
+    patient_id: Optional[str] = typer.Option(None, "--patient-id", help="All inputs belong to this patient."),
+    patients: Optional[Path] = typer.Option(None, "--patients", help="CSV with columns file, patient_id."),
+    clinical: Optional[List[str]] = typer.Option(None, "--clinical", help="key=value, recorded with the prediction."),
+    salt: Optional[str] = typer.Option(None, "--salt", help="Salt for DICOM patient hashes (the import's salt "
+                                       "gives the dataset's ids; default: a random one)."),
+    explain: bool = typer.Option(False, "--explain", help="Save a Grad-CAM PNG per image (needs --out)."),
+    target_accuracy: float = typer.Option(0.90, "--target-accuracy", help="Referral: accuracy the answered "
+                                          "validation images must reach; sets the confidence threshold."),
+    refer_below: Optional[float] = typer.Option(None, "--refer-below", help="Referral threshold by hand "
+                                                "(instead of choosing it on validation predictions)."),
+    min_agreement: float = typer.Option(1.0, "--min-agreement", help="Refer a patient whose images agree less."),
 ) -> None:
-    """Predict new images with the model's own preprocessing, normaliser and calibration.
+    """Predict new images with the model's own preprocessing, normaliser and calibration; refer the unsure.
 
-    Example: sonogan predict runs/exp/folds/fold0/augmented/ensemble.json scans/ --out predictions.csv
+    Example: sonogan predict runs/exp scans/ --out out/predictions.csv --explain
     """
-    from sonogan.errors import SonoganInputError
-    from sonogan.infer.predict_files import collect_images, format_rows, predict_files
-    from sonogan.infer.predictor import Predictor
-    from sonogan.runs import atomic_write_text
+    from sonogan.infer.decision import decide, operating_point, parse_clinical, write_decision
+    from sonogan.infer.predict_files import collect_images, format_rows, read_inputs, read_patients
+    from sonogan.infer.resolve import load_model
 
+    if explain and out is None:
+        raise SonoganInputError("--explain", "the heat maps need a place", "add --out FILE.csv")
     if out is not None and out.exists():
         raise SonoganInputError(out, "already exists", "choose a new --out file (results are never overwritten)")
+    if patient_id and patients:
+        raise SonoganInputError("--patient-id", "cannot be combined with --patients", "use one of them")
+    values = parse_clinical(clinical or [])
+    loaded = load_model(model, arm, model_name, fold)
     files = collect_images(inputs)
-    table = predict_files(Predictor.load(model), files, mask or None)
-    for line in format_rows(table):
-        console.print(line, highlight=False, markup=False)
+    items, skipped = read_inputs(files, mask or None, salt, read_patients(patients) if patients else None, patient_id)
+    decision = decide(loaded, items, skipped, operating_point(loaded, target_accuracy, min_agreement, refer_below),
+                      values)
+    for line in format_rows(decision.images):
+        _print(line)
+    for row in decision.patients.itertuples():
+        flag = f"  REFER ({row.refer_reason})" if getattr(row, "refer", False) else ""
+        _print(f"patient {row.patient}: {row.predicted} (mean p {row.confidence:.2f}, vote {row.vote}, "
+               f"agreement {row.agreement:.2f}, {row.images} image(s)){flag}")
+    point = decision.operating_point
+    _print(f"referral: {point.describe()}" if point else
+           "referral: no operating point (the model has no validation predictions beside it); pass --refer-below")
+    fallback = int((decision.images["roi"] == "whole scan (no mask)").sum())
+    if fallback:
+        _print(f"warning: {fallback} image(s) without a lesion mask: the lesion-ROI preset used the whole scan area "
+               "(lower accuracy; give --mask)")
+    if values:
+        _print(f"clinical values recorded with the prediction, not used by this image-only model: {values}")
+    for item in skipped:
+        _print(f"skipped {item['file']}: {item['reason']}")
     if out is not None:
-        atomic_write_text(out, table.to_csv(index=False))
-        console.print(f"{len(table)} image(s) -> [bold]{out}[/]")
+        paths = write_decision(decision, out, loaded if explain else None)
+        console.print(f"{len(decision.images)} image(s), {len(decision.patients)} patient(s) -> [bold]{paths['images']}[/]"
+                      + (f" (Grad-CAM in {paths['explain']})" if explain else ""))

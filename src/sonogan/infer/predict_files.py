@@ -1,66 +1,159 @@
-"""Predict image files (or folders of them) with a trained model: one row per image.
+"""Predict image and DICOM files (or folders of them) with a trained model: one row per image.
 
-The files are decoded by the pipeline's own decoder and prepared by the model's own preset,
-so a file gets exactly the pixels it would have had in training. Lesion masks are optional
-(a lesion-ROI preset without a mask uses the whole scan area, and the row says so).
+Image files are decoded by the pipeline's own decoder; DICOM files go through the DICOM
+importer's own path (:func:`sonogan.data.importers.dicom.read_cropped`: decoded, every frame
+cropped to the scan region, the patient only as a salted hash), so a file gets exactly the
+pixels it would have had in training. Then the model's own preset prepares them. Lesion masks
+are optional (a lesion-ROI preset without a mask uses the whole scan area, and the row says so).
+
+Patients: ``patient_id`` given for all inputs, a table ``file -> patient_id``, the salted
+DICOM PatientID, or else every file is its own patient.
 
 Example:
-    >>> table = predict_files(Predictor.load("runs/exp/folds/fold0/baseline/m/best.pt"),  # doctest: +SKIP
-    ...                       [Path("scan.png")])
-    >>> table.columns[:4].tolist()                                                       # doctest: +SKIP
-    ['file', 'predicted', 'confidence', 'mask']
+    >>> items, skipped = read_inputs([Path("scan.png"), Path("exam/IMG0001")])          # doctest: +SKIP
+    >>> table = predict_items(Predictor.load("runs/exp/folds/fold0/baseline/m/best.pt"), items)  # doctest: +SKIP
+    >>> table.columns[:6].tolist()                                                       # doctest: +SKIP
+    ['file', 'frame', 'patient', 'predicted', 'confidence', 'roi']
 """
 
 from __future__ import annotations
 
+import secrets
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
+from pydicom.misc import is_dicom
 
+from sonogan.data.importers.dicom import Skip, read_cropped
 from sonogan.errors import SonoganInputError
 from sonogan.infer.predictor import ImageInput
 from sonogan.preprocess.cache import decode_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+DICOM_SUFFIXES = {".dcm", ".dicom"}
+
+
+@dataclass
+class InputImage:
+    """One image to predict: where it came from, whose it is, its decoded RGB pixels."""
+
+    file: str
+    frame: int            # 1-based DICOM frame; 0 for an image file
+    patient: str
+    image: np.ndarray     # uint8 (H, W, 3), as decode_image gives a PNG of it
+    mask: np.ndarray | None = None
+    crop: str = ""        # DICOM crop method (regions / table / scan_area)
+
+    @property
+    def name(self) -> str:
+        return Path(self.file).name + (f" frame {self.frame}" if self.frame else "")
+
+
+def _is_dicom(path: Path) -> bool:
+    return path.suffix.lower() in DICOM_SUFFIXES or (path.suffix.lower() not in IMAGE_SUFFIXES and is_dicom(path))
 
 
 def collect_images(inputs: Sequence[Path]) -> list[Path]:
-    """Image files among ``inputs``: files as given, folders searched recursively (sorted)."""
+    """Image and DICOM files among ``inputs``: files as given, folders searched recursively (sorted)."""
     files: list[Path] = []
     for path in map(Path, inputs):
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            files += sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
+                            and (p.suffix.lower() in IMAGE_SUFFIXES or _is_dicom(p)))
         elif path.is_file():
             files.append(path)
         else:
-            raise SonoganInputError(path, "no such file or folder", "pass image files or folders of images")
+            raise SonoganInputError(path, "no such file or folder", "pass image or DICOM files or folders of them")
     if not files:
-        raise SonoganInputError(", ".join(map(str, inputs)), "no image files found",
-                                f"pass files or folders with {', '.join(sorted(IMAGE_SUFFIXES))} images")
+        raise SonoganInputError(", ".join(map(str, inputs)), "no image or DICOM files found",
+                                f"pass files or folders with {', '.join(sorted(IMAGE_SUFFIXES))} images or DICOM")
     return files
 
 
-def predict_files(predictor: ImageInput, files: Sequence[Path], masks: Sequence[Path | None] | None = None,
-                  class_names: Sequence[str] | None = None) -> pd.DataFrame:
-    """A table with each file's predicted class, its probability and every class's probability."""
+def read_patients(path: Path) -> dict[str, str]:
+    """``file,patient_id`` CSV -> {resolved path and bare file name: patient id}."""
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if not {"file", "patient_id"} <= set(table.columns):
+        raise SonoganInputError(path, "needs the columns file and patient_id", "one row per input file")
+    out = {}
+    for file, patient in zip(table["file"], table["patient_id"]):
+        out[str((path.parent / file).resolve())] = patient
+        out.setdefault(Path(file).name, patient)
+    return out
+
+
+def _as_rgb(frame: np.ndarray) -> np.ndarray:
+    # what decode_image returns for the PNG the importer would write: grey becomes three equal channels
+    return np.repeat(frame[..., None], 3, axis=2) if frame.ndim == 2 else frame[..., :3]
+
+
+def read_inputs(files: Sequence[Path], masks: Sequence[Path | None] | None = None, salt: str | None = None,
+                patients: Mapping[str, str] | None = None, patient_id: str | None = None,
+                ) -> tuple[list[InputImage], list[dict[str, str]]]:
+    """Decode every file (DICOM: every frame, cropped); returns the images and the skipped files.
+
+    ``salt``: for the DICOM patient hashes (the import's salt gives the import's ids); None = a
+    random one, so ids group this call's files and cannot be linked to anything else.
+    """
     masks = list(masks) if masks is not None else [None] * len(files)
     if len(masks) != len(files):
         raise SonoganInputError("--mask", f"{len(masks)} masks for {len(files)} images", "give one mask per image")
+    salt = salt or secrets.token_hex(16)
     fix = "pass a readable PNG/JPEG image"
-    images = [decode_image(Path(f), fix=fix) for f in files]
-    lesions = [None if m is None else decode_image(Path(m), grey=True, fix=fix) for m in masks]
-    probs = predictor.predict_images(images, lesions)
+    items: list[InputImage] = []
+    skipped: list[dict[str, str]] = []
+    for file, mask in zip(map(Path, files), masks):
+        given = (patients or {}).get(str(file.resolve())) or (patients or {}).get(file.name)
+        if _is_dicom(file):
+            if mask is not None:
+                raise SonoganInputError(mask, "a mask for a DICOM file", "masks go with image files only")
+            try:
+                dcm = read_cropped(file, salt)
+            except Skip as why:
+                skipped.append({"file": str(file), "reason": str(why)})
+                continue
+            patient = patient_id or given or dcm.patient or f"file-{dcm.file_hash}"
+            items += [InputImage(str(file), k, patient, _as_rgb(f), None, dcm.crop)
+                      for k, f in enumerate(dcm.frames, start=1)]
+        else:
+            lesion = None if mask is None else decode_image(Path(mask), grey=True, fix=fix)
+            items.append(InputImage(str(file), 0, patient_id or given or str(file), decode_image(file, fix=fix),
+                                    lesion))
+    if not items:
+        first = f" (first: {skipped[0]['file']}: {skipped[0]['reason']})" if skipped else ""
+        raise SonoganInputError("predict", f"no image could be read{first}", "pass ultrasound images or DICOM files")
+    return items, skipped
+
+
+def predict_items(predictor: ImageInput, items: Sequence[InputImage],
+                  class_names: Sequence[str] | None = None) -> pd.DataFrame:
+    """A table with each image's predicted class, its probability and every class's probability."""
+    probs = predictor.predict_images([i.image for i in items], [i.mask for i in items])
     names = list(class_names or getattr(predictor, "class_names"))
-    table = pd.DataFrame({"file": [str(f) for f in files], "predicted": [names[k] for k in probs.argmax(1)],
-                          "confidence": probs.max(1), "mask": [str(m) if m else "" for m in masks]})
+    lesion_roi = predictor.preset.roi == "lesion"
+    table = pd.DataFrame({
+        "file": [i.file for i in items], "frame": [i.frame for i in items], "patient": [i.patient for i in items],
+        "predicted": [names[k] for k in probs.argmax(1)], "confidence": probs.max(1),
+        "roi": [("lesion mask" if i.mask is not None else "whole scan (no mask)") if lesion_roi else "scan area"
+                for i in items],
+        "dicom_crop": [i.crop for i in items]})
     for k, name in enumerate(names):
         table[f"p_{name}"] = probs[:, k]
     return table
 
 
-def format_rows(table: pd.DataFrame, limit: int = 20) -> list[str]:
-    """Short terminal lines: file, predicted class, confidence."""
-    lines = [f"{Path(r.file).name}: {r.predicted} ({r.confidence:.2f})" for r in table.head(limit).itertuples()]
-    return lines + ([f"... and {len(table) - limit} more"] if len(table) > limit else [])
+def predict_files(predictor: ImageInput, files: Sequence[Path], masks: Sequence[Path | None] | None = None,
+                  class_names: Sequence[str] | None = None) -> pd.DataFrame:
+    """:func:`read_inputs` then :func:`predict_items`; unreadable DICOM files are left out."""
+    items, _ = read_inputs(files, masks)
+    return predict_items(predictor, items, class_names)
 
+
+def format_rows(table: pd.DataFrame, limit: int = 20) -> list[str]:
+    """Short terminal lines: file (and frame), predicted class, confidence."""
+    lines = [f"{Path(r.file).name}{f' frame {r.frame}' if r.frame else ''}: {r.predicted} ({r.confidence:.2f})"
+             for r in table.head(limit).itertuples()]
+    return lines + ([f"... and {len(table) - limit} more"] if len(table) > limit else [])

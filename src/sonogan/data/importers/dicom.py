@@ -166,24 +166,46 @@ def _write_png(arr: np.ndarray, path: Path) -> None:
     Image.fromarray(np.ascontiguousarray(arr)).save(path)  # PIL adds no text chunks: pixels only
 
 
-def convert_file(path: Path, label: str, salt: str, tmp: Path) -> tuple[Converted, str]:
-    """Decode, crop and write one file's frames under ``tmp``; returns the rows and the file key."""
+@dataclass
+class CroppedDicom:
+    """One file's de-identified content: cropped frames, crop method, salted ids and the scanner."""
+
+    frames: list[np.ndarray]
+    crop: str
+    file_hash: str
+    patient: str | None  # None: the file has no PatientID
+    style: str
+    key: str             # the unsalted file key, only to spot re-exported copies; never written
+
+
+def read_cropped(path: Path, salt: str) -> CroppedDicom:
+    """Decode one file and crop every frame to the scan region; raises :class:`Skip` with the reason.
+
+    The one path from a DICOM file to pixels, shared by the importer and ``sonogan predict``:
+    no header value leaves it except as a salted hash or the scanner's make and model.
+    """
     ds, frames = read_dicom(path)
     key = _file_key(ds, path)
-    file_hash = salted_hash(salt, "file", key)
     box, method = choose_crop(ds, frames)
     patient_raw = str(ds.get("PatientID", "") or "").strip()
-    patient = salted_hash(salt, "patient", patient_raw) if patient_raw else None
     style = " ".join(str(ds.get(k, "") or "").strip() for k in ("Manufacturer", "ManufacturerModelName")).strip()
+    return CroppedDicom([crop_box(f, box) for f in frames], method, salted_hash(salt, "file", key),
+                        salted_hash(salt, "patient", patient_raw) if patient_raw else None, style, key)
+
+
+def convert_file(path: Path, label: str, salt: str, tmp: Path) -> tuple[Converted, str]:
+    """Decode, crop and write one file's frames under ``tmp``; returns the rows and the file key."""
+    item = read_cropped(path, salt)
+    file_hash, patient, style, method = item.file_hash, item.patient, item.style, item.crop
     rows = []
-    for k, frame in enumerate(frames, start=1):
+    for k, frame in enumerate(item.frames, start=1):
         image_id = f"{file_hash}_f{k}"
         dst = f"images/{label}/{image_id}.png"
-        _write_png(crop_box(frame, box), tmp / dst)
+        _write_png(frame, tmp / dst)
         rows.append({"image_id": image_id, "label": label, "patient_id": patient or file_hash,
                      "image": str(tmp / dst), "_dst_image": dst, "mask": "", "_dst_mask": "",
                      "style": style, "frame": str(k), "crop": method})
-    return Converted(path, file_hash, patient, rows), key
+    return Converted(path, file_hash, patient, rows), item.key
 
 
 def scan_dicom(src: Path, salt: str, tmp: Path, progress: bool = False,

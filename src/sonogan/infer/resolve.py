@@ -1,0 +1,184 @@
+"""Find what a MODEL argument means: one checkpoint, one ensemble, or an experiment run's fold models.
+
+``MODEL`` may be
+
+* a classifier checkpoint ``best.pt`` or an ensemble file ``ensemble.json`` (one predictor);
+* an experiment run folder (``run.json`` + ``folds/``): one arm's models of every fold (or of
+  ``fold``), averaged with equal weights after each fold's own temperature, the
+  cross-validation ensemble the experiment reports on its hold-out test.
+
+Inside a run the files around the model say more, read-only: each fold's **validation**
+predictions (``predictions.npz``), from which the referral operating point is chosen
+(:func:`validation_predictions`), and the run's config and splits, from which the images the
+models were developed on (train + validation of every fold = every non-test image) are found
+(:func:`development_ids`).
+
+Example:
+    >>> loaded = load_model("runs/exp", arm="baseline")                       # doctest: +SKIP
+    >>> loaded.description                                                    # doctest: +SKIP
+    'runs/exp arm baseline, model frid-adar-cnn, folds 0, 1 averaged'
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sonogan.errors import SonoganInputError
+from sonogan.infer.calibration import apply_temperature
+from sonogan.infer.predictor import ImageInput, Predictor
+from sonogan.preprocess.presets import PreprocessConfig
+
+RUN_FILE = "run.json"
+
+
+@dataclass
+class FoldAverage(ImageInput):
+    """Equal-weight average of several predictors' (calibrated) probabilities; one preset."""
+
+    predictors: list[Predictor]
+    class_names: list[str] = field(init=False)
+    preset: PreprocessConfig = field(init=False)
+
+    def __post_init__(self) -> None:
+        first = self.predictors[0]
+        for p in self.predictors[1:]:
+            if p.preset != first.preset or p.class_names != first.class_names:
+                raise SonoganInputError("models", "the fold models differ in preprocessing or classes",
+                                        "average only models of one experiment")
+        self.class_names, self.preset = list(first.class_names), first.preset
+
+    def predict_pixels(self, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        return np.mean([p.predict_pixels(pixels, batch_size) for p in self.predictors], axis=0)
+
+
+@dataclass
+class ModelFile:
+    """One checkpoint / ensemble file and where it sits in a run (if it does)."""
+
+    path: Path
+    run_dir: Path | None = None
+    fold: int | None = None
+    arm: str | None = None
+    model: str | None = None      # classifier name, or "ensemble"
+
+
+@dataclass
+class LoadedModel:
+    """A predictor with the files it came from."""
+
+    predictor: ImageInput
+    files: list[ModelFile]
+    description: str
+
+    @property
+    def run_dir(self) -> Path | None:
+        return self.files[0].run_dir
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(getattr(self.predictor, "class_names"))
+
+
+def find_run(path: Path) -> ModelFile:
+    """``path`` (best.pt or ensemble.json) with its run, fold, arm and model when it lies in a run."""
+    path = Path(path)
+    ensemble = path.suffix == ".json"
+    # folds/foldK/<arm>/<model>/best.pt or folds/foldK/<arm>/ensemble.json
+    arm_dir = path.resolve().parent if ensemble else path.resolve().parent.parent
+    fold_dir, run_dir = arm_dir.parent, arm_dir.parent.parent.parent
+    if fold_dir.name[:4] == "fold" and fold_dir.name[4:].isdigit() and fold_dir.parent.name == "folds" \
+            and (run_dir / RUN_FILE).is_file():
+        return ModelFile(path, run_dir, int(fold_dir.name[4:]), arm_dir.name,
+                         "ensemble" if ensemble else path.parent.name)
+    return ModelFile(path)
+
+
+def run_model_files(run_dir: Path, arm: str | None = None, model: str | None = None,
+                    fold: int | None = None) -> list[ModelFile]:
+    """The model file of ``arm`` (default: baseline) in every fold of ``run_dir`` (or ``fold``).
+
+    ``model``: a classifier name or "ensemble"; default the arm's ensemble when there is one,
+    else its single classifier.
+    """
+    info = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
+    folds = [fold] if fold is not None else list(info.get("folds") or [])
+    arm = arm or "baseline"
+    files = []
+    for k in folds:
+        arm_dir = run_dir / "folds" / f"fold{k}" / arm
+        if not arm_dir.is_dir():
+            known = sorted(p.name for p in arm_dir.parent.glob("*") if p.is_dir())
+            raise SonoganInputError(arm_dir, f"no arm '{arm}' in fold {k}", f"choose --arm from {known}")
+        if model in (None, "ensemble") and (arm_dir / "ensemble.json").is_file():
+            files.append(ModelFile(arm_dir / "ensemble.json", run_dir, k, arm, "ensemble"))
+            continue
+        names = sorted(p.parent.name for p in arm_dir.glob("*/best.pt"))
+        name = model if model not in (None, "ensemble") else (names[0] if len(names) == 1 else None)
+        if name is None or name not in names:
+            raise SonoganInputError(arm_dir, f"no model '{model}' here" if model else f"{len(names)} models, no ensemble",
+                                    f"choose --model from {names}")
+        files.append(ModelFile(arm_dir / name / "best.pt", run_dir, k, arm, name))
+    if not files:
+        raise SonoganInputError(run_dir, "the run has no finished fold", "finish the experiment first")
+    return files
+
+
+def load_model(path: str | Path, arm: str | None = None, model: str | None = None,
+               fold: int | None = None) -> LoadedModel:
+    """A checkpoint, an ensemble file, or a run folder (``arm``/``model``/``fold`` choose inside it)."""
+    path = Path(path)
+    if path.is_dir() and (path / RUN_FILE).is_file():
+        files = run_model_files(path, arm, model, fold)
+        predictors = [Predictor.load(f.path) for f in files]
+        folds = ", ".join(str(f.fold) for f in files)
+        what = f"{path} arm {files[0].arm}, model {files[0].model}, fold{'s' if len(files) > 1 else ''} {folds}"
+        if len(predictors) == 1:
+            return LoadedModel(predictors[0], files, what)
+        return LoadedModel(FoldAverage(predictors), files, what + " averaged")
+    if path.is_dir():
+        raise SonoganInputError(path, "a folder without run.json",
+                                "pass an experiment run folder, a best.pt or an ensemble.json")
+    if arm or model or fold is not None:
+        raise SonoganInputError(path, "--arm / --model / --fold choose inside a run folder",
+                                "pass the run folder, or drop them")
+    return LoadedModel(Predictor.load(path), [find_run(path)], str(path))
+
+
+def _fold_validation(f: ModelFile) -> tuple[np.ndarray, np.ndarray]:
+    """Raw validation probabilities and labels of one fold's model, from the run's saved files."""
+    fold_dir = f.run_dir / "folds" / f"fold{f.fold}"  # type: ignore[operator]
+    saved = np.load(fold_dir / "predictions.npz")
+    key = f"{f.arm}|{f.model}|val"
+    if key not in saved.files:
+        raise FileNotFoundError(key)
+    return saved[key], saved["y|val"]
+
+
+def validation_predictions(loaded: LoadedModel) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """Calibrated validation probabilities, labels and a description, or None outside a run.
+
+    Each fold's model is scored on its own validation images with its own temperature, as
+    the Predictor applies it; for a fold average these are pooled out-of-fold.
+    """
+    probs, labels = [], []
+    for f, predictor in zip(loaded.files, _predictors(loaded)):
+        if f.run_dir is None:
+            return None
+        try:
+            p, y = _fold_validation(f)
+        except (FileNotFoundError, KeyError):
+            return None
+        probs.append(apply_temperature(p, predictor.temperature) if predictor.temperature != 1.0 else p)
+        labels.append(y)
+    folds = ", ".join(str(f.fold) for f in loaded.files)
+    what = f"fold{'s' if len(loaded.files) > 1 else ''} {folds} validation (temperature-calibrated)"
+    return np.concatenate(probs), np.concatenate(labels), what
+
+
+def _predictors(loaded: LoadedModel) -> list[Predictor]:
+    p = loaded.predictor
+    return p.predictors if isinstance(p, FoldAverage) else [p]  # type: ignore[list-item]

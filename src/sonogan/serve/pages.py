@@ -22,6 +22,7 @@ from sonogan.report.html import Table, table_html
 from sonogan.study.results import summary_tables
 
 STYLE_CSS = """
+[hidden] { display: none !important; }
 body { font-family: system-ui, sans-serif; margin: 0; background: #f4f5f7; color: #1d2430; }
 main { max-width: 1100px; margin: 0 auto; padding: 1rem 1.5rem; }
 header { display: flex; align-items: center; gap: 1rem; flex-wrap: wrap; }

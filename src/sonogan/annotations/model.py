@@ -42,17 +42,19 @@ FORMAT_VERSION = 1
 
 class Remover(nn.Module):
     """A U-Net whose output is the clean image in [0, 1]. With ``residual`` it predicts the
-    correction added to its input: on the ~99 % of pixels without marks the answer is the
-    input itself, which a residual net gets from the start instead of learning it (this is
-    what lets a few CPU minutes of training already help)."""
+    correction added to its input, scaled by a learnable gain that starts at 0 (ReZero,
+    Bachlechner et al. 2020): on the ~99 % of pixels without marks the answer is the input
+    itself, which this net gives from its first step instead of learning it (what lets a few
+    CPU minutes of training already help)."""
 
     def __init__(self, net: nn.Module, residual: bool = True) -> None:
         super().__init__()
         self.net, self.residual = net, residual
+        self.gain = nn.Parameter(torch.zeros(1)) if residual else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.net(x)
-        return x + out if self.residual else out
+        return x + self.gain * out if self.gain is not None else out
 
 
 @REMOVERS.register("monai-unet")

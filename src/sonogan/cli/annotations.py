@@ -1,0 +1,96 @@
+"""``sonogan annotations``: train, apply and evaluate the burned-in annotation remover.
+
+Example:
+    $ sonogan annotations train runs/mmotu --out runs/annotations/mmotu --iterations 1500
+    $ sonogan annotations apply runs/annotations/mmotu/remover.pt scans/ --out scans-clean/
+    $ sonogan annotations evaluate runs/annotations/mmotu/remover.pt
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+console = Console()
+annotations_app = typer.Typer(no_args_is_help=True, help="Remove burned-in annotations (text, arrows, callipers).")
+
+
+def _summary(m: dict) -> None:
+    for key in ("before", "after", "gain"):
+        v = m[key]
+        console.print(f"{key:>6}: PSNR {v['psnr']:.2f} dB, SSIM {v['ssim']:.3f}, inside the marks PSNR "
+                      f"{v['region_psnr']:.2f} dB, MAE {v['region_mae']:.3f}", highlight=False)
+    console.print(f"detector accuracy {m['detector_accuracy']:.3f} on {m['n_pairs']} held-out pairs", highlight=False)
+
+
+@annotations_app.command("train")
+def train_command(
+    dataset: Path = typer.Argument(..., help="Dataset folder with splits.json (clean images, masks optional)."),
+    out: Path = typer.Option(..., "--out", "-o", help="New run folder (or the one to --resume)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML RemoverTrainConfig."),
+    fold: Optional[int] = typer.Option(None, "--fold", help="Train on this fold's training partition."),
+    iterations: Optional[int] = typer.Option(None, "--iterations"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its state.pt."),
+) -> None:
+    """Train the remover and detector on synthetic marks drawn on the fold's training images.
+
+    Example: sonogan annotations train runs/mmotu --out runs/annotations/mmotu
+    """
+    from sonogan.annotations.train import RemoverTrainConfig, train_remover
+    from sonogan.config import load_config, parse_config
+
+    overrides = {"fold": fold, "iterations": iterations, "seed": seed}
+    cfg = (load_config(RemoverTrainConfig, config, overrides) if config is not None else
+           parse_config(RemoverTrainConfig, {k: v for k, v in overrides.items() if v is not None}, "options"))
+    path = train_remover(dataset, out, cfg, resume=resume, progress=True)
+    _summary(json.loads((out / "metrics.json").read_text(encoding="utf-8")))
+    console.print(f"remover -> [bold]{path}[/]  (use it: export SONOGAN_ANNOTATION_REMOVER={path.resolve()})")
+
+
+@annotations_app.command("apply")
+def apply_command(
+    checkpoint: Path = typer.Argument(..., help="remover.pt from 'sonogan annotations train'."),
+    inputs: List[Path] = typer.Argument(..., help="Image files, DICOM files and/or folders."),
+    out: Path = typer.Option(..., "--out", "-o", help="New folder for the cleaned PNGs and annotations.csv."),
+    all_images: bool = typer.Option(False, "--all", help="Apply to every image, not only those the detector flags."),
+    threshold: float = typer.Option(0.5, "--threshold", help="Detector probability from which the remover runs."),
+) -> None:
+    """Write every input without its burned-in annotations.
+
+    Example: sonogan annotations apply runs/annotations/mmotu/remover.pt scans/ --out scans-clean/
+    """
+    from sonogan.annotations.apply import apply_to_files
+
+    table = apply_to_files(checkpoint, inputs, out, "all" if all_images else "detected", threshold)
+    console.print(f"{int(table['removed'].sum())} of {len(table)} images cleaned -> [bold]{out}[/] "
+                  "(annotations.csv lists the detector's probabilities)")
+
+
+@annotations_app.command("evaluate")
+def evaluate_command(
+    checkpoint: Path = typer.Argument(..., help="remover.pt from 'sonogan annotations train'."),
+    dataset: Optional[Path] = typer.Argument(None, help="Dataset (default: the one it was trained on)."),
+    fold: Optional[int] = typer.Option(None, "--fold", help="Its validation images are used (default: the training fold)."),
+    n_pairs: int = typer.Option(200, "--pairs", help="Held-out synthetic pairs."),
+    seed: int = typer.Option(1, "--seed"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the metrics to this new JSON file."),
+) -> None:
+    """PSNR / SSIM before and after, inside the marks and overall, and detector accuracy.
+
+    Example: sonogan annotations evaluate runs/annotations/mmotu/remover.pt
+    """
+    from sonogan.annotations.evaluate import evaluate_checkpoint
+    from sonogan.errors import SonoganInputError
+    from sonogan.runs import write_json
+
+    if out is not None and out.exists():
+        raise SonoganInputError(out, "already exists", "choose a new --out file (results are never overwritten)")
+    metrics = evaluate_checkpoint(checkpoint, dataset, fold, n_pairs, seed)
+    _summary(metrics)
+    if out is not None:
+        write_json(out, metrics)

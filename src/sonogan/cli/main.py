@@ -18,6 +18,7 @@ import sys
 import typer
 
 from sonogan import __version__
+from sonogan.cli.annotations import annotations_app
 from sonogan.cli.data import data_app
 from sonogan.cli.demo import demo_command
 from sonogan.cli.evaluate import evaluate_command
@@ -46,6 +47,7 @@ app.command("evaluate")(evaluate_command)
 app.command("export")(export_command)
 app.command("predict")(predict_command)
 app.add_typer(synth_app, name="synth", help="Train GANs on a fold's rare class and sample synthetic images.")
+app.add_typer(annotations_app, name="annotations", help="Train, apply and evaluate the burned-in annotation remover.")
 app.add_typer(study_app, name="study", help="Create an expert reader study of real and synthetic images; export its results.")
 app.command("serve")(serve_command)
 

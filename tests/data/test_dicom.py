@@ -1,5 +1,7 @@
-"""DICOM importer on DICOM files made here with pydicom: crops per scanner layout (regions,
-Philips table, scan-area fallback), multi-frame, JPEG baseline, skipped files (corrupt,
+"""DICOM importer on DICOM files made here with pydicom: crops per scanner layout (regions of
+GE, Siemens, Samsung dual view, Mindray with Doppler, Canon; Philips table; scan-area
+fallback), multi-frame, compressed transfer syntaxes through licence-clean decoders (JPEG
+baseline and JPEG 2000 via Pillow, RLE via pydicom), skipped files (corrupt, undecodable,
 non-DICOM, CT, no pixels, duplicate, outside a class folder), patient hashing + salt reuse,
 no identifier anywhere in the output, CLI options."""
 
@@ -12,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
-from pydicom.uid import (ExplicitVRLittleEndian, JPEGBaseline8Bit, UltrasoundImageStorage,
-                         UltrasoundMultiFrameImageStorage, generate_uid)
+from pydicom.uid import (ExplicitVRLittleEndian, JPEG2000Lossless, JPEGBaseline8Bit, RLELossless,
+                         UltrasoundImageStorage, UltrasoundMultiFrameImageStorage, generate_uid)
 
 from sonogan.data.importers import import_dataset
 from sonogan.data.importers.dicom import SALT_FILE, DicomImportOptions, read_report, salted_hash
@@ -48,18 +51,20 @@ def gradient(h: int, w: int, shift: int = 0) -> np.ndarray:
 
 def write_dicom(path: Path, pixels: np.ndarray, patient: str, maker: str = "", model: str = "",
                 regions: list[tuple[int, int, int, int, int]] | None = None, modality: str = "US",
-                jpeg: bool = False, with_pixels: bool = True, sop: str | None = None) -> dict[str, str]:
+                codec: str = "none", with_pixels: bool = True, sop: str | None = None) -> dict[str, str]:
     """Write one DICOM file (frames, rows, cols[, 3]) and return its identifiers (for the PHI check).
 
     ``regions``: (x0, y0, x1, y1, spatial format) with inclusive max coordinates, as in DICOM.
+    ``codec``: none, jpeg (baseline, lossy), j2k (JPEG 2000 lossless, grey), rle (lossless).
     """
+    jpeg = codec == "jpeg"
     frames = pixels if pixels.ndim == 3 and pixels.shape[-1] != 3 or pixels.ndim == 4 else pixels[None]
     n, rows, cols = frames.shape[:3]
     rgb = frames.ndim == 4
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = UltrasoundMultiFrameImageStorage if n > 1 else UltrasoundImageStorage
     meta.MediaStorageSOPInstanceUID = sop or generate_uid()
-    meta.TransferSyntaxUID = JPEGBaseline8Bit if jpeg else ExplicitVRLittleEndian
+    meta.TransferSyntaxUID = {"jpeg": JPEGBaseline8Bit, "j2k": JPEG2000Lossless}.get(codec, ExplicitVRLittleEndian)
     ds = Dataset()
     ds.file_meta = meta
     ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
@@ -80,8 +85,12 @@ def write_dicom(path: Path, pixels: np.ndarray, patient: str, maker: str = "", m
     if with_pixels:
         if jpeg:
             ds.PixelData = encapsulate([_jpeg(f) for f in frames])
+        elif codec == "j2k":
+            ds.PixelData = encapsulate([_j2k(f) for f in frames])
         else:
             ds.PixelData = np.ascontiguousarray(frames).tobytes()
+        if codec == "rle":  # pydicom's own RLE encoder (no extra package)
+            ds.compress(RLELossless, encoding_plugin="pydicom")
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
     uids = [ds.SOPInstanceUID, ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID]
@@ -102,6 +111,12 @@ def _jpeg(frame: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _j2k(frame: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(frame).save(buf, "JPEG2000", irreversible=False, no_jp2=True)  # lossless codestream
+    return buf.getvalue()
+
+
 def build_tree(src: Path) -> tuple[dict[str, np.ndarray], list[dict[str, str]]]:
     """The test set; returns the expected crops per file and every file's identifiers."""
     ids, want = [], {}
@@ -113,7 +128,7 @@ def build_tree(src: Path) -> tuple[dict[str, np.ndarray], list[dict[str, str]]]:
     colour = np.zeros((96, 128, 3), np.uint8)
     colour[16:80, 8:120] = np.stack([gradient(64, 112), gradient(64, 112, 50), gradient(64, 112, 100)], -1)
     ids.append(write_dicom(src / "benign" / "ge" / "IMG0002.dcm", colour, "p1", "GE Healthcare", "LOGIQ E10",
-                           regions=[(8, 16, 119, 79, 1)], jpeg=True))
+                           regions=[(8, 16, 119, 79, 1)], codec="jpeg"))
     want["benign/ge/IMG0002.dcm"] = colour[16:80, 8:120]
     acme = np.zeros((90, 110), np.uint8); acme[15:75, 25:95] = gradient(60, 70)
     ids.append(write_dicom(src / "benign" / "acme" / "scan.dcm", acme, "p4", "Acme Sonics", "Sono 1"))
@@ -289,7 +304,7 @@ def test_undecodable_compression_is_skipped_naming_the_syntax(tmp_path) -> None:
         write_dicom(tmp_path / "src" / ("benign", "malignant")[i // 2] / f"ok{i}.dcm", gradient(40, 40, i), patient,
                     regions=[(0, 0, 39, 39, 1)])
     path = tmp_path / "src" / "benign" / "lossless.dcm"
-    write_dicom(path, gradient(40, 40), "p1", jpeg=True)
+    write_dicom(path, gradient(40, 40), "p1", codec="jpeg")
     ds = dcmread(path)
     ds.file_meta.TransferSyntaxUID = JPEGLosslessSV1  # no JPEG-lossless decoder is installed on purpose
     ds.save_as(path, enforce_file_format=True)
@@ -297,3 +312,55 @@ def test_undecodable_compression_is_skipped_naming_the_syntax(tmp_path) -> None:
     (item,) = read_report(imported.root)["skipped"]
     assert item["file"] == "benign/lossless.dcm" and item["reason"].startswith("pixel data cannot be decoded (JPEG Lossless")
     assert len(imported.manifest) == 4
+
+
+def build_compressed_tree(src: Path) -> dict[str, np.ndarray]:
+    """More scanners' region layouts in compressed files, and one undecodable file; returns the
+    expected (lossless, so exact) crops per file."""
+    want = {}
+    # Samsung-like dual view: two equal 2-D regions side by side -> the first (left) one; RLE, 2 frames
+    dual = np.zeros((2, 90, 160), np.uint8)
+    for k in range(2):
+        dual[k, 10:80, 4:76] = gradient(70, 72, k)
+        dual[k, 10:80, 84:156] = gradient(70, 72, 50 + k)
+    write_dicom(src / "benign" / "samsung.dcm", dual, "p1", "SAMSUNG MEDISON CO., LTD.", "HERA W10",
+                regions=[(4, 10, 75, 79, 1), (84, 10, 155, 79, 1)], codec="rle")
+    want["samsung.dcm"] = dual[:, 10:80, 4:76]
+    # Mindray-like: a 2-D region on top of a larger spectral Doppler strip (format 3); RGB, RLE
+    mindray = np.zeros((120, 140, 3), np.uint8)
+    mindray[5:55, 20:120] = np.stack([gradient(50, 100), gradient(50, 100, 70), gradient(50, 100, 140)], -1)
+    mindray[60:118, 0:140] = 90
+    write_dicom(src / "malignant" / "mindray.dcm", mindray, "p2", "Mindray", "Resona 7",
+                regions=[(20, 5, 119, 54, 1), (0, 60, 139, 117, 3)], codec="rle")
+    want["mindray.dcm"] = mindray[5:55, 20:120]
+    # Canon-like: one 2-D region below a header band; JPEG 2000 lossless through Pillow's OpenJPEG
+    canon = np.full((100, 100), 240, np.uint8)
+    canon[25:95, 10:90] = gradient(70, 80, 9)
+    write_dicom(src / "malignant" / "canon.dcm", canon, "p3", "CANON_MEC", "Aplio i800",
+                regions=[(10, 25, 89, 94, 1)], codec="j2k")
+    want["canon.dcm"] = canon[25:95, 10:90]
+    # a JPEG 2000 file whose codestream is garbage: skipped, the rest imported
+    write_dicom(src / "benign" / "broken-j2k.dcm", gradient(40, 40), "p4", "CANON_MEC", "Aplio i800", codec="j2k")
+    ds = dcmread(src / "benign" / "broken-j2k.dcm")
+    ds.PixelData = encapsulate([b"\xff\x4f\xff\x51" + bytes(range(256)) * 4])
+    ds.save_as(src / "benign" / "broken-j2k.dcm", enforce_file_format=True)
+    write_dicom(src / "benign" / "plain.dcm", gradient(50, 60, 5), "p4", "Esaote", "MyLab X8",
+                regions=[(0, 0, 59, 49, 1)])
+    want["plain.dcm"] = gradient(50, 60, 5)
+    return want
+
+
+def test_compressed_files_and_more_scanner_layouts_crop_exactly(tmp_path) -> None:
+    want = build_compressed_tree(tmp_path / "src")
+    ds = import_dataset(tmp_path / "src", "dicom", tmp_path / "out", DicomImportOptions(salt="s"))
+    (item,) = read_report(ds.root)["skipped"]
+    assert item["file"] == "benign/broken-j2k.dcm" and item["reason"].startswith("pixel data cannot be decoded (JPEG 2000")
+    assert read_report(ds.root)["crop"] == {"regions": 5}  # 2 Samsung frames + 3 single frames
+    for name, expected in want.items():
+        ids = _ids_of(ds, name)
+        frames = expected if expected.ndim == 3 and name == "samsung.dcm" else expected[None]
+        assert len(ids) == len(frames), name
+        for image_id, frame in zip(ids, frames):
+            np.testing.assert_array_equal(_image(ds, image_id), frame, err_msg=name)  # lossless: exact
+    styles = set(ds.manifest["style"])
+    assert {"Mindray Resona 7", "CANON_MEC Aplio i800", "SAMSUNG MEDISON CO., LTD. HERA W10"} <= styles

@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from sonogan.data.manifest import DatasetSpec, write_dataset
 from sonogan.errors import SonoganInputError
-from sonogan.study.create import StudyConfig, create_study, encode_png, image_set, rater_order
+from sonogan.study.create import Candidate, StudyConfig, create_study, encode_png, image_set, load_pixels, rater_order
+from sonogan.preprocess.presets import pipeline
 from sonogan.study.db import Assignment, Item, Rater, Study, make_engine, session
 
 
@@ -84,10 +85,23 @@ def test_encode_png_strips_metadata_and_sizes(tmp_path: Path) -> None:
     info.add_text("Comment", "synthetic sample from gan-hgs-f0")
     path = tmp_path / "syn_gan_0.png"
     Image.fromarray(np.full((30, 60, 3), 90, np.uint8)).save(path, pnginfo=info)
-    data = encode_png(path, 48)
+    data = encode_png(load_pixels(Candidate(path, None), None), 48)
     assert b"gan-hgs" not in data and b"tEXt" not in data
     img = Image.open(io.BytesIO(data))
     assert img.mode == "L" and img.size == (48, 24)
+
+
+def test_preset_crops_real_images_like_the_generator_saw_them(tmp_path: Path) -> None:
+    scan = np.zeros((60, 80), np.uint8)
+    scan[20:40, 30:50] = 200  # the lesion
+    mask = (scan > 0).astype(np.uint8) * 255
+    for name, img in (("scan.png", scan), ("mask.png", mask)):
+        Image.fromarray(img).save(tmp_path / name)
+    crop = load_pixels(Candidate(tmp_path / "scan.png", "x", tmp_path / "mask.png"), pipeline("gan-64"))
+    assert crop.shape == (64, 64) and crop.dtype == np.uint8
+    assert crop.mean() > 2 * scan.mean()  # the lesion fills much more of the crop than of the scan
+    with pytest.raises(SonoganInputError, match="unknown name"):
+        create_study(tmp_path / "p.db", tmp_path, tmp_path, StudyConfig(n=2, raters=["a"], preset="no-such"))
 
 
 def test_config_refuses_bad_raters_and_ratios() -> None:

@@ -2,7 +2,7 @@
 
 Example:
     $ sonogan study create --real runs/mmotu --synthetic runs/syn-hgs --n 40 --ratio 0.5 \\
-        --raters ana,ben,cleo --class high_grade_serous --db runs/reader-study.db
+        --raters ana,ben,cleo --class high_grade_serous --preset gan-64 --db runs/reader-study.db
     $ sonogan serve --db runs/reader-study.db --host 0.0.0.0 --port 8000
     $ sonogan study export --db runs/reader-study.db --out runs/exp/reader_study.json --csv answers.csv
 """
@@ -48,6 +48,8 @@ def create_command(
     db: str = typer.Option(DEFAULT_DB, "--db", help="SQLite file, or a postgresql:// URL."),
     name: str = typer.Option("reader study", "--name", help="Study title shown to the raters."),
     classes: Optional[List[str]] = typer.Option(None, "--class", help="Only images of this class (repeatable)."),
+    preset: Optional[str] = typer.Option(
+        None, "--preset", help="Pass the real images through this preset first: the generator's (e.g. gan-64)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the image draw and of every rater's order."),
     size: int = typer.Option(256, "--size", help="Longer side of the served images, in pixels."),
     base_url: str = typer.Option("http://127.0.0.1:8000", "--base-url", help="Where 'sonogan serve' will be reached."),
@@ -61,7 +63,7 @@ def create_command(
 
     cfg = parse_config(StudyConfig, {"name": name, "n": n, "ratio": ratio, "seed": seed, "size": size,
                                      "raters": [r.strip() for r in raters.split(",") if r.strip()],
-                                     "classes": classes or None}, "--n/--ratio/--raters/--size")
+                                     "classes": classes or None, "preset": preset}, "--n/--ratio/--raters/--size")
     created = create_study(db, real, synthetic, cfg)
     base = base_url.rstrip("/")
     console.print(f"study {created.study_id}: {cfg.n} images ({round(cfg.n * cfg.ratio)} synthetic) in {db}")

@@ -33,6 +33,8 @@ from sonogan.config import StrictModel
 from sonogan.data.manifest import MANIFEST_NAME, SPEC_NAME, load_dataset
 from sonogan.errors import SonoganInputError
 from sonogan.preprocess.cache import decode_image
+from sonogan.preprocess.presets import pipeline, run_pipeline
+from sonogan.preprocess.transforms import Compose
 from sonogan.study.db import Assignment, Item, Rater, Study, hash_token, make_engine, session
 
 RATER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -49,6 +51,7 @@ class StudyConfig(StrictModel):
     seed: int = 0
     size: int = Field(256, ge=32, le=2048, description="longer side of the served images, in pixels")
     classes: list[str] | None = Field(None, description="only images of these classes (default: all)")
+    preset: str | None = Field(None, description="sonogan preset the real images pass through first (e.g. gan-64)")
 
     @field_validator("raters")
     @classmethod
@@ -65,6 +68,7 @@ class StudyConfig(StrictModel):
 class Candidate:
     path: Path
     label: str | None
+    mask: Path | None = None
 
 
 @dataclass
@@ -81,7 +85,8 @@ def image_set(path: Path, source: str) -> tuple[list[Candidate], list[str]]:
     if (path / MANIFEST_NAME).is_file() and (path / SPEC_NAME).is_file():
         ds = load_dataset(path)
         rows = ds.manifest[ds.manifest["source"] == source]
-        return [Candidate(ds.path(r.image), r.label or None) for r in rows.itertuples()], list(ds.spec.classes)
+        return ([Candidate(ds.path(r.image), r.label or None, ds.path(r.mask) if r.mask else None)
+                 for r in rows.itertuples()], list(ds.spec.classes))
     if not path.is_dir():
         raise SonoganInputError(path, "folder not found", "pass a dataset folder or a folder of images")
     files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
@@ -102,15 +107,25 @@ def draw(pool: list[Candidate], k: int, classes: list[str] | None, rng: np.rando
     return [pool[int(i)] for i in picked]
 
 
-def encode_png(path: Path, size: int) -> bytes:
-    """Grey, longer side ``size``, PNG without metadata (OpenCV writes no text chunks)."""
-    img = decode_image(path, grey=True, fix="remove the file or fix it, then create the study again")
+def load_pixels(c: Candidate, pipe: Compose | None) -> np.ndarray:
+    """Grey uint8 pixels of a candidate, through the preset pipeline ``pipe`` when given."""
+    fix = "remove the file or fix it, then create the study again"
+    if pipe is None:
+        return decode_image(c.path, grey=True, fix=fix)
+    mask = decode_image(c.mask, grey=True, fix=fix) if c.mask is not None else None
+    img = run_pipeline(pipe, decode_image(c.path, fix=fix), mask).image
+    img = img[..., 0] if img.ndim == 3 and img.shape[-1] == 1 else img
+    return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
+
+
+def encode_png(img: np.ndarray, size: int) -> bytes:
+    """Longer side ``size``, PNG without metadata (OpenCV writes no text chunks)."""
     scale = size / max(img.shape)
     shape = (max(1, round(img.shape[1] * scale)), max(1, round(img.shape[0] * scale)))
     img = cv2.resize(img, shape, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
     ok, buf = cv2.imencode(".png", img)
     if not ok:  # pragma: no cover - OpenCV encodes any uint8 grey image
-        raise SonoganInputError(path, "cannot be re-encoded as PNG", "convert it to PNG first")
+        raise SonoganInputError("study image", "cannot be re-encoded as PNG", "convert it to PNG first")
     return buf.tobytes()
 
 
@@ -130,7 +145,8 @@ def create_study(db: str | Path, real: Path, synthetic: Path, cfg: StudyConfig) 
               + [(c, "synthetic") for c in draw(syn_pool, n_syn, cfg.classes, rng, synthetic)])
     # stored in a random order, so database ids say nothing about the source either
     picked = [picked[int(i)] for i in rng.permutation(len(picked))]
-    pngs = [encode_png(c.path, cfg.size) for c, _ in picked]
+    pipe = pipeline(cfg.preset) if cfg.preset else None
+    pngs = [encode_png(load_pixels(c, pipe if src == "real" else None), cfg.size) for c, src in picked]
     classes = list(dict.fromkeys(real_classes + syn_classes))
     created = CreatedStudy(0, secrets.token_urlsafe(24))
     engine = make_engine(db)

@@ -1,5 +1,6 @@
 """``sonogan synth``: train a generator (a GAN, or the "ddpm" diffusion family) on one fold's
-training images of a class, and sample it.
+training images of a class, sample it, and audit the samples (fidelity, diversity, quality,
+memorisation; see docs/audit.md).
 
 ``--model`` names the family for both kinds: GAN and diffusion runs share the run-folder
 contract, and a config YAML's ``family:`` key selects its kind just as ``--model`` does, so
@@ -12,6 +13,8 @@ Example:
     $ sonogan synth train runs/phantom --splits runs/phantom/splits.json --fold 0 --class borderline \\
         --model ddpm --out runs/ddpm-borderline-f0
     $ sonogan synth sample runs/gan-borderline-f0 --n 2000 --out runs/syn-borderline-f0
+    $ sonogan synth audit runs/syn-borderline-f0 --real runs/phantom --splits runs/phantom/splits.json \
+        --gan runs/gan-borderline-f0 --out runs/audit-borderline-f0
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from sonogan.errors import RunInterrupted, SonoganInputError
 console = Console()
 
 synth_app = typer.Typer(
-    help="Train GANs or diffusion models on a fold's rare class and sample synthetic images.\n\n"
+    help="Train GANs or diffusion models on a fold's rare class, sample and audit synthetic images.\n\n"
     "Example: sonogan synth train runs/phantom --splits runs/phantom/splits.json --fold 0 "
     "--class borderline --model dcgan --out runs/gan-f0",
     no_args_is_help=True,
@@ -123,3 +126,37 @@ def sample_command(
             raise SonoganInputError("--steps", "applies to diffusion runs only", "drop --steps for a GAN run")
         ds = sample_gan(run, n, out, seed=seed, checkpoint=checkpoint, progress=True, classes=wanted)
     console.print(f"{len(ds.manifest)} synthetic images -> [bold]{out}[/]")
+
+
+@synth_app.command("audit")
+def audit_command(
+    synthetic: Path = typer.Argument(..., help="Synthetic dataset folder made by 'sonogan synth sample'."),
+    real: Path = typer.Option(..., "--real", help="The real dataset the generator was trained on."),
+    splits: Path = typer.Option(..., "--splits", help="splits.json the generator's fold comes from."),
+    out: Path = typer.Option(..., "--out", help="New run folder for audit.json, audit.html and figures."),
+    gan: Optional[Path] = typer.Option(
+        None, "--gan", help="The generator's run folder: its preset, and a check that it saw these images."),
+    fold: Optional[int] = typer.Option(None, "--fold", help="Fold (default: the samples' provenance)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Preprocessing preset (default: --gan's)."),
+    encoder: Optional[Path] = typer.Option(
+        None, "--encoder", help="Classifier checkpoint trained on the fold's real training images (domain "
+                                "features); default: train a small one for the audit."),
+    config: Optional[Path] = typer.Option(None, "--config", help="AuditConfig YAML (see docs/audit.md)."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Folder for cached real features "
+                                                               "(default: the dataset's work folder)."),
+) -> None:
+    """Audit synthetic images: FID/KID/PRDC, diversity, BRISQUE/PIQE/NIQE and memorisation.
+
+    Example: sonogan synth audit runs/syn-borderline-f0 --real runs/phantom --splits
+    runs/phantom/splits.json --gan runs/gan-borderline-f0 --out runs/audit-borderline-f0
+    """
+    from sonogan.audit.config import AuditConfig
+    from sonogan.audit.run import audit_synthetic, flagged_counts
+    from sonogan.config import load_config
+
+    cfg = load_config(AuditConfig, config) if config is not None else AuditConfig()
+    run = audit_synthetic(synthetic, real, splits, cfg, out, fold=fold, preset=preset, gan_run=gan,
+                          encoder=encoder, cache_dir=cache, progress=True)
+    for cls, (flagged, n) in flagged_counts(run).items():
+        console.print(f"{cls}: {flagged} of {n} synthetic images flagged as near-copies of training images")
+    console.print(f"audit -> [bold]{run}[/] (audit.json, audit.html)")

@@ -1,0 +1,115 @@
+"""One audit of one class's synthetic images against the real training images the generator saw.
+
+:func:`audit_class` measures fidelity (FID, KID, precision / recall / density / coverage per
+feature extractor), diversity (pairwise MS-SSIM / SSIM), no-reference quality (BRISQUE, PIQE,
+NIQE) and memorisation (calibrated nearest-neighbour test), draws the t-SNE of real vs
+synthetic features and the memorisation panel, and writes ``audit.json`` into its folder.
+Every number names the extractor that produced it. :func:`audit_section` renders audits as one
+report section (HTML through :mod:`sonogan.report.html`).
+
+Only training images are ever passed in: the real set is the class's training partition (what
+the generator saw) and the NIQE reference is the fold's whole training partition.
+
+Example:
+    >>> result = audit_class(inputs, AuditConfig(), extractors, Path("runs/audit/high_grade_serous"))  # doctest: +SKIP
+    >>> result["memorisation"]["n_flagged"]                                                            # doctest: +SKIP
+    0
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from sonogan.audit.config import AuditConfig
+from sonogan.audit.diversity import diversity
+from sonogan.audit.features import cached_features, extract
+from sonogan.audit.fidelity import fid_kid, prdc
+from sonogan.audit.memorisation import Embed, memorisation_check, pixel_embed, plot_memorisation_panel
+from sonogan.audit.niqe import fit_niqe
+from sonogan.audit.quality import quality_summary
+from sonogan.runs import write_json
+
+FORMAT = "sonogan-audit"
+
+
+@dataclass
+class AuditInputs:
+    """uint8 (N, S, S, C) images of one class: real = the generator's training images."""
+
+    class_name: str
+    real: np.ndarray
+    real_ids: list[str]
+    synthetic: np.ndarray
+    synthetic_ids: list[str]
+    reference: np.ndarray  # every real training image of the fold: NIQE's pristine model
+
+
+def _subset(images: np.ndarray, n: int, seed: int) -> np.ndarray:
+    return images[np.sort(np.random.default_rng(seed).permutation(len(images))[:n])]
+
+
+def fidelity_block(real: np.ndarray, fake: np.ndarray, cfg: AuditConfig) -> dict[str, Any]:
+    """FID/KID and PRDC of one feature space (k shrunk when a set is smaller than k + 1)."""
+    k = max(1, min(cfg.prdc_k, len(real) - 1, len(fake) - 1))
+    return {**fid_kid(real, fake, cfg.kid_subsets, cfg.seed), **prdc(real, fake, k), "prdc_k": k,
+            "n_real": int(len(real)), "n_synthetic": int(len(fake)), "dim": int(real.shape[1])}
+
+
+def audit_class(inputs: AuditInputs, cfg: AuditConfig, extractors: dict[str, nn.Module], out_dir: Path,
+                cache_dir: Path | None = None) -> dict[str, Any]:
+    """Audit one class; writes ``out_dir/audit.json`` and figures, returns the record."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    real, syn = inputs.real, inputs.synthetic
+    feats = {name: (cached_features(fx, real, cache_dir), extract(fx, syn)) for name, fx in extractors.items()}
+    record: dict[str, Any] = {
+        "format": FORMAT, "class": inputs.class_name, "n_real_training": len(real), "n_synthetic": len(syn),
+        "image_size": list(real.shape[1:]),
+        "extractors": {name: {"name": fx.name, "identity": fx.identity} for name, fx in extractors.items()},
+        "fidelity": {name: fidelity_block(r, s, cfg) for name, (r, s) in feats.items()},
+        "diversity": diversity(real, syn, cfg.diversity_pairs, cfg.seed)}
+    niqe = fit_niqe(_subset(inputs.reference, 400, cfg.seed), cfg.niqe_patch)
+    record["quality"] = {"real": quality_summary(_subset(real, cfg.quality_max_images, cfg.seed), niqe),
+                         "synthetic": quality_summary(_subset(syn, cfg.quality_max_images, cfg.seed), niqe),
+                         "niqe_reference": f"{niqe.n_patches} sharp {niqe.patch}-px patches of the fold's real "
+                                           "training images"}
+    embeds: dict[str, Embed] = {"pixel": pixel_embed}
+    embeds.update({name: (lambda imgs, fx=fx: extract(fx, imgs)) for name, fx in extractors.items()})
+    spaces = {s: embeds[s] for s in cfg.memorisation_spaces if s in embeds}
+    mem = memorisation_check(real, syn, spaces, cfg.copy_quantile, cfg.copies_per_image, cfg.seed, cfg.max_ratio)
+    record["memorisation"] = mem.summary(inputs.synthetic_ids)
+    figures = {}
+    for space in spaces:
+        path = plot_memorisation_panel(syn, real, mem, space, out_dir / f"memorisation_{space}.png")
+        figures[f"memorisation_{space}"] = path.name
+    if cfg.tsne and feats:
+        name, (r, s) = next(iter(feats.items()))
+        figures["tsne"] = tsne_figure(r, s, inputs.class_name, extractors[name].name, out_dir / "tsne.png",
+                                      cfg.seed).name
+    record["figures"] = figures
+    write_json(out_dir / "audit.json", record)
+    return record
+
+
+def tsne_figure(real: np.ndarray, syn: np.ndarray, class_name: str, extractor: str, path: Path, seed: int) -> Path:
+    """t-SNE of one class's real (dots) and synthetic (crosses) features."""
+    from sonogan.report.figures import plot_tsne
+
+    feats = np.concatenate([real, syn])
+    synthetic = np.r_[np.zeros(len(real), bool), np.ones(len(syn), bool)]
+    return plot_tsne(feats, np.zeros(len(feats), int), synthetic, [class_name], path, seed=seed,
+                     title=f"t-SNE, {class_name}: {extractor}")
+
+
+def load_audit(path: Path) -> dict[str, Any]:
+    """A saved ``audit.json``."""
+    record = json.loads(Path(path).read_text())
+    if record.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a sonogan audit")
+    return record

@@ -1,0 +1,56 @@
+"""``AuditConfig``: what the synthetic-image audit measures and how the memorisation gate decides.
+
+One typed config for ``sonogan synth audit`` and for the experiment's per-fold audit
+(``audit:`` in an experiment YAML); it is saved in the audit's run folder.
+
+Example:
+    >>> cfg = AuditConfig()
+    >>> cfg.extractors, cfg.gate
+    (['domain', 'imagenet-lite0'], True)
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from sonogan.config import StrictModel
+
+
+class DomainEncoderConfig(StrictModel):
+    """The small encoder trained on the fold's real training images when no checkpoint is given."""
+
+    model: str = Field("frid-adar-cnn", description="classifier architecture (sonogan.models.CLASSIFIERS)")
+    image_size: int = Field(64, ge=16, description="input size of the encoder")
+    epochs: int = Field(15, ge=1, description="epochs over the fold's real training images (every class)")
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    seed: int = 0
+
+
+class AuditConfig(StrictModel):
+    """Fidelity, diversity, quality and memorisation settings."""
+
+    enabled: bool = Field(True, description="run the audit (experiment: per fold and class, after sampling)")
+    extractors: list[str] = Field(default_factory=lambda: ["domain", "imagenet-lite0"],
+                                  description="feature extractors for FID/KID/PRDC (sonogan.audit.EXTRACTORS); "
+                                              "'domain' = an encoder trained on the fold's real training images")
+    domain_checkpoint: str | None = Field(None, description="a classifier checkpoint trained on the fold's real "
+                                          "training images to use as the domain encoder; null = train one")
+    domain_encoder: DomainEncoderConfig = Field(default_factory=DomainEncoderConfig)
+    kid_subsets: int = Field(50, ge=1, description="KID subsets (subset size = min(1000, n_real, n_synthetic))")
+    prdc_k: int = Field(5, ge=1, description="k of the k-NN balls (Naeem 2020 recommend 5)")
+    diversity_pairs: int = Field(200, ge=1, description="random image pairs for mean pairwise (MS-)SSIM")
+    quality_max_images: int = Field(100, ge=1, description="images scored by BRISQUE / PIQE / NIQE per set")
+    niqe_patch: int = Field(16, ge=8, description="NIQE patch size in pixels (the pristine model is fitted "
+                                                 "on the fold's real training images with this size)")
+    memorisation_spaces: list[str] = Field(default_factory=lambda: ["pixel", "domain"],
+                                           description="'pixel' and/or an extractor name")
+    copy_quantile: float = Field(0.95, gt=0, lt=1, description="threshold = this quantile of the NN-distance "
+                                 "ratios of augmented copies of real images (the share of such near-copies caught)")
+    max_ratio: float = Field(0.5, gt=0, le=1, description="the threshold never exceeds this ratio (a near-copy "
+                             "is at least 1 / max_ratio times closer to a training image than real images are "
+                             "to each other)")
+    copies_per_image: int = Field(2, ge=1, description="augmented copies of each real image for calibration")
+    gate: bool = Field(True, description="exclude flagged near-copies from training (experiment)")
+    tsne: bool = True
+    seed: int = 0

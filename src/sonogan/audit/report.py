@@ -1,0 +1,78 @@
+"""Audits as one report section (tables + figures) for ``audit.html`` and the experiment report.
+
+Drawing only: it reads saved ``audit.json`` files and the figures beside them.
+
+Example:
+    >>> section = audit_section([("fold 0, high_grade_serous", Path("runs/exp/folds/fold0/audit/high_grade_serous"))])  # doctest: +SKIP
+    >>> render_report([section], "audit.html", "Audit")                                                                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sonogan.report.html import Section, Table
+
+TEXT = (
+    "Each synthetic set is compared with the real **training** images its generator saw. FID and KID (lower = "
+    "closer; KID is less biased at these sample sizes), precision (realism), recall, density and coverage "
+    "(diversity w.r.t. the real images) are computed in the named feature space; `domain` is an encoder "
+    "trained on the fold's real training images, `imagenet-*` the offline ImageNet EfficientNet-Lite. "
+    "Diversity: mean pairwise MS-SSIM / SSIM within a set (higher than real = less diverse). Quality: BRISQUE "
+    "and PIQE (lower = better), NIQE against a model fitted on the fold's real training images. "
+    "Memorisation: each synthetic image's nearest real training image; a distance ratio (to the median "
+    "real-to-real nearest-neighbour distance) below the threshold calibrated on augmented copies of real "
+    "images flags a near-copy{gate}.")
+
+
+def _pm(mean: float, sd: float, digits: int = 3) -> str:
+    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+def fidelity_rows(label: str, a: dict[str, Any]) -> list[dict[str, str]]:
+    return [{"set": label, "features": name, "FID": f"{f['fid']:.2f}", "KID": _pm(f["kid_mean"], f["kid_std"], 4),
+             "precision": f"{f['precision']:.2f}", "recall": f"{f['recall']:.2f}", "density": f"{f['density']:.2f}",
+             "coverage": f"{f['coverage']:.2f}", "n real / synthetic": f"{f['n_real']} / {f['n_synthetic']}"}
+            for name, f in a["fidelity"].items()]
+
+
+def diversity_quality_rows(label: str, a: dict[str, Any]) -> list[dict[str, str]]:
+    rows = []
+    for part in ("real", "synthetic"):
+        d, q = a["diversity"][part], a["quality"][part]
+        rows.append({"set": label, "images": part, "MS-SSIM": f"{d['ms_ssim']:.3f}", "SSIM": f"{d['ssim']:.3f}",
+                     **{m.upper(): _pm(q[m]["mean"], q[m]["sd"], 1) for m in ("brisque", "piqe", "niqe")}})
+    return rows
+
+
+def memorisation_rows(label: str, a: dict[str, Any]) -> list[dict[str, str]]:
+    m = a["memorisation"]
+    return [{"set": label, "space": space, "threshold": f"{s['threshold_ratio']:.3f}",
+             "copies caught": f"{100 * s['copies_caught']:.0f} %", "min ratio": f"{s['min_ratio']:.3f}",
+             "real near-duplicates": f"{100 * s['real_ratio_below']:.1f} %",
+             "flagged": f"{s['n_flagged']} / {m['n_synthetic']}"} for space, s in m["spaces"].items()]
+
+
+def audit_section(audits: list[tuple[str, Path]], gate: bool | None = None, title: str = "Synthetic-image audit") -> Section:
+    """One section from ``(label, folder with audit.json)`` pairs; ``gate``: whether flagged images
+    were excluded from training (None: not said)."""
+    from sonogan.audit.audit import load_audit
+
+    tables: list[Any] = [[], [], []]
+    figures: list[tuple[Path, str]] = []
+    for label, folder in audits:
+        a = load_audit(folder / "audit.json")
+        for rows, make in zip(tables, (fidelity_rows, diversity_quality_rows, memorisation_rows)):
+            rows += make(label, a)
+        for key, name in a["figures"].items():
+            what = ("t-SNE of real (dots) vs synthetic (crosses) features" if key == "tsne" else
+                    f"closest synthetic images (top) and their nearest real training image (bottom), "
+                    f"{key.split('_', 1)[1]} space; red = flagged near-copy")
+            figures.append((folder / name, f"{label}: {what}"))
+    gate_text = {None: "", True: "; flagged images were excluded from training",
+                 False: "; the gate was off, flagged images were kept"}[gate]
+    return Section(title, TEXT.format(gate=gate_text),
+                   tables=[Table(tables[0], "Fidelity (per feature space)"),
+                           Table(tables[1], "Diversity and no-reference quality (mean ± SD)"),
+                           Table(tables[2], "Memorisation")], figures=figures)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sonogan.evaluate.segmentation import dice, iou, segmentation_ci, segmentation_metrics
+from sonogan.evaluate.segmentation import (dice, iou, mask_counts, metrics_from_counts, segmentation_ci,
+                                           segmentation_gain, segmentation_metrics)
 
 
 def _masks() -> tuple[np.ndarray, np.ndarray]:
@@ -58,3 +59,12 @@ def test_bootstrap_ci_brackets_the_point_and_is_seeded() -> None:
     point, low, high = res["mean_iou"]
     assert low <= point <= high and high - low > 0
     assert segmentation_ci(true, pred, n_resamples=200, seed=3)["mean_iou"] == res["mean_iou"]
+
+
+def test_counts_give_the_same_metrics_and_a_paired_gain() -> None:
+    true, pred = _masks()
+    assert metrics_from_counts(mask_counts(pred, true)) == segmentation_metrics(true, pred)
+    # B = the truth itself: the gain in mean IoU is 1 - mean IoU of A, on every resample >= 0
+    res = segmentation_gain(true, pred, true, n_resamples=100, seed=0)
+    gain, low, high, _p = res["mean_iou"]
+    assert gain == pytest.approx(1 - (1 / 7 + 1 / 2 + 1) / 3) and low >= 0

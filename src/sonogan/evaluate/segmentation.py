@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sonogan.evaluate.bootstrap import BootstrapResult, bootstrap_ci
+from sonogan.evaluate.bootstrap import BootstrapResult, bootstrap_ci, paired_bootstrap_gain
 
 
 def _counts(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -50,24 +50,46 @@ def iou(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
 
 
+def mask_counts(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """Per-image (intersection, |pred|, |true|) as float (N, 3): everything the metrics need,
+    so the bootstrap resamples three numbers per image instead of whole masks."""
+    return np.stack(_counts(pred, true), axis=1)
+
+
+def metrics_from_counts(counts: np.ndarray) -> dict[str, float]:
+    """Mean per-image and pooled Dice / IoU from :func:`mask_counts` rows."""
+    counts = np.asarray(counts, np.float64).reshape(-1, 3)
+    if len(counts) == 0:
+        return dict.fromkeys(("mean_dice", "mean_iou", "pooled_dice", "pooled_iou"), float("nan"))
+    inter, p, t = counts.T
+    den, union = p + t, p + t - inter
+    per_dice = np.where(den > 0, 2 * inter / np.maximum(den, 1), 1.0)
+    per_iou = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+    return {"mean_dice": float(per_dice.mean()), "mean_iou": float(per_iou.mean()),
+            "pooled_dice": float(2 * inter.sum() / den.sum()) if den.sum() else 1.0,
+            "pooled_iou": float(inter.sum() / union.sum()) if union.sum() else 1.0}
+
+
 def segmentation_metrics(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     """Mean per-image Dice / IoU and pooled Dice / IoU. Argument order (truth, prediction) as in
     :func:`sonogan.evaluate.bootstrap.bootstrap_ci`'s ``metric_fn(y_true, y_prob)``."""
-    inter, p, t = _counts(pred, true)
-    if len(inter) == 0:
-        return {"mean_dice": float("nan"), "mean_iou": float("nan"), "pooled_dice": float("nan"),
-                "pooled_iou": float("nan")}
-    total, union = p.sum() + t.sum(), (p + t - inter).sum()
-    return {
-        "mean_dice": float(dice(pred, true).mean()),
-        "mean_iou": float(iou(pred, true).mean()),
-        "pooled_dice": float(2 * inter.sum() / total) if total else 1.0,
-        "pooled_iou": float(inter.sum() / union) if union else 1.0,
-    }
+    return metrics_from_counts(mask_counts(pred, true))
+
+
+def _on_counts(_: np.ndarray, counts: np.ndarray) -> dict[str, float]:
+    return metrics_from_counts(counts)
 
 
 def segmentation_ci(true: np.ndarray, pred: np.ndarray, n_resamples: int = 1000, seed: int = 0,
-                    groups: np.ndarray | None = None) -> BootstrapResult:
+                    ci: float = 0.95, groups: np.ndarray | None = None) -> BootstrapResult:
     """:func:`segmentation_metrics` with percentile-bootstrap CIs over images (or patients via ``groups``)."""
-    return bootstrap_ci(segmentation_metrics, np.asarray(true, bool), np.asarray(pred, bool), groups=groups,
-                        n_resamples=n_resamples, seed=seed)
+    counts = mask_counts(pred, true)
+    return bootstrap_ci(_on_counts, np.zeros(len(counts)), counts, groups=groups, n_resamples=n_resamples,
+                        ci=ci, seed=seed)
+
+
+def segmentation_gain(true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, n_resamples: int = 1000,
+                      seed: int = 0, ci: float = 0.95, groups: np.ndarray | None = None) -> BootstrapResult:
+    """Paired-bootstrap gain of masks B over masks A (B minus A) on the same images."""
+    return paired_bootstrap_gain(_on_counts, np.zeros(len(true)), mask_counts(pred_a, true),
+                                 mask_counts(pred_b, true), groups=groups, n_resamples=n_resamples, ci=ci, seed=seed)

@@ -24,6 +24,7 @@ from sonogan.cli.demo import demo_command
 from sonogan.cli.evaluate import evaluate_command
 from sonogan.cli.experiment import experiment_command
 from sonogan.cli.export import export_command
+from sonogan.cli.lesion import lesion_command
 from sonogan.cli.predict import predict_command
 from sonogan.cli.preprocess import preprocess_command
 from sonogan.cli.synth import synth_app
@@ -45,6 +46,7 @@ app.command("demo")(demo_command)
 app.command("experiment")(experiment_command)
 app.command("evaluate")(evaluate_command)
 app.command("export")(export_command)
+app.command("lesion")(lesion_command)
 app.command("predict")(predict_command)
 app.add_typer(synth_app, name="synth", help="Train GANs on a fold's rare class and sample synthetic images.")
 app.add_typer(annotations_app, name="annotations", help="Train, apply and evaluate the burned-in annotation remover.")

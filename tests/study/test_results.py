@@ -13,9 +13,11 @@ from sqlalchemy import select
 from sonogan.errors import SonoganInputError
 from sonogan.report.html import render_report
 from sonogan.report.markdown import render_markdown_summary
+from sonogan.runs import write_json
 from sonogan.study.create import StudyConfig, create_study
 from sonogan.study.db import Answer, Assignment, Item, Rater, make_engine, session
-from sonogan.study.results import json_safe, pick_study, reader_study_section, study_summary
+from sonogan.study.report import reader_study_section, run_reader_study_section
+from sonogan.study.results import json_safe, pick_study, study_summary
 
 
 def _study(tmp_path: Path) -> str:
@@ -59,6 +61,12 @@ def test_summary_section_and_report(tmp_path: Path) -> None:
     text = out.read_text()
     assert "Reader study" in text and "4/8 = 50.0% (15.7 to 84.3)" in text
     md = render_markdown_summary([section], title="study")
+    assert run_reader_study_section(tmp_path) is None
+    write_json(tmp_path / "reader_study.json", summary)
+    assert run_reader_study_section(tmp_path) == section
+    write_json(tmp_path / "reader_study.json", {"format": "something-else"})
+    with pytest.raises(SonoganInputError, match="not a sonogan reader-study results file"):
+        run_reader_study_section(tmp_path)
     assert "4.50 ± 0.577" in md and "n/a" in md
 
 

@@ -64,14 +64,19 @@ def create_command(
     cfg = parse_config(StudyConfig, {"name": name, "n": n, "ratio": ratio, "seed": seed, "size": size,
                                      "raters": [r.strip() for r in raters.split(",") if r.strip()],
                                      "classes": classes or None, "preset": preset}, "--n/--ratio/--raters/--size")
+    from sqlalchemy import make_url
+
+    from sonogan.study.db import database_url
+
     created = create_study(db, real, synthetic, cfg)
-    base = base_url.rstrip("/")
-    console.print(f"study {created.study_id}: {cfg.n} images ({round(cfg.n * cfg.ratio)} synthetic) in {db}")
+    base, shown = base_url.rstrip("/"), make_url(database_url(db)).render_as_string(hide_password=True)
+    console.print(f"study {created.study_id}: {cfg.n} images ({round(cfg.n * cfg.ratio)} synthetic) in {shown}",
+                  highlight=False)
     for rater, token in created.rater_tokens.items():
         console.print(f"rater {rater}: {base}/r/{token}", highlight=False, soft_wrap=True)
     console.print(f"admin: {base}/a/{created.admin_token}", highlight=False, soft_wrap=True)
     console.print("These links are shown only now (the database keeps only their hashes): send each rater "
-                  f"their own link, then start the app with: sonogan serve --db {db}", highlight=False)
+                  f"their own link, then start the app with: sonogan serve --db {shown}", highlight=False)
 
 
 @study_app.command("export")

@@ -19,7 +19,7 @@ import html
 from typing import Any
 
 from sonogan.report.html import Table, table_html
-from sonogan.study.results import summary_tables
+from sonogan.study.report import summary_tables
 
 STYLE_CSS = """
 [hidden] { display: none !important; }

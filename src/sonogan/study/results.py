@@ -5,12 +5,12 @@ the real-vs-synthetic accuracy with an exact binomial CI (50 % = indistinguishab
 class accuracy on real vs synthetic images (``004_*`` Table 4), and the agreement between raters
 (Fleiss' kappa on the real/synthetic calls of the images every rater answered; Krippendorff's
 alpha, which allows missing answers, on those calls, the class calls and the realism scores).
+Tables and the report section drawn from a summary are in :mod:`sonogan.study.report`.
 
 Example:
     >>> summary = study_summary(engine, study_id=1)              # doctest: +SKIP
     >>> summary["real_vs_synthetic"]["pooled"]["accuracy"]       # doctest: +SKIP
     0.55
-    >>> section = reader_study_section(summary)                  # for the experiment report  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -22,12 +22,11 @@ import pandas as pd
 from sqlalchemy import Engine, func, select
 
 from sonogan.errors import SonoganInputError
-from sonogan.report.html import Section, Table, format_ci
 from sonogan.study.db import SOURCES, Answer, Assignment, Item, Rater, Study, session
+from sonogan.study.report import FORMAT
 from sonogan.study.stats import (agreement_table, binomial_accuracy, fleiss_kappa, krippendorff_alpha, mean_sd,
                                  ratings_matrix)
 
-FORMAT = "sonogan-reader-study"
 CSV_COLUMNS = ["rater", "position", "item", "source", "label", "origin", "realism", "source_call",
                "source_correct", "class_call", "class_correct", "comment", "answered_at"]
 
@@ -137,56 +136,3 @@ def json_safe(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [json_safe(v) for v in obj]
     return obj
-
-
-def _pct(acc: dict[str, Any]) -> str:
-    """'7/10 = 70.0% (34.8 to 93.3)' (Table 4 style) or 'n/a' without answers."""
-    if not acc["n"]:
-        return "n/a"
-    point = acc["accuracy"]
-    low, high = (math.nan, math.nan) if acc["ci"][0] is None else acc["ci"]
-    return f"{acc['k']}/{acc['n']} = " + format_ci(point, low, high, digits=3, percent=True)
-
-
-def _value(x: Any) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and x != x) else f"{x:.3f}"
-
-
-def summary_tables(summary: dict[str, Any]) -> list[tuple[str, list[dict[str, str]]]]:
-    """(caption, rows) tables of a summary: realism per source, Table 4 per rater, agreement."""
-    realism = [{"Source": src, "Ratings": str(v["n"]), "Realism (1-5), mean ± SD":
-                "n/a" if not v["n"] else f"{v['mean']:.2f} ± {_value(v['sd'])}"}
-               for src, v in summary["realism"].items() if src != "per_rater"]
-    raters = []
-    for r, prog in summary["progress"].items():
-        rvs, cls = summary["real_vs_synthetic"]["per_rater"][r], summary["class_accuracy"][r]
-        raters.append({"Rater": r, "Answered": f"{prog['answered']}/{prog['total']}",
-                       "Real vs synthetic correct (95% CI)": _pct(rvs),
-                       "p vs 50%": _value(rvs["p_vs_chance"]),
-                       "Class correct, real": _pct(cls["real"]), "Class correct, synthetic": _pct(cls["synthetic"]),
-                       "Class correct, all": _pct(cls["total"])})
-    pooled = summary["real_vs_synthetic"]["pooled"]
-    raters.append({"Rater": "all raters", "Answered": str(pooled["n"]), "Real vs synthetic correct (95% CI)": _pct(pooled),
-                   "p vs 50%": _value(pooled["p_vs_chance"])})
-    agr = summary["agreement"]
-    fleiss = agr["source_call_fleiss_kappa"]
-    agreement = [{"Measure": f"Fleiss' kappa, real/synthetic calls ({fleiss['n_items']} images answered by all)",
-                  "Value": _value(fleiss["value"])}]
-    agreement += [{"Measure": f"Krippendorff's alpha ({agr[k]['metric']}), {label}", "Value": _value(agr[k]["value"])}
-                  for k, label in (("source_call_krippendorff_alpha", "real/synthetic calls"),
-                                   ("class_call_krippendorff_alpha", "class calls"),
-                                   ("realism_krippendorff_alpha", "realism scores"))]
-    return [("Realism per source (all ratings)", realism),
-            ("Per rater: real-vs-synthetic accuracy (exact binomial 95% CI; 50% = indistinguishable) "
-             "and class accuracy on real vs synthetic images (as Frid-Adar et al. Table 4)", raters),
-            (f"Agreement between {agr['raters']} raters", agreement)]
-
-
-def reader_study_section(summary: dict[str, Any]) -> Section:
-    """The experiment report's section for a study's results JSON (``sonogan study export``)."""
-    info = summary["study"]
-    text = (f"Reader study *{info['name']}*: {info['n_items']} images ({info['n_real']} real, "
-            f"{info['n_synthetic']} synthetic) shown to {len(info['raters'])} rater(s), each in their own "
-            f"random order. A real-vs-synthetic accuracy whose CI covers 50 % means the raters could not tell "
-            f"the synthetic images from real ones.")
-    return Section("Reader study", text, tables=[Table(rows, caption) for caption, rows in summary_tables(summary)])

@@ -109,3 +109,27 @@ def test_config_refuses_bad_raters_and_ratios() -> None:
                 {"raters": ["a"], "n": 1}):
         with pytest.raises(ValidationError):
             StudyConfig(**bad)
+
+
+@pytest.mark.mmotu
+def test_study_from_mmotu_lesion_crops(tmp_path: Path) -> None:
+    """Real MMOTU high-grade serous images through the GAN preset beside 64-px "synthetic" crops."""
+    from sonogan.data.importers import ImportOptions, import_dataset
+
+    mmotu = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets" / "mmotu-2d"
+    if not (mmotu / "manifest.csv").is_file():
+        pytest.skip(f"MMOTU not found at {mmotu}; this test needs ../shared/datasets/mmotu-2d")
+    sub = tmp_path / "mmotu-sub"
+    sub.mkdir()
+    table = pd.read_csv(mmotu / "manifest.csv", dtype=str, keep_default_na=False)
+    table.groupby("label").head(3).to_csv(sub / "manifest.csv", index=False)
+    for d in ("images", "masks"):  # link, never copy the shared data
+        (sub / d).symlink_to((mmotu / d).resolve())
+    ds = import_dataset(sub, "mmotu", tmp_path / "ds", ImportOptions(link=True))
+    _images(tmp_path / "syn" / "high_grade_serous", [f"{i}.png" for i in range(3)], size=(64, 64))
+    cfg = StudyConfig(n=6, raters=["ana"], classes=["high_grade_serous"], preset="gan-64", size=128)
+    create_study(tmp_path / "s.db", ds.root, tmp_path / "syn", cfg)
+    items = _items(str(tmp_path / "s.db"))
+    assert {i.label for i in items} == {"high_grade_serous"} and len(items) == 6
+    # both sources are square lesion crops at the same size: the shape gives nothing away
+    assert {Image.open(io.BytesIO(i.png)).size for i in items} == {(128, 128)}

@@ -1,11 +1,12 @@
 """A clean phantom (no burned-in annotations) with saved splits, and tiny remover configs.
 
-Example: ``train_remover(clean_phantom, tmp_path / "run", tiny_train_cfg())``.
+Example: ``train_remover(clean_phantom, tmp_path / "run", tiny_cfg(iterations=40))``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -30,3 +31,27 @@ def clean_phantom(tmp_path_factory) -> Path:
                                               image_size=64, annotated_fraction=0.0))
     make_splits(ds, n_folds=2, test_fraction=0.2, seed=0, duplicate_groups={}).save(root / "splits.json")
     return root
+
+
+@pytest.fixture()
+def tiny_cfg() -> Callable[..., RemoverTrainConfig]:
+    return tiny_train_cfg
+
+
+def write_tiny_checkpoint(path: Path, seed: int = 0, gain: float = 1.0) -> Path:
+    """An untrained 32-px remover + detector; ``gain`` 1 makes the remover change its input."""
+    import torch
+
+    from sonogan.annotations.model import build_nets, save_remover
+
+    cfg = tiny_train_cfg().remover
+    torch.manual_seed(seed)
+    remover, detector = build_nets(cfg)
+    with torch.no_grad():
+        remover.gain.fill_(gain)
+    return save_remover(path, remover, detector, cfg)
+
+
+@pytest.fixture()
+def tiny_checkpoint() -> Callable[..., Path]:
+    return write_tiny_checkpoint

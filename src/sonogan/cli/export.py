@@ -41,13 +41,14 @@ def export_command(
     from sonogan.infer.model_card import write_model_card
     from sonogan.infer.resolve import RUN_FILE, find_run
 
-    run_dir = model if model.is_dir() and (model / RUN_FILE).is_file() else find_run(model).run_dir
+    is_run = model.is_dir() and (model / RUN_FILE).is_file()
+    run_dir = model if is_run else find_run(model).run_dir
     if card and run_dir is None:
         raise SonoganInputError(model, "is not inside an experiment run, so its training data is unknown",
                                 "pass the run folder (or a model inside one) for --card")
     if onnx:
-        if model.is_dir():
-            raise SonoganInputError(model, "ONNX export takes one model file",
+        if is_run:
+            raise SonoganInputError(model, "ONNX export takes one model file, not a run folder",
                                     "pass a best.pt or ensemble.json (e.g. folds/fold0/baseline/ensemble.json)")
         from sonogan.infer.onnx import META_NAME, export_onnx, read_onnx_meta
 

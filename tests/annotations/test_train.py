@@ -4,15 +4,20 @@ resumes exactly, keeps to the training partition, and the clean-image filter wor
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from sonogan.annotations.train import fit, load_clean_images, marker_fraction, train_remover
+from sonogan.annotations.model import REMOVERS
+from sonogan.annotations.train import RemoverTrainConfig, fit, load_clean_images, marker_fraction, train_remover
+from sonogan.config import load_config
 from sonogan.data.manifest import load_dataset
 from sonogan.data.splits import Splits
 from sonogan.errors import SonoganInputError
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "annotations"
 
 
 def test_tiny_training_improves_the_annotated_region(clean_phantom, tmp_path, tiny_cfg):
@@ -55,3 +60,9 @@ def test_marker_fraction_and_the_clean_filter(clean_phantom):
     assert kept.ids == ids and kept.images[0].shape == (32, 32, 3) and kept.masks[0].any()
     with pytest.raises(SonoganInputError, match="no clean image left"):
         load_clean_images(ds, ids, 32, max_marker=-1.0)
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_remover_configs_parse(path):
+    cfg = load_config(RemoverTrainConfig, path)
+    assert cfg.remover.model in REMOVERS and cfg.loss.alpha == 300.0

@@ -135,7 +135,8 @@ def load_block(r: dict[str, Any]) -> str:
                     f"{e['answers_per_s']:.0f} | {e['latency_ms_median']:.0f} / {e['latency_ms_p95']:.0f} ms |")
     return (f"{r['raters']} raters answer {r['images_per_rater']} images each at the same time over loopback "
             f"(each fetches the image, then posts the answer; one uvicorn process, {r['host']['cpu_count']} shared "
-            f"CPU cores). *lost* = planned answers not stored exactly.\n\n" + "\n".join(rows))
+            f"CPU cores at load average {r['host']['loadavg_1_5_15'][0]:.0f} from other jobs; PostgreSQL 15 on the same "
+            f"machine). *lost* = planned answers not stored exactly.\n\n" + "\n".join(rows))
 
 
 README_BLOCKS = {"reader-study-load": ("reader_study.json", load_block)}

@@ -1,0 +1,76 @@
+"""The lesion loop: a killed run resumes to the same weights; checkpoints rebuild their model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from sonogan.errors import SonoganInputError
+from sonogan.lesion.config import LesionTrainConfig
+from sonogan.lesion.train import load_lesion, predict, read_lesion, train_lesion
+from sonogan.models.multitask import LesionModelConfig
+
+MCFG = LesionModelConfig(backbone="unet", backbone_kwargs={"width": 4}, outputs="multitask", num_classes=2)
+
+
+def _data(n: int = 8) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return {"image": torch.randn(n, 1, 32, 32, generator=g), "mask": (torch.rand(n, 1, 32, 32, generator=g) > .5).float(),
+            "has_mask": torch.tensor([True, False] * (n // 2)), "label": torch.arange(n) % 2}
+
+
+def test_a_changed_config_is_refused_and_runs_repeat_exactly(tmp_path: Path) -> None:
+    tcfg = LesionTrainConfig(image_size=32, epochs=2, batch_size=4)
+    full = train_lesion(MCFG, tcfg, "multitask", {}, _data(), _data(4), tmp_path / "a")
+    one = train_lesion(MCFG, tcfg.model_copy(update={"epochs": 1}), "multitask", {}, _data(), _data(4), tmp_path / "b")
+    assert len(one.history) == 1
+    # the "killed" run's last.pt was written for a 1-epoch config: a 2-epoch resume refuses it
+    with pytest.raises(SonoganInputError, match="another config"):
+        train_lesion(MCFG, tcfg, "multitask", {}, _data(), _data(4), tmp_path / "b")
+    # same config + seed on CPU = same numbers
+    again = train_lesion(MCFG, tcfg, "multitask", {}, _data(), _data(4), tmp_path / "c")
+    assert [h["train_loss"] for h in again.history] == [h["train_loss"] for h in full.history]
+
+
+def test_resume_continues_mid_run(tmp_path: Path) -> None:
+    tcfg = LesionTrainConfig(image_size=32, epochs=2, batch_size=4, keep="last")
+    full = train_lesion(MCFG, tcfg, "multitask", {}, _data(), None, tmp_path / "full")
+
+    class Stop(Exception):
+        pass
+
+    import sonogan.lesion.train as lt
+
+    calls = {"n": 0}
+    real_write = lt.write_json
+
+    def stop_after_first(path, data):  # kill the run right after epoch 1's files are written
+        real_write(path, data)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise Stop
+
+    lt.write_json = stop_after_first
+    try:
+        with pytest.raises(Stop):
+            train_lesion(MCFG, tcfg, "multitask", {}, _data(), None, tmp_path / "cut")
+    finally:
+        lt.write_json = real_write
+    resumed = train_lesion(MCFG, tcfg, "multitask", {}, _data(), None, tmp_path / "cut")
+    assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in full.history]
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoint_rebuilds_the_model(tmp_path: Path) -> None:
+    tcfg = LesionTrainConfig(image_size=32, epochs=1, batch_size=4)
+    res = train_lesion(MCFG, tcfg, "multitask", {}, _data(), _data(4), tmp_path, meta={"class_names": ["a", "b"]})
+    model, meta = load_lesion(tmp_path / "best.pt")
+    assert meta["class_names"] == ["a", "b"] and meta["model_config"]["outputs"] == "multitask"
+    x = _data(4)
+    assert (predict(model, x)["proba"] == predict(res.model, x)["proba"]).all()
+    torch.save({"format": "other"}, tmp_path / "x.pt")
+    with pytest.raises(SonoganInputError, match="not a sonogan lesion"):
+        read_lesion(tmp_path / "x.pt")

@@ -95,7 +95,7 @@ def screenshots(real: Path, synthetic: Path, classes: list[str] | None, preset: 
 
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "study.db")
-        cfg = StudyConfig(name="MMOTU high-grade serous: real or synthetic?", n=n, ratio=0.5,
+        cfg = StudyConfig(name=f"{', '.join(classes or ['all classes'])}: real or synthetic?", n=n, ratio=0.5,
                           raters=["ana", "ben", "cleo"], classes=classes, preset=preset, seed=0)
         created = create_study(db, real, synthetic, cfg)
         with running_server(create_app(db)) as base, sync_playwright() as pw:
@@ -104,6 +104,7 @@ def screenshots(real: Path, synthetic: Path, classes: list[str] | None, preset: 
                                                             viewport={"width": 1100, "height": 720})
             page = browser.new_page()
             page.goto(f"{base}/r/{created.rater_tokens['ana']}")
+            expect(page.locator("#progress-text")).to_have_text(f"0 / {n} rated")  # the page has its state
             for k, keys in enumerate((["4", "r", "Enter"], ["2", "s", "Enter"]), start=1):
                 for key in keys:
                     page.keyboard.press(key)

@@ -67,7 +67,7 @@ def test_summary_section_and_report(tmp_path: Path) -> None:
     write_json(tmp_path / "reader_study.json", {"format": "something-else"})
     with pytest.raises(SonoganInputError, match="not a sonogan reader-study results file"):
         run_reader_study_section(tmp_path)
-    assert "4.50 ± 0.577" in md and "n/a" in md
+    assert "4.50 ± 0.58" in md and "n/a" in md
 
 
 def test_pick_study_and_json_safe(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ def _value(x: Any) -> str:
 def summary_tables(summary: dict[str, Any]) -> list[tuple[str, list[dict[str, str]]]]:
     """(caption, rows) tables of a summary: realism per source, Table 4 per rater, agreement."""
     realism = [{"Source": src, "Ratings": str(v["n"]), "Realism (1-5), mean ± SD":
-                "n/a" if not v["n"] else f"{v['mean']:.2f} ± {_value(v['sd'])}"}
+                "n/a" if not v["n"] else f"{v['mean']:.2f} ± " + ("n/a" if v["sd"] is None else f"{v['sd']:.2f}")}
                for src, v in summary["realism"].items() if src != "per_rater"]
     raters = []
     for r, prog in summary["progress"].items():

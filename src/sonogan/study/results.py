@@ -106,7 +106,7 @@ def study_summary(engine: Engine, study_id: int) -> dict[str, Any]:
         items = s.execute(select(Item.source, Item.label).where(Item.study_id == study_id)).all()
         totals = dict(s.execute(select(Rater.name, func.count()).join(Assignment, Assignment.rater_id == Rater.id)
                                 .where(Rater.study_id == study_id).group_by(Rater.name)).all())
-        info = {"id": study.id, "name": study.name, "created_at": str(study.created_at), "seed": study.seed,
+        info = {"id": study.id, "name": study.name, "created_at": f"{study.created_at:%Y-%m-%d %H:%M} UTC", "seed": study.seed,
                 "classes": study.classes, "n_items": len(items),
                 "n_real": sum(src == "real" for src, _ in items), "n_synthetic": sum(src == "synthetic" for src, _ in items),
                 "raters": list(raters)}

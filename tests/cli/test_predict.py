@@ -149,3 +149,46 @@ def test_patients_referral_from_validation_and_gradcam(tmp_path, cli):
     assert code == 2 and "--out" in err
     code, _, err = cli(["predict", str(run), str(tmp_path / "scans"), "--clinical", "age"])
     assert code == 2 and "key=value" in err
+
+
+def _segmenter(path: Path) -> Path:
+    """A 'lesion everywhere' segmenter (its final bias dominates), as in tests/lesion/test_locator.py."""
+    from sonogan.lesion.train import save_lesion
+    from sonogan.models.multitask import LesionModelConfig, build_lesion_model
+    from sonogan.preprocess.presets import PreprocessConfig
+
+    cfg = LesionModelConfig(backbone="unet", backbone_kwargs={"width": 4}, outputs="segmentation", num_classes=2)
+    model = build_lesion_model(cfg)
+    with torch.no_grad():
+        model.backbone.decoder.final_conv.weight.zero_()
+        model.backbone.decoder.final_conv.bias.fill_(5.0)
+    preset = PreprocessConfig(name="t", roi="none", size=32, median_ksize=None)
+    meta = {"class_names": ["a", "b"], "preprocess": preset.model_dump(mode="json"),
+            "normaliser": Normaliser((100.0,), (50.0,)).to_dict(), "image_size": 32, "in_chans": 1, "postprocess": False}
+    return save_lesion(path, model, cfg, meta)
+
+
+def test_segmenter_finds_the_lesion_for_a_lesion_roi_model(tmp_path, cli):
+    from sonogan.lesion.locator import load_locator
+
+    torch.manual_seed(0)
+    model = create_classifier("frid-adar-cnn", num_classes=3, in_chans=1, widths=(4, 8, 8)).eval()
+    ckpt = save_classifier(tmp_path / "m" / "best.pt", model, "frid-adar-cnn", 3, 1, ["benign", "borderline", "malignant"],
+                           preprocess=get_preset("roi-128").model_dump(mode="json"),
+                           normaliser=Normaliser((90.0,), (40.0,)), image_size=64)
+    seg = _segmenter(tmp_path / "seg" / "best.pt")
+    paths = _images(tmp_path / "scans", n=2)
+    code, out, err = cli(["predict", str(ckpt), str(tmp_path / "scans"), "--out", str(tmp_path / "a.csv")])
+    assert code == 0 and "without a lesion mask" in out
+    assert set(pd.read_csv(tmp_path / "a.csv")["roi"]) == {"whole scan (no mask)"}
+    code, out, err = cli(["predict", str(ckpt), str(tmp_path / "scans"), "--segmenter", str(seg),
+                          "--out", str(tmp_path / "b.csv"), "--explain"])
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "b.csv")
+    assert set(table["roi"]) == {"segmenter mask"} and "without a lesion mask" not in out
+    images = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted(paths)]
+    masks = [m.astype(np.uint8) for m in load_locator(seg).predict_masks(images)]
+    expected = Predictor.load(ckpt).predict_images(images, masks)
+    assert np.allclose(table[["p_benign", "p_borderline", "p_malignant"]].to_numpy(), expected, atol=1e-9)
+    assert len(list((tmp_path / "b-explain").glob("*-lesion.png"))) == 2  # the segmentation overlays
+    assert json.loads((tmp_path / "b-summary.json").read_text())["segmenter"] == str(seg)

@@ -4,6 +4,7 @@ Example:
     $ sonogan predict runs/exp scans/ --out out/predictions.csv --explain
     $ sonogan predict runs/exp/folds/fold0/augmented/ensemble.json exam/ --patient-id case7 --out case7.csv
     $ sonogan predict runs/exp/folds/fold0/baseline/resnet10t/best.pt a.png b.png --mask a_mask.png --mask b_mask.png
+    $ sonogan predict runs/mmotu-exp scans/ --segmenter runs/lesion-001/fold-0/segmentation/best.pt --out p.csv
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ def predict_command(
     model: Path = typer.Argument(..., help="An experiment run folder, a best.pt or an ensemble.json."),
     inputs: List[Path] = typer.Argument(..., help="Image files, DICOM files and/or folders of them."),
     mask: Optional[List[Path]] = typer.Option(None, "--mask", help="Lesion mask per image file, in the same order."),
+    segmenter: Optional[Path] = typer.Option(None, "--segmenter", help="A 'sonogan lesion' segmenter (best.pt) "
+                                             "that finds the lesion on images without --mask."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="CSV per image; -patients.csv, -summary.json "
                                        "(and -explain/) are written beside it."),
     arm: Optional[str] = typer.Option(None, "--arm", help="Arm inside a run folder (default baseline)."),
@@ -62,8 +65,10 @@ def predict_command(
     loaded = load_model(model, arm, model_name, fold)
     files = collect_images(inputs)
     items, skipped = read_inputs(files, mask or None, salt, read_patients(patients) if patients else None, patient_id)
+    if segmenter is not None and loaded.predictor.preset.roi != "lesion":
+        _print("note: the model reads the whole scan area (no lesion ROI), so --segmenter is not used")
     decision = decide(loaded, items, skipped, operating_point(loaded, target_accuracy, min_agreement, refer_below),
-                      values)
+                      values, segmenter)
     for line in format_rows(decision.images):
         _print(line)
     for row in decision.patients.itertuples():
@@ -73,10 +78,10 @@ def predict_command(
     point = decision.operating_point
     _print(f"referral: {point.describe()}" if point else
            "referral: no operating point (the model has no validation predictions beside it); pass --refer-below")
-    fallback = int((decision.images["roi"] == "whole scan (no mask)").sum())
+    fallback = int(decision.images["roi"].str.startswith("whole scan").sum())
     if fallback:
         _print(f"warning: {fallback} image(s) without a lesion mask: the lesion-ROI preset used the whole scan area "
-               "(lower accuracy; give --mask)")
+               "(lower accuracy; give --mask or --segmenter)")
     if values:
         _print(f"clinical values recorded with the prediction, not used by this image-only model: {values}")
     for item in skipped:

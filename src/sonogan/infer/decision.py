@@ -28,7 +28,7 @@ from sonogan.errors import SonoganInputError
 from sonogan.infer.explain import gradcam, overlay_heatmap, overlay_mask, save_png
 from sonogan.infer.patient import (DEFAULT_TARGET_ACCURACY, OperatingPoint, aggregate_patients,
                                    choose_referral_threshold, manual_operating_point)
-from sonogan.infer.predict_files import InputImage, predict_items
+from sonogan.infer.predict_files import InputImage, locate_lesions, predict_items
 from sonogan.infer.resolve import LoadedModel, validation_predictions
 from sonogan.runs import atomic_write_text, write_json
 
@@ -48,6 +48,7 @@ class Decision:
     skipped: list[dict[str, str]]
     items: list[InputImage] = field(repr=False)
     clinical: dict[str, str] = field(default_factory=dict)
+    segmenter: str | None = None     # the lesion segmenter that made the masks, if any
 
 
 def operating_point(loaded: LoadedModel, target_accuracy: float = DEFAULT_TARGET_ACCURACY,
@@ -74,12 +75,19 @@ def parse_clinical(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def decide(loaded: LoadedModel, items: Sequence[InputImage], skipped: list[dict[str, str]],
-           point: OperatingPoint | None, clinical: dict[str, str] | None = None) -> Decision:
-    """Predict every image, then aggregate per patient with the referral flag."""
+           point: OperatingPoint | None, clinical: dict[str, str] | None = None,
+           segmenter: Path | None = None) -> Decision:
+    """Predict every image (images without a mask get the ``segmenter``'s, when one is given),
+    then aggregate per patient with the referral flag."""
+    if segmenter is not None and loaded.predictor.preset.roi == "lesion":
+        from sonogan.lesion.locator import load_locator  # the lesion package is only needed here
+
+        locate_lesions(items, load_locator(segmenter))
     names = loaded.class_names
     images = predict_items(loaded.predictor, items, names)
     patients = aggregate_patients(images, "patient", names, point)
-    return Decision(loaded.description, names, images, patients, point, skipped, list(items), dict(clinical or {}))
+    return Decision(loaded.description, names, images, patients, point, skipped, list(items), dict(clinical or {}),
+                    None if segmenter is None else str(segmenter))
 
 
 def explain(loaded: LoadedModel, decision: Decision, folder: Path) -> list[str]:
@@ -105,7 +113,8 @@ def summary(decision: Decision) -> dict[str, Any]:
             "patients": len(p), "referred": int(p["refer"].sum()) if "refer" in p else None,
             "operating_point": None if op is None else {**op.to_dict(), "rule": op.describe()},
             "skipped": decision.skipped, "clinical": decision.clinical,
-            "whole_scan_fallback": int((decision.images["roi"] == "whole scan (no mask)").sum()),
+            "whole_scan_fallback": int(decision.images["roi"].str.startswith("whole scan").sum()),
+            "segmenter": decision.segmenter,
             "intended_use": "decision support / second reader; not a diagnosis"}
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -46,10 +46,7 @@ class InputImage:
     image: np.ndarray     # uint8 (H, W, 3), as decode_image gives a PNG of it
     mask: np.ndarray | None = None
     crop: str = ""        # DICOM crop method (regions / table / scan_area)
-
-    @property
-    def name(self) -> str:
-        return Path(self.file).name + (f" frame {self.frame}" if self.frame else "")
+    mask_source: str = ""  # "given" (--mask) or "segmenter"
 
 
 def _is_dicom(path: Path) -> bool:
@@ -121,11 +118,28 @@ def read_inputs(files: Sequence[Path], masks: Sequence[Path | None] | None = Non
         else:
             lesion = None if mask is None else decode_image(Path(mask), grey=True, fix=fix)
             items.append(InputImage(str(file), 0, patient_id or given or str(file), decode_image(file, fix=fix),
-                                    lesion))
+                                    lesion, mask_source="" if lesion is None else "given"))
     if not items:
         first = f" (first: {skipped[0]['file']}: {skipped[0]['reason']})" if skipped else ""
         raise SonoganInputError("predict", f"no image could be read{first}", "pass ultrasound images or DICOM files")
     return items, skipped
+
+
+def locate_lesions(items: Sequence[InputImage], locator: Any) -> int:
+    """Give every image without a mask the lesion mask a trained segmenter finds
+    (:class:`sonogan.lesion.locator.Locator`); returns how many were found non-empty."""
+    todo = [i for i in items if i.mask is None]
+    for item, mask in zip(todo, locator.predict_masks([i.image for i in todo]) if todo else []):
+        item.mask, item.mask_source = mask.astype(np.uint8), "segmenter"
+    return sum(bool(i.mask.any()) for i in todo if i.mask is not None)
+
+
+def _roi(item: InputImage, lesion_roi: bool) -> str:
+    if not lesion_roi:
+        return "scan area"
+    if item.mask is None or not item.mask.any():  # the preset's fallback for a missing or empty mask
+        return "whole scan (no mask)" if item.mask_source != "segmenter" else "whole scan (segmenter found nothing)"
+    return "lesion mask" if item.mask_source == "given" else "segmenter mask"
 
 
 def predict_items(predictor: ImageInput, items: Sequence[InputImage],
@@ -137,8 +151,7 @@ def predict_items(predictor: ImageInput, items: Sequence[InputImage],
     table = pd.DataFrame({
         "file": [i.file for i in items], "frame": [i.frame for i in items], "patient": [i.patient for i in items],
         "predicted": [names[k] for k in probs.argmax(1)], "confidence": probs.max(1),
-        "roi": [("lesion mask" if i.mask is not None else "whole scan (no mask)") if lesion_roi else "scan area"
-                for i in items],
+        "roi": [_roi(i, lesion_roi) for i in items],
         "dicom_crop": [i.crop for i in items]})
     for k, name in enumerate(names):
         table[f"p_{name}"] = probs[:, k]

@@ -36,6 +36,17 @@ from sonogan.runs import sha256_file
 ENV_VAR = "SONOGAN_ANNOTATION_REMOVER"
 DEFAULT_PATH = Path.home() / ".cache" / "sonogan" / "annotation-remover.pt"
 _LOADED: dict[str, Any] = {}  # sha256 -> (remover, detector, config): loaded once per process
+_DIGESTS: dict[tuple[str, int, int, int], str] = {}  # (path, inode, size, mtime) -> sha256: once, not per image
+
+
+def checkpoint_sha256(path: Path) -> str:
+    """sha256 of the file at ``path``, re-hashed only when it was replaced or rewritten (inode,
+    size or mtime changed)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = sha256_file(path)
+    return _DIGESTS[key]
 
 
 def remover_path() -> Path:
@@ -63,7 +74,7 @@ def loaded_remover(path: str | Path, expect_sha256: str | None = None) -> tuple[
     path = Path(path)
     if not path.is_file():
         raise _missing(path)
-    digest = sha256_file(path)
+    digest = checkpoint_sha256(path)
     if expect_sha256 is not None and digest != expect_sha256:
         raise SonoganInputError(path, f"annotation remover changed (sha256 {digest[:12]}, the preset expects "
                                 f"{expect_sha256[:12]})", "use the remover the model was trained with, "
@@ -124,5 +135,5 @@ class RemoveAnnotations(DictTransform):
         path = Path(self.checkpoint)
         if not path.is_file():
             raise _missing(path)
-        return {"transform": type(self).__name__, "sha256": sha256_file(path), "apply_to": self.apply_to,
+        return {"transform": type(self).__name__, "sha256": checkpoint_sha256(path), "apply_to": self.apply_to,
                 "threshold": self.threshold}

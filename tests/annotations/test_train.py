@@ -66,3 +66,13 @@ def test_marker_fraction_and_the_clean_filter(clean_phantom):
 def test_shipped_remover_configs_parse(path):
     cfg = load_config(RemoverTrainConfig, path)
     assert cfg.remover.model in REMOVERS and cfg.loss.alpha == 300.0
+
+
+def test_resume_uses_the_runs_own_config_and_refuses_another(clean_phantom, tmp_path, tiny_cfg, cli):
+    cfg = tiny_cfg(iterations=10, checkpoint_every=5, eval_pairs=4)
+    train_remover(clean_phantom, tmp_path / "run", cfg)
+    with pytest.raises(SonoganInputError, match="started with another config"):
+        train_remover(clean_phantom, tmp_path / "run", cfg.model_copy(update={"lr": 0.01}), resume=True)
+    code, out, err = cli(["annotations", "train", str(clean_phantom), "--out", str(tmp_path / "run"), "--resume"])
+    assert code == 0, err
+    assert "resumed at iteration 10" in (tmp_path / "run" / "log.txt").read_text()

@@ -31,7 +31,7 @@ from torch import nn
 
 from sonogan.annotations.model import AnnotationLoss, LossConfig, RemoverConfig, build_nets, save_remover
 from sonogan.annotations.synthetic import AnnotationConfig, downsized_pair
-from sonogan.config import StrictModel
+from sonogan.config import StrictModel, load_config
 from sonogan.data.manifest import Dataset, load_dataset
 from sonogan.data.splits import Splits
 from sonogan.errors import SonoganInputError
@@ -183,19 +183,29 @@ def fit(data: CleanImages, cfg: RemoverTrainConfig, out: Path, resume: bool = Fa
     return remover.eval(), detector.eval(), history
 
 
+def _resumed_config(out: Path, cfg: RemoverTrainConfig | None) -> RemoverTrainConfig:
+    """The run's own config.yaml; a different ``cfg`` would continue another training: refused."""
+    stored = load_config(RemoverTrainConfig, out / "config.yaml")
+    if cfg is not None and cfg != stored:
+        raise SonoganInputError(out, "this run was started with another config",
+                                "resume without --config or options (its config.yaml is used), or start a new --out")
+    return stored
+
+
 def train_remover(dataset: str | Path, out: str | Path, cfg: RemoverTrainConfig | None = None,
                   resume: bool = False, progress: bool = False) -> Path:
     """Train on the fold's training images of ``dataset`` into run folder ``out`` (new, or
-    resumed) and evaluate on held-out pairs of its validation images; returns ``out/remover.pt``."""
+    resumed with its own config) and evaluate on held-out pairs of its validation images;
+    returns ``out/remover.pt``."""
     from sonogan.annotations.evaluate import evaluate_remover
 
-    cfg = cfg or RemoverTrainConfig()
-    torch.set_num_threads(cfg.num_threads)
     out = Path(out)
+    resuming = resume and (out / "run.json").is_file()
+    cfg = _resumed_config(out, cfg) if resuming else (cfg or RemoverTrainConfig())
+    torch.set_num_threads(cfg.num_threads)
     ds = load_dataset(dataset)
     splits = Splits.load(ds.root / "splits.json", ds)
-    run = RunDir.resume(out) if resume and (out / "run.json").is_file() else \
-        RunDir.create(out, seed=cfg.seed, config=cfg, kind="annotation-remover")
+    run = RunDir.resume(out) if resuming else RunDir.create(out, seed=cfg.seed, config=cfg, kind="annotation-remover")
     with run:
         run.record_file("splits", ds.root / "splits.json")
         start = time.perf_counter()

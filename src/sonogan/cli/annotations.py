@@ -35,7 +35,7 @@ def train_command(
     fold: Optional[int] = typer.Option(None, "--fold", help="Train on this fold's training partition."),
     iterations: Optional[int] = typer.Option(None, "--iterations"),
     seed: Optional[int] = typer.Option(None, "--seed"),
-    resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its state.pt."),
+    resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its state.pt (with its own config)."),
 ) -> None:
     """Train the remover and detector on synthetic marks drawn on the fold's training images.
 
@@ -44,9 +44,9 @@ def train_command(
     from sonogan.annotations.train import RemoverTrainConfig, train_remover
     from sonogan.config import load_config, parse_config
 
-    overrides = {"fold": fold, "iterations": iterations, "seed": seed}
+    overrides = {k: v for k, v in {"fold": fold, "iterations": iterations, "seed": seed}.items() if v is not None}
     cfg = (load_config(RemoverTrainConfig, config, overrides) if config is not None else
-           parse_config(RemoverTrainConfig, {k: v for k, v in overrides.items() if v is not None}, "options"))
+           None if resume and not overrides else parse_config(RemoverTrainConfig, overrides, "options"))
     path = train_remover(dataset, out, cfg, resume=resume, progress=True)
     _summary(json.loads((out / "metrics.json").read_text(encoding="utf-8")))
     console.print(f"remover -> [bold]{path}[/]  (use it: export SONOGAN_ANNOTATION_REMOVER={path.resolve()})")

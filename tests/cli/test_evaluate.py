@@ -19,7 +19,7 @@ from sonogan.evaluate.metrics import classification_metrics
 from sonogan.experiment.config import ExperimentConfig
 from sonogan.experiment.protocol import run_experiment
 from sonogan.infer import Predictor
-from sonogan.infer.provenance import HASHES_FILE, run_data
+from sonogan.infer.provenance import HASHES_FILE, read_hashes, run_data, training_hashes, write_training_hashes
 from sonogan.phantom import generate_phantom
 from sonogan.phantom.config import PhantomConfig
 from sonogan.preprocess.cache import decode_image
@@ -58,6 +58,7 @@ def setup(tmp_path_factory) -> tuple[Path, Path, list[str]]:
 
 def test_evaluate_a_run_on_an_unseen_dataset_with_gains_and_duplicates(setup, tmp_path, cli):
     run, ext, copied = setup
+    before = sorted((p.relative_to(run), p.stat().st_mtime_ns) for p in run.rglob("*") if p.is_file())
     code, out, err = cli(["evaluate", str(run), str(ext), "--arm", "baseline", "--arm", "classic",
                           "--out", str(tmp_path / "ev"), "--resamples", "30"])
     assert code == 0, err
@@ -84,7 +85,18 @@ def test_evaluate_a_run_on_an_unseen_dataset_with_gains_and_duplicates(setup, tm
     assert (tmp_path / "ev" / HASHES_FILE).exists() is False and list((tmp_path / "ev" / "hashes").rglob(HASHES_FILE))
     html = (tmp_path / "ev" / "report.html").read_text()
     assert "Duplicates of training images" in html and "Paired gains" in html
-    assert (tmp_path / "ev" / "report.md").is_file() and not (run / HASHES_FILE).exists()  # the run is only read
+    assert (tmp_path / "ev" / "report.md").is_file()
+    assert sorted((p.relative_to(run), p.stat().st_mtime_ns) for p in run.rglob("*") if p.is_file()) == before
+
+
+def test_saved_and_recomputed_training_hashes_agree(setup, tmp_path):
+    run, _, _ = setup
+    copy = Path(shutil.copytree(run, tmp_path / "run", ignore=shutil.ignore_patterns(".lock")))
+    saved = read_hashes(write_training_hashes(copy))
+    recomputed = training_hashes(run, keep_in=tmp_path)
+    assert saved["image_id"].tolist() == recomputed["image_id"].tolist() == run_data(run).development_ids
+    assert saved["sha256"].tolist() == recomputed["sha256"].tolist() and saved["phash"].tolist() == recomputed["phash"].tolist()
+    assert training_hashes(copy)["sha256"].tolist() == saved["sha256"].tolist()  # the saved file is used
 
 
 def test_one_checkpoint_outside_a_run_and_input_errors(setup, tmp_path, cli):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from sonogan.audit.audit import load_audit
+from sonogan.audit.report import load_audit
 from sonogan.cli.synth import synth_app
 from sonogan.errors import SonoganInputError
 from sonogan.synth.trainer import hashed_ids

@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,10 +32,8 @@ from sonogan.audit.fidelity import fid_kid, prdc
 from sonogan.audit.memorisation import Embed, memorisation_check, pixel_embed, plot_memorisation_panel
 from sonogan.audit.niqe import fit_niqe
 from sonogan.audit.quality import quality_summary
+from sonogan.audit.report import FORMAT
 from sonogan.runs import write_json
-
-FORMAT = "sonogan-audit"
-
 
 @dataclass
 class AuditInputs:
@@ -105,11 +102,3 @@ def tsne_figure(real: np.ndarray, syn: np.ndarray, class_name: str, extractor: s
     synthetic = np.r_[np.zeros(len(real), bool), np.ones(len(syn), bool)]
     return plot_tsne(feats, np.zeros(len(feats), int), synthetic, [class_name], path, seed=seed,
                      title=f"t-SNE, {class_name}: {extractor}")
-
-
-def load_audit(path: Path) -> dict[str, Any]:
-    """A saved ``audit.json``."""
-    record = json.loads(Path(path).read_text())
-    if record.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a sonogan audit")
-    return record

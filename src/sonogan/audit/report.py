@@ -1,6 +1,7 @@
 """Audits as one report section (tables + figures) for ``audit.html`` and the experiment report.
 
-Drawing only: it reads saved ``audit.json`` files and the figures beside them.
+Drawing only: it reads saved ``audit.json`` files and the figures beside them (and imports
+no model code, so the experiment report can use it).
 
 Example:
     >>> section = audit_section([("fold 0, high_grade_serous", Path("runs/exp/folds/fold0/audit/high_grade_serous"))])  # doctest: +SKIP
@@ -9,10 +10,13 @@ Example:
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from sonogan.report.html import Section, Table
+
+FORMAT = "sonogan-audit"
 
 TEXT = (
     "Each synthetic set is compared with the real **training** images its generator saw. FID and KID (lower = "
@@ -24,6 +28,14 @@ TEXT = (
     "Memorisation: each synthetic image's nearest real training image; a distance ratio (to the median "
     "real-to-real nearest-neighbour distance) below the threshold calibrated on augmented copies of real "
     "images flags a near-copy{gate}.")
+
+
+def load_audit(path: Path) -> dict[str, Any]:
+    """A saved ``audit.json``."""
+    record = json.loads(Path(path).read_text())
+    if record.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a sonogan audit")
+    return record
 
 
 def _pm(mean: float, sd: float, digits: int = 3) -> str:
@@ -57,8 +69,6 @@ def memorisation_rows(label: str, a: dict[str, Any]) -> list[dict[str, str]]:
 def audit_section(audits: list[tuple[str, Path]], gate: bool | None = None, title: str = "Synthetic-image audit") -> Section:
     """One section from ``(label, folder with audit.json)`` pairs; ``gate``: whether flagged images
     were excluded from training (None: not said)."""
-    from sonogan.audit.audit import load_audit
-
     tables: list[Any] = [[], [], []]
     figures: list[tuple[Path, str]] = []
     for label, folder in audits:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
+from sonogan.audit.config import AuditConfig
 from sonogan.config import StrictModel
 from sonogan.phantom import PhantomConfig
 from sonogan.synth.config import GanConfig
@@ -91,6 +92,9 @@ class ExperimentConfig(StrictModel):
     gan_pretrain: int = Field(0, ge=0, description="iterations of one GAN trained on every class of the fold's "
                               "training images, from which each rare-class GAN starts instead of noise; 0 = off")
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig, description="per fold and class after sampling: "
+                               "fidelity, diversity, quality, memorisation; audit.gate drops flagged near-copies "
+                               "of training images before curation and training")
     classifiers: list[ClassifierTrainConfig] = Field(default_factory=lambda: [ClassifierTrainConfig()])
     ensemble: Literal["weighted", "equal"] = Field(
         "weighted", description="fusion of several classifiers: weights fitted on validation log-loss, or equal")

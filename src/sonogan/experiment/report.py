@@ -4,7 +4,8 @@ Sections follow the flagship paper: Table 1 (per-class sensitivity, specificity,
 with 95 % CIs), baseline vs augmented bars (Fig. 5), ROC curves (Fig. 6), confusion
 matrices (Fig. 7), synthetic grids and their evolution (Fig. 4), loss curves, the
 synthetic-count sweep (Frid-Adar Fig. 8), t-SNE of real vs synthetic features (Fig. 9),
-and the exact command, config, data summary and software versions.
+the synthetic-image audit (fidelity, diversity, quality, memorisation gate), and the exact
+command, config, data summary and software versions.
 
 The report only draws: it reads ``metrics.json``-shaped results and files the protocol
 saved (figures, histories, ``features.npz``) and imports no model or training code.
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sonogan.audit.report import audit_section
 from sonogan.config import to_yaml
 from sonogan.data.manifest import Dataset
 from sonogan.evaluate.calibration import reliability_curve
@@ -330,6 +332,10 @@ def write_report(cfg: ExperimentConfig, ds: Dataset, run: RunDir, results: dict[
     tsne = tsne_figure(run_dir, folds, ds.spec.classes, figdir, cfg.seed) if cfg.evaluation.tsne else None
     if tsne is not None:
         sections.append(Section("t-SNE of real vs synthetic (Frid-Adar Fig. 9)", "", figures=[tsne]))
+    audits = [(f"fold {r['fold']}, {cls}", run_dir / info["audit"]["folder"]) for r in records
+              for cls, info in r.get("synthetic", {}).items() if "audit" in info]
+    if audits:
+        sections.append(audit_section(audits, gate=cfg.audit.gate))
     sections += [_reproducibility_section(cfg, ds, run_dir), config_section(cfg)]
     title = f"sonogan experiment: {cfg.name}"
     render_markdown_summary(sections, run_dir / "summary.md", title=title)

@@ -1,5 +1,7 @@
 """One generator per rare class and fold, trained on the fold's training pixels already in
-memory, then sampled into the run folder; resumable after a kill at any instant.
+memory, then sampled into the run folder and audited (``folds/foldK/audit/<class>/``); the
+memorisation gate drops flagged near-copies of training images before curation and training
+(``audit.gate``, on by default). Resumable after a kill at any instant.
 
 Example:
     >>> syn = synthesise(cfg, ds, fd, fold_dir, ["borderline"], progress=False, log=print)  # doctest: +SKIP
@@ -19,6 +21,10 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from sonogan.audit.audit import AuditInputs, audit_class
+from sonogan.audit.memorisation import exclude_flagged
+from sonogan.audit.report import load_audit
+from sonogan.audit.run import build_extractors
 from sonogan.data.manifest import Dataset, load_dataset
 from sonogan.errors import SonoganInputError
 from sonogan.experiment.config import ExperimentConfig
@@ -147,10 +153,33 @@ def synthesise(cfg: ExperimentConfig, ds: Dataset, fd: FoldData, fold_dir: Path,
                               classes=None if cls else list(ds.spec.classes))
         part = load_synthetic(syn_ds, cfg.preset, ds.spec.classes, fd.fold)
         for c, p in _split_by_class(part, list(ds.spec.classes)).items():
-            out.by_class[c] = p
             out.info[c] = {"gan_run": gan_dir.relative_to(fold_dir.parent.parent).as_posix(),
                            "n_sampled": len(p), "n_gan_training_images": n_seen}
+            out.by_class[c] = audit_and_gate(cfg, ds, fd, c, p, fold_dir, out.info[c], log)
     return out
+
+
+def audit_and_gate(cfg: ExperimentConfig, ds: Dataset, fd: FoldData, cls: str, part: Partition, fold_dir: Path,
+                   info: dict[str, Any], log: Callable[[str], None]) -> Partition:
+    """Audit one class's samples against the fold's TRAINING images of that class (once: a saved
+    ``audit.json`` is read back) and, with ``audit.gate``, drop the flagged near-copies; the
+    counts go into ``info``."""
+    if not cfg.audit.enabled:
+        return part
+    audit_dir = fold_dir / "audit" / cls
+    if (audit_dir / "audit.json").is_file():
+        record = load_audit(audit_dir / "audit.json")
+    else:
+        log(f"fold {fd.fold}: auditing {len(part)} synthetic {cls} images")
+        extractors = build_extractors(cfg.audit, fd.train, list(ds.spec.classes), fold_dir / "audit" / "domain-encoder")
+        real = fd.train.select(fd.train.labels == ds.spec.class_index(cls))
+        inputs = AuditInputs(cls, real.images, real.ids, part.images, part.ids, fd.train.images)
+        record = audit_class(inputs, cfg.audit, extractors, audit_dir, cache_dir=fold_dir / "audit" / "cache")
+    flagged = record["memorisation"]["flagged_ids"]
+    kept, removed = exclude_flagged(part, flagged) if cfg.audit.gate else (part, 0)
+    info["audit"] = {"folder": audit_dir.relative_to(fold_dir.parent.parent).as_posix(), "flagged": len(flagged),
+                     "excluded_from_training": removed, "gate": cfg.audit.gate}
+    return kept
 
 
 def curate(syn: Synthetic, probs: dict[str, np.ndarray], keep: int) -> Synthetic:

@@ -1,7 +1,7 @@
 """``sonogan lesion``: segmentation, multitask, clinical fusion and cascade arms from one YAML config.
 
 Example:
-    $ sonogan lesion configs/lesion-demo.yaml --out runs/lesion-demo
+    $ sonogan lesion configs/lesion/demo.yaml --out runs/lesion-demo
     $ sonogan lesion --resume runs/lesion-demo
 """
 
@@ -37,7 +37,7 @@ def headline(results: dict[str, Any]) -> list[str]:
 
 
 def lesion_command(
-    config: Optional[Path] = typer.Argument(None, help="Lesion experiment YAML (see configs/lesion-*.yaml)."),
+    config: Optional[Path] = typer.Argument(None, help="Lesion experiment YAML (see configs/lesion/*.yaml)."),
     out: Optional[Path] = typer.Option(None, "--out", help="New run folder (default runs/<name>-NNN)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run folder (with its own config)."),
     folds: Optional[str] = typer.Option(None, "--folds", help="Comma-separated folds to run (overrides the config)."),
@@ -45,7 +45,7 @@ def lesion_command(
     """Segmentation-only, classification-only, multitask, clinical fusion and cascade models per fold; IoU,
     accuracy, CIs and paired gains in metrics.json.
 
-    Example: sonogan lesion configs/lesion-demo.yaml --out runs/lesion-demo
+    Example: sonogan lesion configs/lesion/demo.yaml --out runs/lesion-demo
     """
     from sonogan.config import load_config
     from sonogan.lesion.config import LesionExperimentConfig
@@ -55,7 +55,7 @@ def lesion_command(
         raise SonoganInputError("--resume", "a CONFIG, --folds or --out cannot be combined with --resume",
                                 f"run: sonogan lesion --resume {shlex.quote(str(resume))}")
     if resume is None and config is None:
-        raise SonoganInputError("sonogan lesion", "no config given", "pass a YAML file, e.g. configs/lesion-demo.yaml")
+        raise SonoganInputError("sonogan lesion", "no config given", "pass a YAML file, e.g. configs/lesion/demo.yaml")
     cfg = None
     if resume is None:
         overrides = {"folds": parse_folds(folds)} if folds else None

@@ -1,5 +1,5 @@
 """Typed configs of the lesion experiment (``sonogan lesion CONFIG``): training, arms, cascade,
-pre-training, all in one YAML file (see ``configs/lesion-*.yaml``).
+pre-training, all in one YAML file (see ``configs/lesion/*.yaml``).
 
 Arms (see :data:`sonogan.lesion.arms.ARMS`): ``segmentation``, ``cgan-segmentation``,
 ``classification``, ``multitask``, ``classification+clinical``, ``multitask+clinical``,

@@ -19,7 +19,7 @@ bootstrap CIs and paired gains.
 
 Example:
     >>> from sonogan.config import load_config
-    >>> cfg = load_config(LesionExperimentConfig, "configs/lesion-demo.yaml")   # doctest: +SKIP
+    >>> cfg = load_config(LesionExperimentConfig, "configs/lesion/demo.yaml")   # doctest: +SKIP
     >>> run_lesion(cfg, "runs/lesion-demo")                                      # doctest: +SKIP
 """
 

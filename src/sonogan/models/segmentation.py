@@ -154,8 +154,11 @@ def load_lite_into_encoder(encoder: nn.Module, name: str, in_chans: int) -> None
 
 
 def _lite_unet_factory(name: str) -> Any:
-    def factory(in_chans: int = 1, pretrained: bool = False, **_: Any) -> Backbone:
-        net = smp.Unet(f"tu-{WEIGHTS[name].timm_name}", encoder_weights=None, in_channels=in_chans, classes=1)
+    def factory(in_chans: int = 1, pretrained: bool = False, decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16),
+                **_: Any) -> Backbone:
+        # decoder_channels: smp's default; a narrower decoder is what makes CPU training affordable
+        net = smp.Unet(f"tu-{WEIGHTS[name].timm_name}", encoder_weights=None, in_channels=in_chans, classes=1,
+                       decoder_channels=tuple(decoder_channels))
         if pretrained:
             load_lite_into_encoder(net.encoder, name, in_chans)
         # smp's list starts with the input itself (identity stage); heads pool the deepest map

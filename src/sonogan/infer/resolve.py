@@ -164,7 +164,7 @@ def validation_predictions(loaded: LoadedModel) -> tuple[np.ndarray, np.ndarray,
     Each fold's model is scored on its own validation images with its own temperature, as
     the Predictor applies it; for a fold average these are pooled out-of-fold.
     """
-    probs, labels = [], []
+    probs, labels, calibrated = [], [], False
     for f, predictor in zip(loaded.files, _predictors(loaded)):
         if f.run_dir is None:
             return None
@@ -172,10 +172,12 @@ def validation_predictions(loaded: LoadedModel) -> tuple[np.ndarray, np.ndarray,
             p, y = _fold_validation(f)
         except (FileNotFoundError, KeyError):
             return None
+        calibrated |= predictor.temperature != 1.0
         probs.append(apply_temperature(p, predictor.temperature) if predictor.temperature != 1.0 else p)
         labels.append(y)
     folds = ", ".join(str(f.fold) for f in loaded.files)
-    what = f"fold{'s' if len(loaded.files) > 1 else ''} {folds} validation (temperature-calibrated)"
+    what = (f"fold{'s' if len(loaded.files) > 1 else ''} {folds} validation "
+            f"({'temperature-calibrated' if calibrated else 'no temperature stored, raw probabilities'})")
     return np.concatenate(probs), np.concatenate(labels), what
 
 

@@ -7,6 +7,13 @@ benchmarks/results/<config-name>_experiment.json plus a Markdown table on stdout
 Example:
     python benchmarks/mmotu_experiment.py                       # 5 folds, configs/mmotu.yaml
     python benchmarks/mmotu_experiment.py --folds 0 --config configs/mmotu-malignant.yaml
+    python benchmarks/mmotu_experiment.py --config configs/mmotu-strong.yaml --folds 0 \
+        --extend runs/bench/mmotu-strong-001     # add the config's new arms to a finished run
+
+``--extend RUN`` copies a finished run whose config differs from this one only by added arms
+(checked), keeps every trained piece (generators, samples, classifiers: same config and seeds,
+so a fresh run would recompute them byte for byte), trains only the new arms and recomputes
+the derived outputs. The recorded wall time is the old run's plus the extension's.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -49,12 +57,57 @@ def prepare(cfg_name: str, work: Path) -> Path:
     return ds_dir
 
 
+# config keys whose change only adds arms (each arm trains independently with its own seed)
+ARM_ONLY_KEYS = {("synthetic", "pretrain_finetune"), ("synthetic", "matched_control"), ("synthetic", "sweep"),
+                 ("classic_sweep",)}
+
+
+def _without_arm_keys(cfg) -> dict:
+    d = cfg.model_dump(mode="json")
+    for key in ARM_ONLY_KEYS:
+        parent = d
+        for k in key[:-1]:
+            parent = parent[k]
+        parent.pop(key[-1])
+    return d
+
+
+def extend_run(old: Path, cfg, work: Path) -> tuple[Path, float]:
+    """A new run folder: ``old`` (finished) with ``cfg``'s added arms still to train; returns it
+    and the old run's wall time in seconds."""
+    from datetime import datetime
+
+    from sonogan.config import load_config, to_yaml
+    from sonogan.experiment.config import ExperimentConfig
+    from sonogan.runs import next_run_dir
+
+    old_cfg = load_config(ExperimentConfig, old / "config.yaml")
+    info = json.loads((old / "run.json").read_text())
+    if info.get("status") != "completed":
+        sys.exit(f"{old}: not a finished run (status {info.get('status')}); resume it instead")
+    if _without_arm_keys(old_cfg) != _without_arm_keys(cfg) or not set(old_cfg.arm_names()) < set(cfg.arm_names()):
+        sys.exit(f"{old}: its config differs from {cfg.name}'s by more than added arms; run it afresh")
+    new = next_run_dir(work, cfg.name)
+    shutil.copytree(old, new, symlinks=True)
+    for derived in ["metrics.json", "report.html", "summary.md", "figures", *new.glob("folds/*/fold.json"),
+                    *new.glob("folds/*/predictions.npz")]:
+        path = new / derived
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    (new / "config.yaml").write_text(to_yaml(cfg))
+    old_wall = (datetime.fromisoformat(info["finished"]) - datetime.fromisoformat(info["started"])).total_seconds()
+    info.update(status="interrupted", extended_from=old.name, extended_from_wall_s=round(old_wall, 1))
+    (new / "run.json").write_text(json.dumps(info, indent=2))
+    return new, old_wall
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=str(REPO / "configs" / "mmotu.yaml"))
     parser.add_argument("--folds", default=None, help="comma-separated folds (default: all)")
     parser.add_argument("--work", default=str(REPO / "runs" / "bench"), help="where datasets and runs go")
     parser.add_argument("--resume", default=None, help="continue this run folder")
+    parser.add_argument("--extend", default=None, help="a finished run of this config minus some arms: train "
+                        "only the added arms (see above)")
     args = parser.parse_args()
     if not MMOTU.is_dir():
         print(f"MMOTU not found at {MMOTU}; this benchmark needs ../shared/datasets/mmotu-2d")
@@ -75,11 +128,15 @@ def main() -> int:
         update["folds"] = [int(f) for f in args.folds.split(",")]
     cfg = cfg.model_copy(update=update)
     t_prep = time.perf_counter() - start
-    if args.resume:
+    old_wall = 0.0
+    if args.extend:
+        new, old_wall = extend_run(Path(args.extend), cfg, work)
+        run = run_experiment(None, new, resume=True)
+    elif args.resume:
         run = run_experiment(None, args.resume, resume=True)
     else:
         run = run_experiment(cfg, next_run_dir(work, cfg.name))
-    wall = time.perf_counter() - start
+    wall = time.perf_counter() - start + old_wall
     metrics = json.loads((run / "metrics.json").read_text())
     rare = metrics["rare_classes"]
     keys = ["accuracy", "macro_f1"] + [f"f1/{c}" for c in rare] + [f"sensitivity/{c}" for c in rare]
@@ -96,6 +153,7 @@ def main() -> int:
     result = {"config": args.config, "run": str(run), "folds": metrics["folds_run"], "wall_s": round(wall, 1),
               "prepare_s": round(t_prep, 1), "peak_rss_mb": peak_rss_mb(), "n_test": metrics["n_test"],
               "n_cv": metrics["n_cv"], "host": {"cpus": os.cpu_count(), "platform": platform.platform()},
+              "extended_from": Path(args.extend).name if args.extend else None,
               "table": rows}
     out = REPO / "benchmarks" / "results" / f"{cfg.name}_experiment.json"
     out.parent.mkdir(exist_ok=True)

@@ -59,6 +59,8 @@ def lock_free(run: Path) -> bool:
     (["--resume", "runs/r", "--folds", "0"], "cannot be combined with --resume"),
     (["--resume", "runs/r", "--out", "runs/s"], "cannot be combined with --resume"),
     ([], "no config given"),
+    ([str(DEMO_CONFIG), "--executor", "dask"], "unknown executor 'dask'"),
+    ([str(DEMO_CONFIG), "--address", "auto"], "add --executor ray"),
 ])
 def test_experiment_argument_errors(args, match, monkeypatch, capsys):
     code, err = run_main(["experiment", *args], monkeypatch, capsys)
@@ -68,7 +70,7 @@ def test_experiment_argument_errors(args, match, monkeypatch, capsys):
 def test_ctrl_c_in_experiment_says_how_to_resume(tmp_path, monkeypatch, capsys):
     out = tmp_path / "exp"
 
-    def interrupted(cfg, path, resume=False, echo=None):
+    def interrupted(cfg, path, resume=False, echo=None, executor="local", address=None):
         RunDir.create(path, seed=0, kind="experiment")  # the protocol does not close its run on Ctrl-C
         raise KeyboardInterrupt
 

@@ -3,6 +3,7 @@
 Example:
     $ sonogan experiment configs/demo.yaml --out runs/demo-experiment
     $ sonogan experiment --resume runs/demo-experiment
+    $ sonogan experiment configs/mmotu.yaml --executor ray --address auto
 
     >>> parse_folds("0, 2")
     [0, 2]
@@ -37,6 +38,10 @@ def experiment_command(
     out: Optional[Path] = typer.Option(None, "--out", help="New run folder (default runs/<name>-NNN)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run folder (with its own config)."),
     folds: Optional[str] = typer.Option(None, "--folds", help="Comma-separated folds to run (overrides the config)."),
+    executor: str = typer.Option("local", "--executor", help="Where the protocol's tasks run: local (this process, "
+                                 "in order) or ray (Ray tasks; the numbers are the same)."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join (auto, or ray://host:port); "
+                                          "default: start a local Ray instance."),
 ) -> None:
     """GAN per fold on the rare classes, baseline vs augmented classifiers, CIs, paired gains, report.
 
@@ -50,6 +55,10 @@ def experiment_command(
         raise SonoganInputError("--resume", "a CONFIG, --folds or --out cannot be combined with --resume "
                                 "(the run continues with its own config and folder)",
                                 f"run: sonogan experiment --resume {shlex.quote(str(resume))}")
+    if executor not in ("local", "ray"):
+        raise SonoganInputError("--executor", f"unknown executor '{executor}'", "use local or ray")
+    if address is not None and executor != "ray":
+        raise SonoganInputError("--address", "is a Ray cluster address", "add --executor ray, or drop --address")
     if resume is None and config is None:
         raise SonoganInputError("sonogan experiment", "no config given", "pass a YAML file, e.g. configs/demo.yaml")
     if resume is not None:
@@ -65,7 +74,7 @@ def experiment_command(
 
     try:
         # each fold's validation numbers as the fold ends, not only at the end of the run
-        path = run_experiment(cfg, path, resume=resume is not None,
+        path = run_experiment(cfg, path, resume=resume is not None, executor=executor, address=address,
                               echo=lambda line: console.print(line, highlight=False, markup=False))
     except KeyboardInterrupt as exc:
         if not (path / "run.json").is_file():

@@ -108,6 +108,8 @@ class ExperimentConfig(StrictModel):
     num_threads: int = Field(1, ge=1, description="CPU threads for torch. Results on a CPU depend on the thread "
                              "count, so it is part of the config (recorded in run.json): 1 by default, which is "
                              "also fastest when other processes share a small machine")
+    gpus_per_task: float = Field(0.0, ge=0.0, le=1.0, description="GPU share each task asks a Ray cluster for "
+                                 "(e.g. 0.25: four classifiers train on one GPU at once); 0 = CPU tasks")
     baseline_only: bool = Field(False, description="run only the baseline (and classic) arm: no generator, "
                                 "for choosing and benchmarking the classifier recipe")
     allow_no_masks: bool = Field(False, description="let a lesion-ROI preset run on a dataset without any lesion "

@@ -20,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ from sonogan.data.validate import ValidationReport, validate_dataset
 from sonogan.errors import SonoganInputError
 from sonogan.experiment.arms import Arm, pretraining_images, training_images
 from sonogan.experiment.config import ExperimentConfig
+from sonogan.experiment.executors import Executor, make_executor
 from sonogan.experiment.features import save_tsne_features
 from sonogan.experiment.results import ENSEMBLE, ENSEMBLE_EQUAL
 from sonogan.experiment.synthesis import Synthetic, curate, synthesise
@@ -45,7 +48,7 @@ from sonogan.models.ensemble import equal_weights, fit_fusion_weights, fuse, wri
 from sonogan.preprocess.cache import build_cache, read_info
 from sonogan.preprocess.fold import FoldData, Normaliser, load_fold
 from sonogan.preprocess.presets import get_preset
-from sonogan.runs import RunDir, save_npz_atomic, write_json
+from sonogan.runs import RunDir, run_logger, save_npz_atomic, write_json
 from sonogan.train.config import ClassifierTrainConfig
 from sonogan.train.loop import predict_proba, train_classifier
 
@@ -192,50 +195,146 @@ def fold_summary(fold: int, preds: dict[str, dict[str, dict[str, np.ndarray]]], 
     return lines
 
 
-def run_fold(cfg: ExperimentConfig, ds: Dataset, splits: Splits, fold: int, run: RunDir, rare: list[str],
-             progress: bool) -> dict[str, Any]:
-    """One fold: GANs, all arms x classifiers, ensemble, t-SNE features; writes ``folds/foldK/fold.json``."""
+@dataclass(frozen=True)
+class FoldJob:
+    """What a task of one fold needs to rebuild its inputs in any process (picklable)."""
+
+    cfg: ExperimentConfig
+    dataset: str
+    splits: str
+    run: str
+    fold: int
+    rare: tuple[str, ...]
+    progress: bool = False
+
+    @property
+    def fold_dir(self) -> Path:
+        return Path(self.run) / "folds" / f"fold{self.fold}"
+
+    def inputs(self) -> tuple[Dataset, FoldData]:
+        torch.set_num_threads(self.cfg.num_threads)
+        return _fold_inputs(self.dataset, self.splits, self.fold, self.cfg.preset, self.cfg.allow_no_masks)
+
+    def log(self, line: str) -> None:
+        run_logger(self.run).info(line)
+
+    def rare_indices(self, ds: Dataset) -> list[int]:
+        """The classes that get synthetic images: the rare ones, or every class (``classes: all``),
+        which the count-matched control then re-draws."""
+        if self.cfg.synthetic.classes == "all":
+            return list(range(len(ds.spec.classes)))
+        return [ds.spec.class_index(c) for c in self.rare]
+
+
+@lru_cache(maxsize=1)
+def _fold_inputs(dataset: str, splits: str, fold: int, preset: str, allow_no_masks: bool) -> tuple[Dataset, FoldData]:
+    """The fold's data, loaded once per process (the local executor's tasks share it)."""
+    ds = load_dataset(dataset)
+    return ds, load_fold(ds, Splits.load(splits, ds), fold, preset, allow_no_masks=allow_no_masks)
+
+
+def fold_synthetic(job: FoldJob, ds: Dataset, fd: FoldData) -> Synthetic:
+    """The fold's synthetic images as the arms use them: trained and sampled by :func:`synth_task`
+    (read back here), then curated when configured (the baseline has trained by then)."""
+    syn = synthesise(job.cfg, ds, fd, job.fold_dir, list(job.rare), job.progress, job.log)
+    return curate_with_baseline(job.cfg, syn, job.fold_dir) if job.cfg.synthetic.curate is not None else syn
+
+
+def synth_task(job: FoldJob) -> None:
+    """Task: train (or resume) the fold's generators and sample them into the run folder."""
+    ds, fd = job.inputs()
+    synthesise(job.cfg, ds, fd, job.fold_dir, list(job.rare), job.progress, job.log)
+
+
+def arm_task(job: FoldJob, arm: Arm, clf_index: int) -> dict[str, np.ndarray]:
+    """Task: one classifier of one arm (or its saved predictions) -> val/test probabilities."""
+    ds, fd = job.inputs()
+    syn = fold_synthetic(job, ds, fd) if arm.needs_synthetic else Synthetic()
+    model = job.cfg.classifiers[clf_index].model
+    job.log(f"fold {job.fold}: {arm.name} / {model}")
+    return train_arm(job.cfg, clf_index, arm, fd, syn, job.rare_indices(ds), ds.spec.classes,
+                     job.fold_dir / arm.name / model, job.progress)
+
+
+def submit_fold(executor: Executor, job: FoldJob) -> list[tuple[str, str, Any]]:
+    """Submit the fold's tasks: generators -> baseline -> the other arms (those with synthetic
+    images wait for the generators, and for the baseline when it curates them). Returns
+    (arm, model, handle) in report order."""
+    cfg = job.cfg
+    arms = cfg.arms()
+    cpus, gpus = executor_resources(cfg)
+    synth = (executor.submit(synth_task, (job,), cpus=cpus, gpus=gpus)
+             if any(a.needs_synthetic for a in arms) else None)
+    handles: list[tuple[str, str, Any]] = []
+    baseline: list[Any] = []
+    for arm in arms:
+        after = [synth] + (baseline[:1] if cfg.synthetic.curate is not None else []) if arm.needs_synthetic else []
+        for i, clf in enumerate(cfg.classifiers):
+            handle = executor.submit(arm_task, (job, arm, i), after=after, cpus=cpus, gpus=gpus)
+            handles.append((arm.name, clf.model, handle))
+            if arm.kind == "baseline":
+                baseline.append(handle)
+    return handles
+
+
+def executor_resources(cfg: ExperimentConfig) -> tuple[float, float]:
+    """CPUs and GPUs one task asks a Ray cluster for: its torch threads, and a GPU share."""
+    return float(cfg.num_threads), cfg.gpus_per_task
+
+
+def finish_fold(job: FoldJob, preds: dict[str, dict[str, dict[str, np.ndarray]]]) -> dict[str, Any]:
+    """The fold's ensembles, t-SNE features, predictions.npz and ``folds/foldK/fold.json``."""
     from sonogan.experiment.results import primary_model
 
-    fold_dir = run.path / "folds" / f"fold{fold}"
-    done = fold_dir / "fold.json"
-    if done.is_file():
-        return json.loads(done.read_text())
-    fold_dir.mkdir(parents=True, exist_ok=True)
-    fd = load_fold(ds, splits, fold, cfg.preset, allow_no_masks=cfg.allow_no_masks)
-    arms = cfg.arms()
-    rare_idx = [ds.spec.class_index(c) for c in rare]
-    syn = synthesise(cfg, ds, fd, fold_dir, rare, progress, run.log) if any(a.needs_synthetic for a in arms) \
-        else Synthetic()
-    if cfg.synthetic.classes == "all":  # the control re-draws real images of every class the generator adds to
-        rare_idx = [ds.spec.class_index(c) for c in syn.by_class]
-    preds: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    cfg = job.cfg
+    ds, fd = job.inputs()
+    syn = fold_synthetic(job, ds, fd) if any(a.needs_synthetic for a in cfg.arms()) else Synthetic()
     weights: dict[str, list[float]] = {}
-    curated = cfg.synthetic.curate is None
-    for arm in arms:
-        if arm.needs_synthetic and not curated:  # the baseline arm (first) has trained by now
-            syn, curated = curate_with_baseline(cfg, syn, fold_dir), True
-        preds[arm.name] = {}
-        for i, clf in enumerate(cfg.classifiers):
-            run.log(f"fold {fold}: {arm.name} / {clf.model}")
-            preds[arm.name][clf.model] = train_arm(cfg, i, arm, fd, syn, rare_idx, ds.spec.classes,
-                                                   fold_dir / arm.name / clf.model, progress)
-        if len(cfg.classifiers) > 1:
-            weights[arm.name] = _fuse_arm(cfg, fold_dir / arm.name, preds[arm.name], fd.val.labels)
+    if len(cfg.classifiers) > 1:
+        for arm in preds:
+            weights[arm] = _fuse_arm(cfg, job.fold_dir / arm, preds[arm], fd.val.labels)
     if cfg.evaluation.tsne and syn.by_class:
-        save_tsne_features(cfg, fd, syn, fold_dir)
-    save_npz_atomic(fold_dir / "predictions.npz", **{"y|val": fd.val.labels, "y|test": fd.test.labels},
+        save_tsne_features(cfg, fd, syn, job.fold_dir)
+    save_npz_atomic(job.fold_dir / "predictions.npz", **{"y|val": fd.val.labels, "y|test": fd.test.labels},
                     **{f"{arm}|{model}|{part}": p[part] for arm, by_model in preds.items()
                        for model, p in by_model.items() for part in ("val", "test")})
     calibration = {arm: {model: calibration_summary(p, fd.test.labels) for model, p in by_model.items()
                          if "temperature" in p} for arm, by_model in preds.items()}
-    record = {"fold": fold, "val_ids": fd.val.ids, "test_ids": fd.test.ids, "n_train_real": len(fd.train),
+    record = {"fold": job.fold, "val_ids": fd.val.ids, "test_ids": fd.test.ids, "n_train_real": len(fd.train),
               "train_class_counts": np.bincount(fd.train.labels, minlength=len(ds.spec.classes)).tolist(),
               "normaliser": fd.normaliser.to_dict(), "synthetic": syn.info, "fusion_weights": weights,
               "members": [c.model for c in cfg.classifiers], "calibration": calibration,
-              "summary": fold_summary(fold, preds, fd.val.labels, primary_model(cfg), ds.spec.classes, rare)}
-    write_json(done, record)
+              "summary": fold_summary(job.fold, preds, fd.val.labels, primary_model(cfg), ds.spec.classes,
+                                      list(job.rare))}
+    write_json(job.fold_dir / "fold.json", record)
     return record
+
+
+def run_folds(cfg: ExperimentConfig, ds: Dataset, splits_path: Path, folds: list[int], run: RunDir,
+              rare: list[str], progress: bool, executor: Executor, echo) -> list[dict[str, Any]]:
+    """Every fold's tasks submitted to ``executor``; each fold finished (and its summary echoed)
+    as soon as its tasks are done. A fold with ``fold.json`` is read back, not run."""
+    jobs = {k: FoldJob(cfg, str(ds.root), str(splits_path), str(run.path), k, tuple(rare),
+                       progress and executor.name == "local") for k in folds}
+    pending = {}
+    for k, job in jobs.items():
+        if not (job.fold_dir / "fold.json").is_file():
+            job.fold_dir.mkdir(parents=True, exist_ok=True)
+            pending[k] = submit_fold(executor, job)
+    records = []
+    for k, job in jobs.items():
+        if k in pending:
+            results = executor.gather([h for _, _, h in pending[k]])
+            preds: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+            for (arm, model, _), p in zip(pending[k], results):
+                preds.setdefault(arm, {})[model] = p
+            records.append(finish_fold(job, preds))
+        else:
+            records.append(json.loads((job.fold_dir / "fold.json").read_text()))
+        for line in records[-1]["summary"]:
+            run.log(line)
+            echo(line)
+    return records
 
 
 def check_experiment(cfg: ExperimentConfig, ds: Dataset, n_folds: int) -> list[str]:
@@ -253,12 +352,14 @@ def check_experiment(cfg: ExperimentConfig, ds: Dataset, n_folds: int) -> list[s
 
 
 def run_experiment(cfg: ExperimentConfig | None, out: str | Path, resume: bool = False, progress: bool = True,
-                   report: ValidationReport | None = None, echo=None) -> Path:
+                   report: ValidationReport | None = None, echo=None, executor: Executor | str = "local",
+                   address: str | None = None) -> Path:
     """Run (or with ``resume=True`` continue) the protocol into the run folder ``out``.
 
     ``report``: a validation report of the configured dataset made by the caller (the demo),
     so the images are not decoded a second time. ``echo``: called with each per-fold summary
-    line (the CLI prints them). A failure marks the run folder failed; ``resume=True`` continues it.
+    line (the CLI prints them). ``executor``: ``local``, ``ray`` (``address``: a cluster to join)
+    or an :class:`Executor`; the numbers do not depend on it. A failure marks the run folder failed; ``resume=True`` continues it.
     """
     out = Path(out)
     if resume:
@@ -270,13 +371,19 @@ def run_experiment(cfg: ExperimentConfig | None, out: str | Path, resume: bool =
     torch.set_num_threads(cfg.num_threads)
     run = RunDir.resume(out) if resume else RunDir.create(out, seed=cfg.seed, config=cfg, kind="experiment")
     with run:
-        _run(cfg, run, ds if ds is not None else prepare_phantom(cfg, run, progress), progress, report,
-             echo or (lambda line: None))
+        ex = make_executor(executor, address=address) if isinstance(executor, str) else executor
+        try:
+            run.set_info(executor=ex.name)
+            _run(cfg, run, ds if ds is not None else prepare_phantom(cfg, run, progress), progress, report,
+                 echo or (lambda line: None), ex)
+        finally:
+            if isinstance(executor, str):
+                ex.close()
     return run.path
 
 
 def _run(cfg: ExperimentConfig, run: RunDir, ds: Dataset, progress: bool, report: ValidationReport | None,
-         echo) -> None:
+         echo, executor: Executor) -> None:
     from sonogan.experiment.report import write_report
     from sonogan.experiment.results import compute_results, pool_predictions
 
@@ -297,12 +404,7 @@ def _run(cfg: ExperimentConfig, run: RunDir, ds: Dataset, progress: bool, report
     run.set_info(dataset_name=ds.spec.name, rare_classes=rare, folds=folds,
                  splits_file=splits_path.name, splits_sha256=splits_sha,
                  patients_known=ds.spec.patients_known, data_warnings=report.warnings)
-    records = []
-    for k in folds:
-        records.append(run_fold(cfg, ds, splits, k, run, rare, progress))
-        for line in records[-1]["summary"]:
-            run.log(line)
-            echo(line)
+    records = run_folds(cfg, ds, splits_path, folds, run, rare, progress, executor, echo)
     pooled = pool_predictions(cfg, ds, records, run.path)  # loaded once, used by the numbers and the figures
     results = compute_results(cfg, ds, pooled, records, rare)
     results["splits"] = {"file": splits_path.name, "sha256": splits_sha}

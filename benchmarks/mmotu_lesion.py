@@ -1,7 +1,7 @@
 """The lesion-aware models on MMOTU (and the phantom demo): IoU and accuracy tables, paired gains.
 
 Runs a ``sonogan lesion`` config (default configs/lesion/mmotu.yaml: EfficientNet-Lite0 U-Net,
-128 px, 8 epochs, sized for one CPU thread) on the chosen folds of the saved MMOTU splits and
+96 px, 6 epochs, sized for one CPU thread) on the chosen folds of the saved MMOTU splits and
 records the cross-validated numbers (each fold's validation images, pooled), the hold-out test
 mean over folds, the paired gains, wall time and thread count in benchmarks/results/<result>.json.
 ``README_BLOCKS`` renders them. A finished or interrupted run folder is resumed, not redone.

@@ -80,3 +80,13 @@ def test_config_checks() -> None:
         _cfg(arms=["segmentation", "nope"])
     with pytest.raises(ValueError, match="add it to arms"):
         _cfg(arms=["cascade"])
+
+
+def test_pretrain_on_another_dataset_then_fine_tune(tmp_path: Path) -> None:
+    from sonogan.phantom import generate_phantom
+
+    other = generate_phantom(tmp_path / "other", _cfg().phantom.model_copy(update={"seed": 7}))
+    cfg = _cfg(arms=["multitask"], pretrain={"dataset": str(other.root), "epochs": 1})
+    out = run_lesion(cfg, tmp_path / "run", progress=False, echo=lambda _: None)
+    assert json.loads((out / "pretrain" / "multitask" / "history.json").read_text())["best_epoch"] == 1
+    assert "multitask" in json.loads((out / "metrics.json").read_text())["classification"]

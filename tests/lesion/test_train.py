@@ -74,3 +74,15 @@ def test_checkpoint_rebuilds_the_model(tmp_path: Path) -> None:
     torch.save({"format": "other"}, tmp_path / "x.pt")
     with pytest.raises(SonoganInputError, match="not a sonogan lesion"):
         read_lesion(tmp_path / "x.pt")
+
+
+def test_init_state_loads_matching_tensors_and_leaves_a_new_head_fresh(tmp_path: Path) -> None:
+    tcfg = LesionTrainConfig(image_size=32, epochs=1, batch_size=4, lr=1e-9)
+    pre = train_lesion(MCFG.model_copy(update={"num_classes": 3}), tcfg, "multitask", {},
+                       dict(_data(), label=torch.arange(8) % 3), None, tmp_path / "pre",
+                       meta={"class_names": ["a", "b", "c"]})
+    state = pre.model.state_dict()
+    tuned = train_lesion(MCFG, tcfg, "multitask", {}, _data(), None, tmp_path / "tuned", init_state=state).model.state_dict()
+    enc = [k for k in tuned if k.startswith("backbone.encoder.") and k.endswith("weight")]
+    assert enc and all(torch.allclose(tuned[k], state[k], atol=1e-6) for k in enc)   # lr ~0: still the pre-trained ones
+    assert tuned["head.mlp.3.weight"].shape != state["head.mlp.3.weight"].shape      # 2 vs 3 classes: fresh

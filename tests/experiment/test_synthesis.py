@@ -66,7 +66,8 @@ def test_memorisation_gate_sees_only_training_images_and_drops_their_copies(tmp_
     fold_dir = tmp_path / "run" / "folds" / "fold0"
     seen = []
     real_audit = synthesis.audit_class
-    monkeypatch.setattr(synthesis, "audit_class", lambda inputs, *a, **k: seen.append(inputs) or real_audit(inputs, *a, **k))
+    monkeypatch.setattr(synthesis, "audit_class",
+                        lambda inputs, *a, **k: seen.append(inputs) or real_audit(inputs, *a, **k))
     info: dict = {}
     kept = audit_and_gate(cfg, ds, fd, "rare", syn, fold_dir, info, log=lambda _: None)
     assert kept.ids == ["syn0", "syn1", "syn2", "syn3", "syn5"]

@@ -66,4 +66,5 @@ def pairwise_similarity(images: np.ndarray, n_pairs: int = 200, seed: int = 0, k
 
 def diversity(real: np.ndarray, synthetic: np.ndarray, n_pairs: int = 200, seed: int = 0) -> dict:
     """Within-set similarity of the real and of the synthetic images (lower = more diverse)."""
-    return {"real": pairwise_similarity(real, n_pairs, seed), "synthetic": pairwise_similarity(synthetic, n_pairs, seed)}
+    return {"real": pairwise_similarity(real, n_pairs, seed),
+            "synthetic": pairwise_similarity(synthetic, n_pairs, seed)}

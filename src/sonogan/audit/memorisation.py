@@ -169,7 +169,8 @@ def plot_memorisation_panel(synthetic: np.ndarray, real: np.ndarray, result: Mem
     order = np.argsort(s.ratio, kind="stable")[:n]
     fig = new_figure(1.6 * len(order) + 0.4, 3.9)
     for col, i in enumerate(order):
-        for row, (img, label) in enumerate(((synthetic[i], f"ratio {s.ratio[i]:.2f}"), (real[s.nearest[i]], "nearest real"))):
+        pair = ((synthetic[i], f"ratio {s.ratio[i]:.2f}"), (real[s.nearest[i]], "nearest real"))
+        for row, (img, label) in enumerate(pair):
             ax = fig.add_subplot(2, len(order), row * len(order) + col + 1)
             ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=255)
             ax.set_xticks([])

@@ -4,8 +4,9 @@ Drawing only: it reads saved ``audit.json`` files and the figures beside them (a
 no model code, so the experiment report can use it).
 
 Example:
-    >>> section = audit_section([("fold 0, high_grade_serous", Path("runs/exp/folds/fold0/audit/high_grade_serous"))])  # doctest: +SKIP
-    >>> render_report([section], "audit.html", "Audit")                                                                # doctest: +SKIP
+    >>> folder = Path("runs/exp/folds/fold0/audit/high_grade_serous")
+    >>> section = audit_section([("fold 0, high_grade_serous", folder)])     # doctest: +SKIP
+    >>> render_report([section], "audit.html", "Audit")                     # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def memorisation_rows(label: str, a: dict[str, Any]) -> list[dict[str, str]]:
              "flagged": f"{s['n_flagged']} / {m['n_synthetic']}"} for space, s in m["spaces"].items()]
 
 
-def audit_section(audits: list[tuple[str, Path]], gate: bool | None = None, title: str = "Synthetic-image audit") -> Section:
+def audit_section(audits: list[tuple[str, Path]], gate: bool | None = None,
+                  title: str = "Synthetic-image audit") -> Section:
     """One section from ``(label, folder with audit.json)`` pairs; ``gate``: whether flagged images
     were excluded from training (None: not said)."""
     tables: list[Any] = [[], [], []]

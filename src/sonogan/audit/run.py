@@ -56,6 +56,9 @@ def class_inputs(fd: FoldData, syn: Partition, class_names: list[str], cls: str)
     """One class's audit inputs: real = the fold's TRAINING images of ``cls`` only."""
     k = class_names.index(cls)
     real, fake = fd.train.select(fd.train.labels == k), syn.select(syn.labels == k)
+    if min(len(real), len(fake)) < 2:
+        raise SonoganInputError(f"class '{cls}'", f"{len(real)} real training and {len(fake)} synthetic images",
+                                "the audit needs at least 2 of each; sample more or choose another fold")
     return AuditInputs(cls, real.images, real.ids, fake.images, fake.ids, fd.train.images)
 
 

@@ -21,10 +21,10 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from sonogan.audit.audit import AuditInputs, audit_class
+from sonogan.audit.audit import audit_class
 from sonogan.audit.memorisation import exclude_flagged
 from sonogan.audit.report import load_audit
-from sonogan.audit.run import build_extractors
+from sonogan.audit.run import build_extractors, class_inputs
 from sonogan.data.manifest import Dataset, load_dataset
 from sonogan.errors import SonoganInputError
 from sonogan.experiment.config import ExperimentConfig
@@ -171,10 +171,10 @@ def audit_and_gate(cfg: ExperimentConfig, ds: Dataset, fd: FoldData, cls: str, p
         record = load_audit(audit_dir / "audit.json")
     else:
         log(f"fold {fd.fold}: auditing {len(part)} synthetic {cls} images")
-        extractors = build_extractors(cfg.audit, fd.train, list(ds.spec.classes), fold_dir / "audit" / "domain-encoder")
-        real = fd.train.select(fd.train.labels == ds.spec.class_index(cls))
-        inputs = AuditInputs(cls, real.images, real.ids, part.images, part.ids, fd.train.images)
-        record = audit_class(inputs, cfg.audit, extractors, audit_dir, cache_dir=fold_dir / "audit" / "cache")
+        names = list(ds.spec.classes)
+        extractors = build_extractors(cfg.audit, fd.train, names, fold_dir / "audit" / "domain-encoder")
+        record = audit_class(class_inputs(fd, part, names, cls), cfg.audit, extractors, audit_dir,
+                             cache_dir=fold_dir / "audit" / "cache")
     flagged = record["memorisation"]["flagged_ids"]
     kept, removed = exclude_flagged(part, flagged) if cfg.audit.gate else (part, 0)
     info["audit"] = {"folder": audit_dir.relative_to(fold_dir.parent.parent).as_posix(), "flagged": len(flagged),

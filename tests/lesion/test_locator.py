@@ -61,3 +61,13 @@ def test_non_image_input_is_refused(tmp_path: Path) -> None:
     loc = load_locator(_checkpoint(tmp_path))
     with pytest.raises(SonoganInputError, match="uint8"):
         loc.predict_masks([np.zeros((8, 8), np.float32)])
+
+
+def test_a_multitask_checkpoint_with_clinical_fusion_locates_without_clinical_values(tmp_path: Path) -> None:
+    cfg = LesionModelConfig(backbone="unet", backbone_kwargs={"width": 4}, outputs="multitask", num_classes=2,
+                            clinical_dim=3)
+    meta = {"preprocess": PreprocessConfig(name="t", roi="none", size=32).model_dump(mode="json"),
+            "normaliser": Normaliser((0.0,), (1.0,)).to_dict(), "image_size": 32, "in_chans": 1, "postprocess": True}
+    loc = load_locator(save_lesion(tmp_path / "m.pt", build_lesion_model(cfg), cfg, meta))
+    [mask] = loc.predict_masks([np.full((50, 50), 90, np.uint8)])
+    assert mask.shape == (50, 50)

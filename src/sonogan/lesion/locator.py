@@ -88,7 +88,9 @@ class Locator:
             before, box = scan_box(steps, image)
             pixels = steps[-1](T.make_sample(before, None, False))["image"]
             x = self.normaliser(pixels[None], self.in_chans, self.image_size)
-            prob = torch.sigmoid(self.model(x)["mask"].float())
+            # the backbone alone (encoder + decoder): a multitask model's head, and the clinical
+            # variables it may need, play no part in finding the lesion
+            prob = torch.sigmoid(self.model.backbone(x).float())
             prob = nn.functional.interpolate(prob, size=pixels.shape[:2], mode="bilinear", align_corners=False)
             square = prob[0, 0].numpy()
             x0, y0, x1, y1 = box

@@ -3,7 +3,10 @@
 The loop (:mod:`sonogan.train.loop`) knows nothing about labels, masks or heads: it hands a
 batch dict (``{"image": (B,C,H,W), "label": (B,), ...}``) to the task and gets back the loss
 and the number of correct predictions. Segmentation and multitask models plug in as new tasks
-(a mask term, a second head) without touching the loop, as the GAN loop's loss objects do.
+(a mask term, a second head) without touching the loop, as the GAN loop's loss objects do:
+``segmentation``, ``multitask``, ``lesion-classification`` (with clinical fusion when the batch
+carries ``"clinical"``) and ``cgan-segmentation`` (:class:`LesionTask`, :class:`CGanSegmentationTask`;
+their batches add ``"mask"`` (B,1,H,W) and ``"has_mask"`` (B,)).
 
 Example:
     >>> import torch

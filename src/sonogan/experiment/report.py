@@ -40,6 +40,7 @@ from sonogan.report import figures as fig
 from sonogan.report.html import Section, Table, format_ci, format_p, gain_table_rows, metrics_table_rows, render_report
 from sonogan.report.markdown import render_markdown_summary
 from sonogan.runs import RunDir
+from sonogan.study.report import run_reader_study_section
 
 if TYPE_CHECKING:  # importing these at run time would pull in model and GAN code the report never calls
     from sonogan.experiment.config import ExperimentConfig
@@ -336,6 +337,8 @@ def write_report(cfg: ExperimentConfig, ds: Dataset, run: RunDir, results: dict[
               for cls, info in r.get("synthetic", {}).items() if "audit" in info]
     if audits:
         sections.append(audit_section(audits, gate=cfg.audit.gate))
+    reader = run_reader_study_section(run_dir)  # <run>/reader_study.json from 'sonogan study export'
+    sections += [reader] if reader else []
     sections += [_reproducibility_section(cfg, ds, run_dir), config_section(cfg)]
     title = f"sonogan experiment: {cfg.name}"
     render_markdown_summary(sections, run_dir / "summary.md", title=title)

@@ -70,3 +70,35 @@ def test_checkpoint_rebuilds_both_nets(tmp_path):
         load_remover(tmp_path / "other.pt")
     with pytest.raises(SonoganInputError, match="not found"):
         load_remover(tmp_path / "missing.pt")
+
+
+class FixedOutput(torch.nn.Module):
+    """Stands for the U-Net: correction +1 everywhere, gate logit -1e4 (shut) or +1e4 (open) by row."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = torch.full_like(x[:, :1], -1e4)
+        gate[:, :, :4] = 1e4
+        return torch.cat([torch.ones_like(x), gate], 1)
+
+
+def test_a_gated_remover_keeps_pixels_where_its_gate_is_shut():
+    torch.manual_seed(0)
+    net = create_remover("monai-unet", channels=3, gated=True, features=(4, 8, 16))
+    x = torch.rand(2, 3, 32, 32)
+    image, gate = net.restore(x)
+    assert gate.shape == (2, 1, 32, 32) and torch.equal(image, x)      # gain 0 at the start
+    net.net = FixedOutput()
+    with torch.no_grad():
+        net.gain.fill_(0.5)
+    with torch.no_grad():
+        image, gate = net.restore(x)
+    assert torch.equal(image[:, :, 4:], x[:, :, 4:])                    # gate shut: input kept exactly
+    assert torch.allclose(image[:, :, :4], x[:, :, :4] + 0.5)           # gate open: input + gain * correction
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[:, :, :4] = 1
+    plain = AnnotationLoss(LossConfig(gate_weight=0))(image, x, mask, gate)
+    gated = AnnotationLoss()(image, x, mask, gate)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(gate, mask)
+    assert float(bce) == pytest.approx(0.0, abs=1e-6)                   # the gate matches the mask
+    assert float(gated) == pytest.approx(float(plain) + float(bce))
+    assert float(AnnotationLoss()(image, x, 1 - mask, gate)) > float(plain) + 1000   # the wrong gate costs

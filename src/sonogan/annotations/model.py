@@ -41,40 +41,51 @@ FORMAT_VERSION = 1
 
 
 class Remover(nn.Module):
-    """A U-Net whose output is the clean image in [0, 1]. With ``residual`` it predicts the
-    correction added to its input, scaled by a learnable gain that starts at 0 (ReZero,
-    Bachlechner et al. 2020): on the ~99 % of pixels without marks the answer is the input
-    itself, which this net gives from its first step instead of learning it (what lets a few
-    CPU minutes of training already help)."""
+    """A U-Net whose output is the clean image in [0, 1].
 
-    def __init__(self, net: nn.Module, residual: bool = True) -> None:
+    ``residual``: the net predicts the correction added to its input, scaled by a learnable
+    gain that starts at 0 (ReZero, Bachlechner et al. 2020): on the ~99 % of pixels without
+    marks the answer is the input itself, which this net gives from its first step instead of
+    learning it (what lets a few CPU minutes of training already help).
+    ``gated``: one more output channel, a per-pixel gate ``g`` (trained to find the marks, see
+    :class:`AnnotationLoss`); the result is ``x + sigmoid(g) * (fill - x)``, so where the gate
+    is shut every input pixel is kept exactly instead of being re-synthesised (and blurred)."""
+
+    def __init__(self, net: nn.Module, channels: int, residual: bool = True, gated: bool = False) -> None:
         super().__init__()
-        self.net, self.residual = net, residual
+        self.net, self.channels, self.residual, self.gated = net, channels, residual, gated
         self.gain = nn.Parameter(torch.zeros(1)) if residual else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def restore(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(restored image, gate logits or None)."""
         out = self.net(x)
-        return x + self.gain * out if self.gain is not None else out
+        d, gate = (out[:, :self.channels], out[:, self.channels:]) if self.gated else (out, None)
+        fill = x + self.gain * d if self.gain is not None else d
+        return (fill if gate is None else x + torch.sigmoid(gate) * (fill - x)), gate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.restore(x)[0]
 
 
 @REMOVERS.register("monai-unet")
 def _monai_unet(channels: int = 3, features: tuple[int, ...] = (16, 32, 64, 128), residual: bool = True,
-                num_res_units: int = 1) -> nn.Module:
+                gated: bool = False, num_res_units: int = 1) -> nn.Module:
     from monai.networks.nets import UNet  # imported on use: MONAI is slow to import
 
-    net = UNet(spatial_dims=2, in_channels=channels, out_channels=channels, channels=tuple(features),
+    net = UNet(spatial_dims=2, in_channels=channels, out_channels=channels + int(gated), channels=tuple(features),
                strides=(2,) * (len(features) - 1), num_res_units=num_res_units)
-    return Remover(net, residual)
+    return Remover(net, channels, residual, gated)
 
 
 @REMOVERS.register("smp-unet")
-def _smp_unet(channels: int = 3, encoder: str = "resnet18", depth: int = 4, residual: bool = True) -> nn.Module:
+def _smp_unet(channels: int = 3, encoder: str = "resnet18", depth: int = 4, residual: bool = True,
+              gated: bool = False) -> nn.Module:
     import segmentation_models_pytorch as smp
 
     decoder = (256, 128, 64, 32, 16)[5 - depth:]
     net = smp.Unet(encoder_name=encoder, encoder_weights=None, encoder_depth=depth, in_channels=channels,
-                   classes=channels, decoder_channels=decoder)
-    return Remover(net, residual)
+                   classes=channels + int(gated), decoder_channels=decoder)
+    return Remover(net, channels, residual, gated)
 
 
 def create_remover(name: str, channels: int = 3, **kwargs: Any) -> nn.Module:
@@ -105,10 +116,13 @@ class LossConfig(StrictModel):
     beta: float = Field(1.0, gt=0, description="weight of the other pixels")
     mse_weight: float = Field(1.0, ge=0, description="lambda_MSE")
     ssim_weight: float = Field(0.0, ge=0, description="lambda_SSIM of 1 - SSIM (MONAI); 0 = off, as in the thesis")
+    gate_weight: float = Field(1.0, ge=0, description="weight of the gate's binary cross-entropy against the "
+                                                     "annotation mask (gated removers only)")
 
 
 class AnnotationLoss(nn.Module):
-    """``lambda_MSE * weighted_mse + lambda_SSIM * (1 - SSIM)`` between prediction and clean image."""
+    """``lambda_MSE * weighted_mse + lambda_SSIM * (1 - SSIM)`` between prediction and clean
+    image, plus ``gate_weight * BCE(gate, M)`` when a gated remover passes its gate logits."""
 
     def __init__(self, cfg: LossConfig | None = None) -> None:
         super().__init__()
@@ -119,10 +133,13 @@ class AnnotationLoss(nn.Module):
 
             self.ssim = SSIMLoss(spatial_dims=2, data_range=1.0)
 
-    def forward(self, pred: torch.Tensor, clean: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, pred: torch.Tensor, clean: torch.Tensor, mask: torch.Tensor,
+                gate_logits: torch.Tensor | None = None) -> torch.Tensor:
         loss = self.cfg.mse_weight * weighted_mse(pred, clean, mask, self.cfg.alpha, self.cfg.beta)
         if self.ssim is not None:
             loss = loss + self.cfg.ssim_weight * self.ssim(pred, clean)
+        if gate_logits is not None and self.cfg.gate_weight > 0:
+            loss = loss + self.cfg.gate_weight * nn.functional.binary_cross_entropy_with_logits(gate_logits, mask)
         return loss
 
 
@@ -132,6 +149,7 @@ class RemoverConfig(StrictModel):
     model: str = Field("monai-unet", description="registered remover (REMOVERS)")
     model_kwargs: dict[str, Any] = Field(default_factory=dict, description="e.g. features: [16, 32, 64, 128]")
     residual: bool = True
+    gated: bool = Field(False, description="add a per-pixel gate trained on the annotation mask (keeps unmarked pixels)")
     channels: Literal[1, 3] = Field(3, description="3 keeps coloured marks (yellow callipers) distinct")
     size: int = Field(128, ge=16, le=1024, description="images are resized (stretched) to size x size")
     detector: str = Field("frid-adar-cnn", description="registered classifier used as the detector")
@@ -146,7 +164,7 @@ def build_nets(cfg: RemoverConfig) -> tuple[nn.Module, nn.Module]:
     det_kw = dict(cfg.detector_kwargs)
     if "widths" in det_kw:
         det_kw["widths"] = tuple(det_kw["widths"])
-    return (create_remover(cfg.model, channels=cfg.channels, residual=cfg.residual, **kw),
+    return (create_remover(cfg.model, channels=cfg.channels, residual=cfg.residual, gated=cfg.gated, **kw),
             create_detector(cfg.detector, channels=cfg.channels, **det_kw))
 
 

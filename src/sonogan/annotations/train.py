@@ -159,7 +159,8 @@ def fit(data: CleanImages, cfg: RemoverTrainConfig, out: Path, resume: bool = Fa
         for it in range(start, cfg.iterations):
             ann, clean, mask = (t.to(device) for t in make_batch(data, np.random.default_rng([cfg.seed, it]),
                                                                  cfg.batch_size, cfg))
-            loss = loss_fn(remover(ann), clean, mask)
+            pred, gate = remover.restore(ann)
+            loss = loss_fn(pred, clean, mask, gate)
             opts[0].zero_grad(set_to_none=True)
             loss.backward()
             opts[0].step()

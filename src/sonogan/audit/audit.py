@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ def audit_class(inputs: AuditInputs, cfg: AuditConfig, extractors: dict[str, nn.
                          "synthetic": quality_summary(_subset(syn, cfg.quality_max_images, cfg.seed), niqe),
                          "niqe_reference": f"{niqe.n_patches} sharp {niqe.patch}-px patches of the fold's real "
                                            "training images"}
-    embeds: dict[str, Embed] = {"pixel": pixel_embed}
+    embeds: dict[str, Embed] = {"pixel": partial(pixel_embed, size=cfg.pixel_size)}
     embeds.update({name: (lambda imgs, fx=fx: extract(fx, imgs)) for name, fx in extractors.items()})
     spaces = {s: embeds[s] for s in cfg.memorisation_spaces if s in embeds}
     mem = memorisation_check(real, syn, spaces, cfg.copy_quantile, cfg.copies_per_image, cfg.seed, cfg.max_ratio)
@@ -87,8 +88,7 @@ def audit_class(inputs: AuditInputs, cfg: AuditConfig, extractors: dict[str, nn.
         figures[f"memorisation_{space}"] = path.name
     if cfg.tsne and feats:
         name, (r, s) = next(iter(feats.items()))
-        figures["tsne"] = tsne_figure(r, s, inputs.class_name, extractors[name].name, out_dir / "tsne.png",
-                                      cfg.seed).name
+        figures["tsne"] = tsne_figure(r, s, inputs.class_name, name, out_dir / "tsne.png", cfg.seed).name
     record["figures"] = figures
     write_json(out_dir / "audit.json", record)
     return record
@@ -101,4 +101,4 @@ def tsne_figure(real: np.ndarray, syn: np.ndarray, class_name: str, extractor: s
     feats = np.concatenate([real, syn])
     synthetic = np.r_[np.zeros(len(real), bool), np.ones(len(syn), bool)]
     return plot_tsne(feats, np.zeros(len(feats), int), synthetic, [class_name], path, seed=seed,
-                     title=f"t-SNE, {class_name}: {extractor}")
+                     title=f"{class_name}, {extractor} features")

@@ -45,6 +45,8 @@ class AuditConfig(StrictModel):
                                                  "on the fold's real training images with this size)")
     memorisation_spaces: list[str] = Field(default_factory=lambda: ["pixel", "domain"],
                                            description="'pixel' and/or an extractor name")
+    pixel_size: int = Field(32, ge=8, description="the pixel space compares grey images area-downsampled to this "
+                            "size (speckle and 1-px shifts weigh less than at full size)")
     copy_quantile: float = Field(0.95, gt=0, lt=1, description="threshold = this quantile of the NN-distance "
                                  "ratios of augmented copies of real images (the share of such near-copies caught)")
     max_ratio: float = Field(0.5, gt=0, le=1, description="the threshold never exceeds this ratio (a near-copy "

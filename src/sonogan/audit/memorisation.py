@@ -1,7 +1,7 @@
 """Memorisation: is a synthetic image a near-copy of a real training image?
 
 For every synthetic image, its nearest real TRAINING image (the images the generator saw) in
-each space (``pixel``: grey pixels in [0, 1]; or a feature extractor's features), and the ratio
+each space (``pixel``: grey pixels in [0, 1] at 32 px; or a feature extractor's features), and the ratio
 of that distance to the median real-to-real nearest-neighbour distance (each real image to its
 nearest *other* real image). A ratio well below 1 means the synthetic image sits much closer to
 one real image than real images sit to each other.
@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import cv2
 import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
@@ -43,9 +44,15 @@ Embed = Callable[[np.ndarray], np.ndarray]
 """uint8 (N, S, S, C) images -> (N, D) float vectors."""
 
 
-def pixel_embed(images: np.ndarray) -> np.ndarray:
-    """Grey pixels in [0, 1], flattened: the pixel space."""
-    return (images.astype(np.float64).mean(axis=-1) / 255.0).reshape(len(images), -1)
+def pixel_embed(images: np.ndarray, size: int = 32) -> np.ndarray:
+    """The pixel space: grey pixels in [0, 1], area-downsampled (OpenCV) to at most ``size`` px and
+    flattened. A memorised sample is rarely pixel-exact: at half resolution speckle and sub-pixel
+    shifts weigh less (on MMOTU fold 0, 92 % of the calibration copies fall under the threshold
+    cap at 32 px against 74 % at 64 px)."""
+    grey = images.astype(np.float32).mean(axis=-1) / 255.0
+    if size < max(grey.shape[1:]):
+        grey = np.stack([cv2.resize(g, (size, size), interpolation=cv2.INTER_AREA) for g in grey])
+    return grey.reshape(len(grey), -1).astype(np.float64)
 
 
 def nearest(queries: np.ndarray, refs: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:

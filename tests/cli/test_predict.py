@@ -192,3 +192,20 @@ def test_segmenter_finds_the_lesion_for_a_lesion_roi_model(tmp_path, cli):
     assert np.allclose(table[["p_benign", "p_borderline", "p_malignant"]].to_numpy(), expected, atol=1e-9)
     assert len(list((tmp_path / "b-explain").glob("*-lesion.png"))) == 2  # the segmentation overlays
     assert json.loads((tmp_path / "b-summary.json").read_text())["segmenter"] == str(seg)
+
+
+def test_an_onnx_export_predicts_like_its_checkpoint(tmp_path, cli):
+    ckpt = _checkpoint(tmp_path / "m" / "best.pt")
+    _images(tmp_path / "scans")
+    code, _, err = cli(["export", str(ckpt), "--onnx", "--out", str(tmp_path / "onnx")])
+    assert code == 0, err
+    for model, name in ((ckpt, "a.csv"), (tmp_path / "onnx", "b.csv")):
+        code, out, err = cli(["predict", str(model), str(tmp_path / "scans"), "--out", str(tmp_path / name),
+                              "--refer-below", "0.5"])
+        assert code == 0, err
+    cols = ["p_benign", "p_borderline", "p_malignant"]
+    a, b = pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv")
+    assert np.allclose(a[cols].to_numpy(), b[cols].to_numpy(), atol=1e-5)
+    code, _, err = cli(["predict", str(tmp_path / "onnx"), str(tmp_path / "scans"), "--out", str(tmp_path / "c.csv"),
+                        "--explain"])
+    assert code == 2 and "ONNX export" in err and len(err.strip().splitlines()) == 1

@@ -25,7 +25,8 @@ def _print(line: str) -> None:
 
 
 def predict_command(
-    model: Path = typer.Argument(..., help="An experiment run folder, a best.pt or an ensemble.json."),
+    model: Path = typer.Argument(..., help="An experiment run folder, a best.pt, an ensemble.json or an ONNX "
+                                 "export folder."),
     inputs: List[Path] = typer.Argument(..., help="Image files, DICOM files and/or folders of them."),
     mask: Optional[List[Path]] = typer.Option(None, "--mask", help="Lesion mask per image file, in the same order."),
     segmenter: Optional[Path] = typer.Option(None, "--segmenter", help="A 'sonogan lesion' segmenter (best.pt) "

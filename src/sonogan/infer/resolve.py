@@ -3,6 +3,8 @@
 ``MODEL`` may be
 
 * a classifier checkpoint ``best.pt`` or an ensemble file ``ensemble.json`` (one predictor);
+* an ONNX export folder (``onnx_model.json``, from ``sonogan export --onnx``): the same
+  predictions through ONNX Runtime (no Grad-CAM, no validation predictions: it has left its run);
 * an experiment run folder (``run.json`` + ``folds/``): one arm's models of every fold (or of
   ``fold``), averaged with equal weights after each fold's own temperature, the
   cross-validation ensemble the experiment reports on its hold-out test.
@@ -33,6 +35,7 @@ from sonogan.infer.predictor import ImageInput, Predictor
 from sonogan.preprocess.presets import PreprocessConfig
 
 RUN_FILE = "run.json"
+ONNX_META = "onnx_model.json"  # sonogan.infer.onnx.META_NAME, without importing ONNX Runtime here
 
 
 @dataclass
@@ -139,9 +142,15 @@ def load_model(path: str | Path, arm: str | None = None, model: str | None = Non
         if len(predictors) == 1:
             return LoadedModel(predictors[0], files, what)
         return LoadedModel(FoldAverage(predictors), files, what + " averaged")
+    if (path / ONNX_META).is_file() or path.name == ONNX_META:
+        if arm or model or fold is not None:
+            raise SonoganInputError(path, "--arm / --model / --fold choose inside a run folder", "drop them")
+        from sonogan.infer.onnx import OnnxPredictor  # ONNX Runtime is only needed for exported models
+
+        return LoadedModel(OnnxPredictor.load(path), [ModelFile(path)], f"{path} (ONNX Runtime)")
     if path.is_dir():
-        raise SonoganInputError(path, "a folder without run.json",
-                                "pass an experiment run folder, a best.pt or an ensemble.json")
+        raise SonoganInputError(path, "a folder without run.json or onnx_model.json",
+                                "pass an experiment run folder, a best.pt, an ensemble.json or an ONNX export")
     if arm or model or fold is not None:
         raise SonoganInputError(path, "--arm / --model / --fold choose inside a run folder",
                                 "pass the run folder, or drop them")

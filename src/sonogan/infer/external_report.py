@@ -46,7 +46,7 @@ def _summary(result: ExternalResult) -> Section:
     text = (f"External dataset **{result.dataset}**: {len(result.ids)} real images ({counts}); "
             f"{result.bootstrap['ci']:.0%} percentile-bootstrap CIs over {result.bootstrap['n_resamples']} "
             f"resamples of {unit}s. Each model used its own preprocessing preset, normaliser, test-time "
-            f"augmentation and fitted temperature.\n\n{models}{fallback}")
+            f"augmentation and fitted temperature (1 = none stored).\n\n{models}{fallback}")
     return Section("Summary", text=text, tables=[headline_rows(result)])
 
 

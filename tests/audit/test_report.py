@@ -36,6 +36,8 @@ def test_section_tables_and_gate_text(tmp_path):
     assert "excluded from training" in s.text
     assert "gate was off" in audit_section([("f", tmp_path)], gate=False).text
     assert s.figures[0][0] == tmp_path / "memorisation_pixel.png" and "red = flagged" in s.figures[0][1]
+    two = audit_section([("fold 0", tmp_path), ("fold 1", tmp_path)], figures_of=1)
+    assert len(two.tables[0].rows) == 2 and len(two.figures) == 1
 
 
 def test_load_audit_refuses_other_json(tmp_path):

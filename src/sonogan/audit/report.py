@@ -68,16 +68,17 @@ def memorisation_rows(label: str, a: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def audit_section(audits: list[tuple[str, Path]], gate: bool | None = None,
-                  title: str = "Synthetic-image audit") -> Section:
+                  title: str = "Synthetic-image audit", figures_of: int | None = None) -> Section:
     """One section from ``(label, folder with audit.json)`` pairs; ``gate``: whether flagged images
-    were excluded from training (None: not said)."""
+    were excluded from training (None: not said); ``figures_of``: draw the figures of the first
+    this many audits only (every audit has its row in the tables)."""
     tables: list[Any] = [[], [], []]
     figures: list[tuple[Path, str]] = []
-    for label, folder in audits:
+    for i, (label, folder) in enumerate(audits):
         a = load_audit(folder / "audit.json")
         for rows, make in zip(tables, (fidelity_rows, diversity_quality_rows, memorisation_rows)):
             rows += make(label, a)
-        for key, name in a["figures"].items():
+        for key, name in (a["figures"].items() if figures_of is None or i < figures_of else []):
             what = ("t-SNE of real (dots) vs synthetic (crosses) features" if key == "tsne" else
                     f"closest synthetic images (top) and their nearest real training image (bottom), "
                     f"{key.split('_', 1)[1]} space; red = flagged near-copy")

@@ -335,8 +335,9 @@ def write_report(cfg: ExperimentConfig, ds: Dataset, run: RunDir, results: dict[
         sections.append(Section("t-SNE of real vs synthetic (Frid-Adar Fig. 9)", "", figures=[tsne]))
     audits = [(f"fold {r['fold']}, {cls}", run_dir / info["audit"]["folder"]) for r in records
               for cls, info in r.get("synthetic", {}).items() if "audit" in info]
-    if audits:
-        sections.append(audit_section(audits, gate=cfg.audit.gate))
+    if audits:  # every fold's numbers; the first fold's figures (the rest are in folds/<K>/audit/)
+        first = sum(1 for cls, info in records[0].get("synthetic", {}).items() if "audit" in info)
+        sections.append(audit_section(audits, gate=cfg.audit.gate, figures_of=first))
     reader = run_reader_study_section(run_dir)  # <run>/reader_study.json from 'sonogan study export'
     sections += [reader] if reader else []
     sections += [_reproducibility_section(cfg, ds, run_dir), config_section(cfg)]

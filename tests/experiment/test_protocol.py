@@ -50,8 +50,10 @@ def finished_run(tmp_path_factory) -> Path:
 
 def test_all_outputs_written(finished_run: Path):
     run = finished_run
-    for name in ("report.html", "summary.md", "metrics.json", "config.yaml", "run.json", "log.txt"):
+    for name in ("report.html", "summary.md", "metrics.json", "config.yaml", "run.json", "log.txt",
+                 "model_card.md", "model_card.json", "training_hashes.csv"):
         assert (run / name).is_file(), name
+    assert "Intended use" in (run / "model_card.md").read_text()
     for fig in ("bars.png", "roc.png", "confusion_baseline.png", "confusion_augmented.png", "tsne.png",
                 "sweep_synthetic.png", "sweep_classic.png",
                 "classifier_curves.png", "reliability.png"):

@@ -41,6 +41,7 @@ from sonogan.experiment.results import ENSEMBLE, ENSEMBLE_EQUAL
 from sonogan.experiment.synthesis import Synthetic, curate, synthesise
 from sonogan.evaluate.calibration import expected_calibration_error
 from sonogan.infer.calibration import apply_temperature, fit_temperature
+from sonogan.infer.model_card import write_model_card
 from sonogan.infer.predictor import Predictor
 from sonogan.models.checkpoint import set_calibration
 from sonogan.locations import work_dir
@@ -410,3 +411,5 @@ def _run(cfg: ExperimentConfig, run: RunDir, ds: Dataset, progress: bool, report
     results["splits"] = {"file": splits_path.name, "sha256": splits_sha}
     run.write_metrics(results)
     write_report(cfg, ds, run, results, records, rare, test=pooled[1])
+    # model_card.md/.json + training_hashes.csv (sonogan evaluate's duplicate check reads them)
+    write_model_card(run.path)

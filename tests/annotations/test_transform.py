@@ -80,6 +80,7 @@ def test_deannotated_presets_use_the_env_remover_and_key_the_cache(tmp_path, tin
     for name, shape in (("roi-64-deannotated", (64, 64, 1)), ("roi-rgb-160-deannotated", (160, 160, 3))):
         cfg = get_preset(name)
         assert cfg.remove_annotations == str(ckpt.resolve()) and cfg.remove_annotations_sha256 == sha256_file(ckpt)
+        assert cfg.remove_annotations_on == "all"
         assert apply_preset(cfg, img, lesion)[0].shape == shape
     ds = load_dataset(shutil.copytree(clean_phantom, tmp_path / "ds"))
     plain = cache_key(ds, get_preset("flagship-64"))

@@ -58,9 +58,12 @@ def remover_path() -> Path:
 def remover_options() -> dict[str, Any]:
     """PreprocessConfig fields of a preset with annotation removal: the path and, when the file
     exists, its sha256 (a missing file is reported when the step first runs, not here, so that
-    listing presets never fails)."""
+    listing presets never fails). Every real image goes through the remover: the detector,
+    trained on synthetic marks, flagged only 29 % of MMOTU's real validation images, nearly all
+    of which carry marks, and a gated remover leaves unmarked pixels as they are."""
     path = remover_path()
-    return {"remove_annotations": str(path), "remove_annotations_sha256": sha256_file(path) if path.is_file() else None}
+    return {"remove_annotations": str(path), "remove_annotations_sha256": sha256_file(path) if path.is_file() else None,
+            "remove_annotations_on": "all"}
 
 
 def _missing(path: Path) -> SonoganInputError:

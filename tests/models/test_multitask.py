@@ -46,3 +46,13 @@ def test_segmentation_only_refuses_clinical_and_too_many_pooled() -> None:
         build_lesion_model(LesionModelConfig(**BASE, outputs="segmentation", clinical_dim=3))
     with pytest.raises(SonoganInputError, match="pooled"):
         build_lesion_model(LesionModelConfig(**BASE, outputs="classification", pooled=9))
+
+
+def test_head_options_normalise_and_drop_image_features_only() -> None:
+    model = build_lesion_model(LesionModelConfig(**BASE, outputs="classification", clinical_dim=2, clinical_hidden=4,
+                                                 head_norm=True, image_dropout=0.99))
+    assert model.head.norm.num_features == 48 + 4
+    model.train()
+    fused = model.head.features(model.backbone.encoder(torch.ones(2, 1, 32, 32)), torch.ones(2, 2))
+    assert (fused[:, :48] == 0).float().mean() > 0.9      # image part dropped
+    assert (fused[:, 48:] == model.head.clinical(torch.ones(2, 2))).all()  # clinical part untouched

@@ -61,6 +61,8 @@ class ModelSection(StrictModel):
     pooled: int | None = Field(None, ge=1)
     head_hidden: int = Field(128, ge=1)
     head_dropout: float = Field(0.3, ge=0.0, lt=1.0)
+    head_norm: bool = Field(False, description="batch norm on the fused head input (see LesionModelConfig)")
+    image_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout on pooled image features before fusion")
     clinical_hidden: int = Field(32, ge=1)
 
 

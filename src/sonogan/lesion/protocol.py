@@ -58,7 +58,8 @@ def model_config(cfg: LesionExperimentConfig, arm: ArmSpec, num_classes: int, cl
                              backbone_kwargs=m.backbone_kwargs, pretrained=m.pretrained, in_chans=m.in_chans,
                              outputs=arm.outputs, num_classes=num_classes, clinical_dim=clinical_dim,
                              clinical_hidden=m.clinical_hidden, pooled=m.pooled, head_hidden=m.head_hidden,
-                             head_dropout=m.head_dropout)
+                             head_dropout=m.head_dropout, head_norm=m.head_norm,
+                             image_dropout=m.image_dropout)
 
 
 def task_kwargs(cfg: LesionExperimentConfig, arm: ArmSpec) -> dict[str, Any]:

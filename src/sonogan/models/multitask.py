@@ -47,23 +47,30 @@ class LesionModelConfig(StrictModel):
     pooled: int | None = Field(None, ge=1, description="deepest encoder maps pooled; null = the backbone's default")
     head_hidden: int = Field(128, ge=1)
     head_dropout: float = Field(0.3, ge=0.0, lt=1.0)
+    image_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout on the pooled image features before "
+                                 "fusion: with clinical variables, keeps the head from leaning on images alone")
+    head_norm: bool = Field(False, description="batch-normalise the fused vector (pooled image features and "
+                            "projected clinical variables) before the MLP, so neither part dominates by scale")
 
 
 class ClassificationHead(nn.Module):
     """Pooled encoder maps (+ projected clinical variables) -> MLP -> class logits."""
 
     def __init__(self, channels: list[int], pooled: int, num_classes: int, clinical_dim: int = 0,
-                 clinical_hidden: int = 32, hidden: int = 128, dropout: float = 0.3) -> None:
+                 clinical_hidden: int = 32, hidden: int = 128, dropout: float = 0.3, norm: bool = False,
+                 image_dropout: float = 0.0) -> None:
         super().__init__()
         self.pooled = pooled
+        self.image_dropout = nn.Dropout(image_dropout)
         self.clinical = ClinicalProjection(clinical_dim, clinical_hidden) if clinical_dim else None
         in_dim = sum(channels[-pooled:]) + (clinical_hidden if clinical_dim else 0)
+        self.norm = nn.BatchNorm1d(in_dim) if norm else None
         self.mlp = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
                                  nn.Linear(hidden, num_classes))
 
     def features(self, feats: list[torch.Tensor], clinical: torch.Tensor | None = None) -> torch.Tensor:
         """The fused vector fed to the MLP: pooled image features, then clinical features."""
-        parts = [f.mean(dim=(-2, -1)) for f in feats[-self.pooled:]]
+        parts = [self.image_dropout(f.mean(dim=(-2, -1))) for f in feats[-self.pooled:]]
         if self.clinical is not None:
             if clinical is None:
                 raise SonoganInputError("classification head", "this model was trained with clinical variables",
@@ -72,7 +79,8 @@ class ClassificationHead(nn.Module):
         return torch.cat(parts, dim=1)
 
     def forward(self, feats: list[torch.Tensor], clinical: torch.Tensor | None = None) -> torch.Tensor:
-        return self.mlp(self.features(feats, clinical))
+        fused = self.features(feats, clinical)
+        return self.mlp(fused if self.norm is None else self.norm(fused))
 
 
 class LesionModel(nn.Module):
@@ -110,7 +118,8 @@ def build_lesion_model(cfg: LesionModelConfig) -> LesionModel:
             raise SonoganInputError("lesion model", f"pooled={pooled} but the encoder has {len(backbone.channels)} maps",
                                     f"set pooled to at most {len(backbone.channels)}")
         head = ClassificationHead(backbone.channels, pooled, cfg.num_classes, cfg.clinical_dim,
-                                  cfg.clinical_hidden, cfg.head_hidden, cfg.head_dropout)
+                                  cfg.clinical_hidden, cfg.head_hidden, cfg.head_dropout, cfg.head_norm,
+                                  cfg.image_dropout)
     elif cfg.clinical_dim:
         raise SonoganInputError("lesion model", "clinical variables only enter a classification head",
                                 "set clinical_dim: 0 for a segmentation-only model")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from sonogan.config import StrictModel
 
@@ -40,13 +40,22 @@ class GanConfig(StrictModel):
     ema_decay: float = Field(0.999, ge=0, lt=1, description="EMA of G weights; 0 = plain copy")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: bool = Field(False, description="mixed precision (CUDA only; ignored on CPU)")
+    amp: bool = Field(False, description="mixed precision on CUDA (bfloat16 where supported, else float16 "
+                      "with loss scaling); ignored on CPU")
+    compile: bool = Field(False, description="torch.compile G and D for training (CUDA, long runs; not with "
+                          "wgan-gp, whose gradient penalty needs a double backward)")
     channels_last: bool | None = Field(None, description="None = auto: CUDA, or CPU at 128 px or widths >= 64 (measured)")
     preset: str = Field("gan-64", description="preprocessing preset of the real images")
     quality_every: int = Field(500, ge=1, description="feature-distance check every K iterations")
     quality_samples: int = Field(256, ge=8, description="generated images per check")
     patience: int = Field(6, ge=0, description="stop after this many checks without improvement; 0 = never")
     min_iterations: int = Field(0, ge=0, description="never stop early before this iteration")
+
+    @model_validator(mode="after")
+    def _compile_family(self) -> "GanConfig":
+        if self.compile and self.family == "wgan-gp":
+            raise ValueError("compile: true does not work with wgan-gp (torch.compile has no double backward)")
+        return self
 
     @field_validator("diffaugment")
     @classmethod

@@ -6,6 +6,11 @@ Every family runs through :func:`fit_gan`; they differ only in the nets and the 
 (nets, EMA, optimisers, RNG, histories), so ``resume=True`` continues exactly as an
 uninterrupted run would on CPU.
 
+Under torchrun (DDP, :mod:`sonogan.train.distributed`) every rank draws the same global batch,
+noise and DiffAugment numbers and trains G and D (SyncBatchNorm) on its slice, so the run
+equals the single-process one up to float error (wgan-gp: its penalty's mixing weights are
+drawn per slice); rank 0 alone writes the run folder, checks quality and decides to stop.
+
 Example:
     >>> ds = load_dataset("runs/phantom")                                          # doctest: +SKIP
     >>> run = train_gan(ds, "runs/phantom/splits.json", 0, "borderline",
@@ -14,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from pathlib import Path
@@ -35,6 +41,8 @@ from sonogan.synth.figures import save_final_vs_real, save_grid, save_loss_curve
 from sonogan.synth.nets import CONDITIONAL, GAN_FAMILIES, sample_z
 from sonogan.synth.quality import FeatureExtractor, feature_stats, frechet_distance
 from sonogan.torch_utils import atomic_torch_save, resolve_device
+from sonogan.train import distributed as ddp
+from sonogan.train.accel import amp_dtype, compiled, setup_device, to_device
 from sonogan.synth.state import (GanState, batch_stats, build_state, load_checkpoint_file,
                                  use_channels_last)
 
@@ -102,27 +110,35 @@ def fit_gan(real: RealImages, cfg: GanConfig, out: str | Path, resume: bool = Fa
     out = Path(out)
     conditional = cfg.family in CONDITIONAL
     GAN_FAMILIES.get(cfg.family)  # unknown family -> SonoganInputError before any folder is made
+    if cfg.batch_size % ddp.world_size():
+        raise SonoganInputError("batch_size", f"{cfg.batch_size} images cannot be split evenly over "
+                                f"{ddp.world_size()} processes", "use a multiple of the number of processes")
     meta = generator_meta(real, meta)
-    device = resolve_device(cfg.device)
+    device = ddp.device_for(resolve_device(cfg.device))
+    setup_device(device)
+    main = ddp.is_main()  # the only rank with a run folder
     num_classes = len(real.classes) if conditional else 1
     last = out / "checkpoints" / "last.pt"
-    if resume and last.is_file():
+    if ddp.broadcast_flag(resume and last.is_file()):  # rank 0's answer for all ranks
         ckpt = load_checkpoint_file(last)
         check_same_images(ckpt, meta, out)
         cfg = GanConfig.model_validate({**ckpt["config"], "iterations": cfg.iterations})
-        run = RunDir.resume(out)
+        run = RunDir.resume(out) if main else None
         state = build_state(cfg, num_classes, device)
         state.load_checkpoint(ckpt)
-        run.log(f"resumed at iteration {state.iteration}, budget {cfg.iterations}")
+        if run is not None:
+            run.log(f"resumed at iteration {state.iteration}, budget {cfg.iterations}")
     else:
         state = build_state(cfg, num_classes, device)
         if init is not None:  # checked before any folder is made
             start_from(state, load_checkpoint_file(init))
             meta.update(init_from=Path(init).parent.parent.name, init_sha256=sha256_file(init))
-        run = start_run(out, resume, cfg, "gan", len(real.ids), meta)
-    with run:  # a failure or Ctrl-C inside the loop marks the GAN run failed / interrupted
-        run.set_info(device=str(device))
-        _loop(state, real, run, device, meta, progress)
+        run = start_run(out, resume, cfg, "gan", len(real.ids), meta) if main else None
+    # a failure or Ctrl-C inside the loop marks the GAN run failed / interrupted
+    with run if run is not None else contextlib.nullcontext():
+        if run is not None:
+            run.set_info(device=str(device))
+        _loop(state, real, run, out, device, meta, progress and main)
     return out
 
 
@@ -136,18 +152,21 @@ def start_from(state: GanState, ckpt: dict[str, Any]) -> None:
                                     "start from a GAN of the same family, widths and resolution") from None
 
 
-def _loop(st: GanState, real: RealImages, run: RunDir, device: torch.device, meta: dict[str, Any],
-          progress: bool) -> None:
-    cfg, out = st.cfg, run.path
+def _loop(st: GanState, real: RealImages, run: RunDir | None, out: Path, device: torch.device,
+          meta: dict[str, Any], progress: bool) -> None:
+    """The iterations; ``run`` is None on the ranks > 0 of a distributed run (they write nothing)."""
+    cfg = st.cfg
     conditional = cfg.family in CONDITIONAL
-    cl = use_channels_last(cfg, device)
-    X = real.images.to(device)
-    X = X.to(memory_format=torch.channels_last) if cl else X
-    Y = real.labels.to(device)
+    X = to_device(real.images, device, channels_last=use_channels_last(cfg, device))
+    Y = to_device(real.labels, device)
     present = torch.unique(real.labels).to(device) if conditional else None
-    amp = cfg.amp and device.type == "cuda"
-    fx = FeatureExtractor(cfg.channels, seed=cfg.seed).to(device)
-    real_stats = feature_stats(fx(X))
+    amp, dtype = cfg.amp and device.type == "cuda", amp_dtype(device)
+    G_ddp, D_ddp = ddp.wrap(st.G, device), ddp.wrap(st.D, device)  # st.G / st.D stay plain for state_dicts
+    G, D = compiled(G_ddp, cfg.compile), compiled(D_ddp, cfg.compile)
+    lo, hi = ddp.shard_bounds(cfg.batch_size)
+    if run is not None:
+        fx = FeatureExtractor(cfg.channels, seed=cfg.seed).to(device)
+        real_stats = feature_stats(fx(X))
     grid_z, grid_y = _fixed_inputs(st.G, GRID_N, cfg.seed + 1, present, device)
     q_z, q_y = _fixed_inputs(st.G, cfg.quality_samples, cfg.seed + 2, present, device)
     acc = torch.zeros(2, device=device)
@@ -161,10 +180,14 @@ def _loop(st: GanState, real: RealImages, run: RunDir, device: torch.device, met
         yf = None
         if present is not None:
             yf = present[torch.randint(len(present), (cfg.batch_size,), generator=st.gen, device=st.gen.device)]
-        return X[idx], (Y[idx] if conditional else None), z, yf
+        # every rank draws the whole batch (its generator is in the same state everywhere) and keeps its slice
+        idx = idx[lo:hi]
+        return X[idx], (Y[idx] if conditional else None), z[lo:hi], (None if yf is None else yf[lo:hi])
 
     def aug(x: torch.Tensor) -> torch.Tensor:
-        return diff_augment(x, cfg.diffaugment, st.gen) if cfg.diffaugment else x
+        if not cfg.diffaugment:
+            return x
+        return ddp.shard_apply(lambda full: diff_augment(full, cfg.diffaugment, st.gen), x, cfg.batch_size)
 
     name = f"fold {meta.get('fold')} {meta.get('class_name') or 'all classes'}"
     bar = progress_bar(progress, f"GAN {cfg.family}", transient=False)
@@ -176,20 +199,21 @@ def _loop(st: GanState, real: RealImages, run: RunDir, device: torch.device, met
             for k in range(cfg.n_critic):
                 xr, yr, z, yf = batch()
                 last = k == cfg.n_critic - 1
-                with torch.autocast(device.type, enabled=amp):
+                with torch.autocast(device.type, dtype=dtype, enabled=amp):
                     # The last D step keeps G's graph: the G step reuses these fakes (as in the
                     # PyTorch DCGAN example), saving one G forward per iteration.
                     with torch.set_grad_enabled(last):
-                        fake = st.G(z, yf)
-                    d_loss, _ = st.loss.d_loss(st.D, aug(xr), aug(fake.detach()), yr, yf, st.gen)
+                        fake = G(z, yf)
+                    d_loss, _ = st.loss.d_loss(D, aug(xr), aug(fake.detach()), yr, yf, st.gen)
                 st.opt_d.zero_grad(set_to_none=True)
                 st.scaler_d.scale(d_loss).backward()
                 st.scaler_d.step(st.opt_d)
                 st.scaler_d.update()
-            with torch.autocast(device.type, enabled=amp):
-                g_loss = st.loss.g_loss(st.D, aug(fake), yf)
-            st.opt_g.zero_grad(set_to_none=True)
-            st.scaler_g.scale(g_loss).backward()
+            with ddp.no_sync(D_ddp):  # D's gradients of the G step are discarded: no all-reduce
+                with torch.autocast(device.type, dtype=dtype, enabled=amp):
+                    g_loss = st.loss.g_loss(D, aug(fake), yf)
+                st.opt_g.zero_grad(set_to_none=True)
+                st.scaler_g.scale(g_loss).backward()
             st.scaler_g.step(st.opt_g)
             st.scaler_g.update()
             ema_update(st.G_ema, st.G, cfg.ema_decay)
@@ -199,20 +223,23 @@ def _loop(st: GanState, real: RealImages, run: RunDir, device: torch.device, met
             it = st.iteration
             at_ckpt = it % cfg.checkpoint_every == 0 or it == cfg.iterations
             if it % cfg.log_every == 0 or at_ckpt:  # the only host sync: every log_every steps
-                d, g = (acc / n_acc).tolist()
+                d, g = (ddp.all_sum(acc) / ddp.world_size() / n_acc).tolist()  # mean over ranks
                 st.history.append({"iteration": it, "d_loss": d, "g_loss": g})
                 acc.zero_()
                 n_acc = 0
                 times.append((it, time.perf_counter() - t0))
                 bar.update(task, completed=it, description=f"{name}  D {d:.3f}  G {g:.3f}")
-            if it % cfg.sample_every == 0:
+            if run is not None and it % cfg.sample_every == 0:
                 save_grid(generate(st.G_ema, grid_z, grid_y), out / "grids" / f"iter_{it:06d}.png", nrow=6)
             if it % cfg.quality_every == 0 or it == cfg.iterations:
-                _quality_check(st, fx, real_stats, q_z, q_y, run, meta)
-            if at_ckpt or st.stopped_early:
+                if run is not None:
+                    _quality_check(st, fx, real_stats, q_z, q_y, run, meta)
+                st.stopped_early = ddp.broadcast_flag(st.stopped_early)  # rank 0 decides for all
+            if run is not None and (at_ckpt or st.stopped_early):
                 atomic_torch_save(st.to_checkpoint(meta), ckpt_dir / "last.pt")
         bar.update(task, completed=st.iteration)
-    _finish(st, real, run, grid_z, grid_y, start_it, time.perf_counter() - t0, times)
+    if run is not None:
+        _finish(st, real, run, grid_z, grid_y, start_it, time.perf_counter() - t0, times)
 
 
 def _quality_check(st: GanState, fx: FeatureExtractor, real_stats: tuple, q_z: torch.Tensor,
@@ -266,7 +293,9 @@ def train_gan(ds: Dataset | str | Path, splits: Any, fold: int | None, class_nam
     if class_name is None and cfg.family not in CONDITIONAL:
         raise SonoganInputError(f"model '{cfg.family}'", "trains one class at a time",
                                 "pass --class NAME, or use cgan/acgan for all classes")
-    real = load_real_images(ds, splits, fold, class_name, cfg.preset, cfg.channels, cfg.resolution)
+    ddp.init_from_env()  # launched by torchrun: join the process group (one GAN over all ranks)
+    with ddp.main_first():  # rank 0 builds the preprocessing cache, the others then read it
+        real = load_real_images(ds, splits, fold, class_name, cfg.preset, cfg.channels, cfg.resolution)
     return fit_gan(real, cfg, out, resume=resume, progress=progress, meta=gan_meta(ds, fold, class_name, cfg))
 
 

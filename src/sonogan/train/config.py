@@ -93,5 +93,8 @@ class ClassifierTrainConfig(StrictModel):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: bool = Field(True, description="mixed precision; only used on CUDA")
+    amp: bool = Field(True, description="mixed precision on CUDA: bfloat16 where supported, else float16 "
+                      "with loss scaling")
+    compile: bool = Field(False, description="torch.compile the model for training (CUDA, larger models and "
+                          "long runs: the first steps pay the compilation)")
     num_threads: int | None = Field(None, ge=1, description="CPU threads for torch; null keeps the current")

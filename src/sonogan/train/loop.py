@@ -11,6 +11,12 @@ shuffling and augmentation use their own ``torch.Generator``. All these states g
 ``last.pt`` after every epoch, so an interrupted run resumed with ``resume=True`` ends with
 the same history and weights as an uninterrupted one (on CPU).
 
+Under torchrun (DDP, :mod:`sonogan.train.distributed`) every rank draws the same shuffles and
+augmentations, trains on its slice of each batch and evaluates the whole validation set, so
+all ranks take the same early-stopping decisions; only rank 0 writes files. On CUDA the loop
+uses bfloat16/float16 autocast, channels_last, cuDNN autotuning and pinned host memory
+(:mod:`sonogan.train.accel`); ``compile: true`` adds torch.compile.
+
 Files in ``out_dir``: ``best.pt`` (a :func:`sonogan.models.save_classifier` checkpoint of the
 lowest-val-loss epoch), ``last.pt`` (full training state), ``history.json``
 (``{"epochs": [{epoch, train_loss, train_acc, val_loss, val_acc, lr}], "best_epoch", ...}``).
@@ -42,6 +48,8 @@ from sonogan.models.checkpoint import save_classifier
 from sonogan.torch_utils import atomic_torch_save, resolve_device
 from sonogan.models.classifiers import check_input_size, create_classifier
 from sonogan.runs import write_json
+from sonogan.train import distributed as ddp
+from sonogan.train.accel import amp_dtype, channels_last_model, compiled, grad_scaler, setup_device, to_device
 from sonogan.train.augment import augment_batch
 from sonogan.train.config import ClassifierTrainConfig
 from sonogan.train.recipe import make_ema, make_optimizer, make_scheduler, tta_logits
@@ -111,9 +119,14 @@ def batch_starts(n: int, batch_size: int) -> list[int]:
 
 def train_one_epoch(model: nn.Module, data: dict[str, torch.Tensor], task: ClassificationTask,
                     opt: Optimisation, cfg: ClassifierTrainConfig, shuffle_gen: torch.Generator,
-                    aug_gen: torch.Generator, use_amp: bool) -> tuple[float, float]:
-    """One pass over shuffled, augmented mini-batches; returns mean (loss, accuracy)."""
+                    aug_gen: torch.Generator, use_amp: bool, net: nn.Module | None = None) -> tuple[float, float]:
+    """One pass over shuffled, augmented mini-batches; returns mean (loss, accuracy).
+
+    ``net``: what runs the forward pass (``model`` wrapped in DDP and/or torch.compile).
+    Distributed, each rank trains on its slice of every (whole-batch augmented) batch and the
+    means are over all ranks' images."""
     model.train()
+    net = model if net is None else net
     x = data["image"]
     n, bs = x.shape[0], cfg.batch_size
     perm = torch.randperm(n, generator=shuffle_gen).to(x.device)
@@ -127,12 +140,16 @@ def train_one_epoch(model: nn.Module, data: dict[str, torch.Tensor], task: Class
         idx = perm[s:s + bs]
         batch = {k: v[idx] for k, v in data.items()}
         batch["image"] = augment_batch(batch["image"], cfg.augment, aug_gen)
-        with torch.autocast(device_type=x.device.type, dtype=torch.float16, enabled=use_amp):
-            loss, n_correct = task.batch_loss(model, batch)
-        opt.step(model, loss)
-        total_loss += loss.detach().double() * len(idx)
+        if ddp.is_distributed():
+            lo, hi = ddp.shard_bounds(len(idx))
+            batch = {k: v[lo:hi] for k, v in batch.items()}
+        with torch.autocast(device_type=x.device.type, dtype=amp_dtype(x.device), enabled=use_amp):
+            loss, n_correct = task.batch_loss(net, batch)
+        opt.step(model, loss * ddp.shard_weight(len(idx)) if ddp.is_distributed() else loss)
+        total_loss += loss.detach().double() * len(batch["image"])
         correct += n_correct
         seen += len(idx)
+    total_loss, correct = ddp.all_sum(total_loss), ddp.all_sum(correct)
     return float(total_loss) / max(seen, 1), int(correct) / max(seen, 1)
 
 
@@ -184,6 +201,14 @@ def _set_rng_states(states: dict[str, Any], device: torch.device, shuffle_gen: t
         torch.cuda.set_rng_state(states["cuda"], device)
 
 
+def _same_config(saved: Any, cfg: ClassifierTrainConfig) -> bool:
+    # through the model: a state saved before a new option existed has that option's default
+    try:
+        return ClassifierTrainConfig.model_validate(saved).model_dump(mode="json") == cfg.model_dump(mode="json")
+    except ValueError:
+        return False
+
+
 def _load_state(path: Path, cfg: ClassifierTrainConfig, class_names: list[str], data: list[list[float]]) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -191,7 +216,7 @@ def _load_state(path: Path, cfg: ClassifierTrainConfig, class_names: list[str], 
         raise SonoganInputError(path, f"cannot read training state ({type(exc).__name__})",
                                 "delete it to start over, or pass resume=False") from None
     same_data = all(len(a) == len(b) and np.allclose(a, b, rtol=1e-6) for a, b in zip(state.get("data", []), data))
-    if (state.get("format") != STATE_FORMAT or state.get("config") != cfg.model_dump(mode="json")
+    if (state.get("format") != STATE_FORMAT or not _same_config(state.get("config"), cfg)
             or state.get("class_names") != class_names or not same_data):
         raise SonoganInputError(path, "holds a run with another config, class list or data",
                                 "use a new output folder, or pass resume=False to start over")
@@ -210,10 +235,13 @@ def train_classifier(cfg: ClassifierTrainConfig, train_x: torch.Tensor, train_y:
     names the run in the progress bar (e.g. fold and arm). ``on_epoch_end(epoch,
     record)`` is called after each epoch's files are written (logging; raising there stops
     the run and a later call resumes it). Without validation data there is no early stopping
-    and the last epoch is the best.
+    and the last epoch is the best. Under torchrun only rank 0 writes files and calls
+    ``on_epoch_end``; every rank returns the best weights.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    main = ddp.is_main()
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
     n_classes = len(class_names)
     train_y = torch.as_tensor(train_y, dtype=torch.long)
     _check_inputs(cfg, train_x, train_y, n_classes, "training images")
@@ -222,7 +250,9 @@ def train_classifier(cfg: ClassifierTrainConfig, train_x: torch.Tensor, train_y:
         val_y = torch.as_tensor(val_y, dtype=torch.long)
         _check_inputs(cfg, val_x, val_y, n_classes, "validation images")
     check_input_size(cfg.model, cfg.image_size, cfg.image_size)
-    device = resolve_device(cfg.device)
+    _check_shards(len(train_x), cfg.batch_size)
+    device = ddp.device_for(resolve_device(cfg.device))
+    setup_device(device)
     use_amp = cfg.amp and device.type == "cuda"
     data_id = [_fingerprint(train_x, train_y)] + ([_fingerprint(val_x, val_y)] if has_val else [])
     best_path, last_path = out_dir / "best.pt", out_dir / "last.pt"
@@ -239,60 +269,71 @@ def train_classifier(cfg: ClassifierTrainConfig, train_x: torch.Tensor, train_y:
             model = create_classifier(cfg.model, num_classes=n_classes, in_chans=cfg.in_chans,
                                       pretrained=cfg.pretrained, weights_path=cfg.weights_path,
                                       image_size=cfg.image_size, **cfg.model_kwargs).to(device)
+            channels_last = channels_last_model(model, device)
             optimizer = make_optimizer(cfg, model)
-            opt = Optimisation(optimizer, torch.amp.GradScaler(device.type, enabled=use_amp),
+            opt = Optimisation(optimizer, grad_scaler(device, use_amp),
                                make_scheduler(cfg, optimizer, len(batch_starts(len(train_x), cfg.batch_size))),
                                make_ema(cfg, model))
             task = build_task("classification", cfg.loss, train_y, n_classes, gamma=cfg.focal_gamma,
                               label_smoothing=cfg.label_smoothing).to(device)
-            train_data = {"image": train_x.to(device), "label": train_y.to(device)}
+            train_data = {"image": to_device(train_x, device, channels_last), "label": to_device(train_y, device)}
+            if has_val and device.type == "cuda":  # evaluation copies batches to the GPU: pinned is faster
+                val_x, val_y = val_x.pin_memory(), val_y.pin_memory()
             val_data = {"image": val_x, "label": val_y} if has_val else None
             history: list[dict[str, Any]] = []
             best: dict[str, Any] = {"val_loss": None, "epoch": 0, "bad": 0, "stopped_early": False}
-            if resume and last_path.is_file():
+            # rank 0's answer for all (a collective, so rank 0 is done with any earlier writes)
+            if ddp.broadcast_flag(resume and last_path.is_file()):
                 state = _load_state(last_path, cfg, class_names, data_id)
                 model.load_state_dict(state["model"])
                 opt.load_state_dict(state["optimisation"])
                 _set_rng_states(state["rng"], device, shuffle_gen, aug_gen)
                 history, best = list(state["history"]), dict(state["best"])
+            net = compiled(ddp.wrap(model, device), cfg.compile)  # after loading: DDP starts from rank 0's weights
             done = best["stopped_early"] or len(history) >= cfg.epochs
             name = description or cfg.model
-            with progress_bar(progress, "train") as bar:
+            with progress_bar(progress and main, "train") as bar:
                 bar_task = bar.add_task(name, total=cfg.epochs, completed=len(history))
                 for epoch in range(len(history) + 1, cfg.epochs + 1):
                     if done:
                         break
                     lr = optimizer.param_groups[0]["lr"]
+                    ddp.seed_rank(cfg.seed, epoch)
                     train_loss, train_acc = train_one_epoch(model, train_data, task, opt, cfg,
-                                                            shuffle_gen, aug_gen, use_amp)
+                                                            shuffle_gen, aug_gen, use_amp, net)
                     val_loss, val_acc = task.evaluate(opt.evaluated(model), val_data) if val_data else (None, None)
                     record = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
                               "val_loss": val_loss, "val_acc": val_acc, "lr": lr}
                     history.append(record)
                     improved = (cfg.keep == "last" or val_loss is None or best["val_loss"] is None
                                 or val_loss < best["val_loss"] - cfg.min_delta)
-                    if improved and (val_loss is None or math.isfinite(val_loss)):
+                    # rank 0 decides for all (GPUs may differ in the last bits of a validation loss)
+                    if ddp.broadcast_flag(improved and (val_loss is None or math.isfinite(val_loss))):
                         best.update(val_loss=val_loss, epoch=epoch, bad=0)
-                        save_classifier(best_path, opt.evaluated(model), cfg.model, n_classes, cfg.in_chans,
-                                        class_names, preprocess=preprocess or {"image_size": cfg.image_size},
-                                        normaliser=normaliser, image_size=cfg.image_size, tta=cfg.tta,
-                                        extra={"epoch": epoch, "val_loss": val_loss,
-                                               "train_config": cfg.model_dump(mode="json")})
+                        if main:
+                            save_classifier(best_path, opt.evaluated(model), cfg.model, n_classes, cfg.in_chans,
+                                            class_names, preprocess=preprocess or {"image_size": cfg.image_size},
+                                            normaliser=normaliser, image_size=cfg.image_size, tta=cfg.tta,
+                                            extra={"epoch": epoch, "val_loss": val_loss,
+                                                   "train_config": cfg.model_dump(mode="json")})
                     else:
                         best["bad"] += 1
                     if cfg.patience is not None and has_val and best["bad"] >= cfg.patience:
                         best["stopped_early"] = done = True
-                    atomic_torch_save({"format": STATE_FORMAT, "config": cfg.model_dump(mode="json"),
-                                       "class_names": list(class_names), "data": data_id,
-                                       "model": model.state_dict(), "optimisation": opt.state_dict(),
-                                       "rng": _rng_states(device, shuffle_gen, aug_gen),
-                                       "history": history, "best": best}, last_path)
-                    _write_history(out_dir, history, best)
+                    if main:
+                        atomic_torch_save({"format": STATE_FORMAT, "config": cfg.model_dump(mode="json"),
+                                           "class_names": list(class_names), "data": data_id,
+                                           "model": model.state_dict(), "optimisation": opt.state_dict(),
+                                           "rng": _rng_states(device, shuffle_gen, aug_gen),
+                                           "history": history, "best": best}, last_path)
+                        _write_history(out_dir, history, best)
                     shown = "" if val_loss is None else f"  val loss {val_loss:.3f}  val acc {val_acc:.3f}"
                     bar.update(bar_task, advance=1, description=f"{name}  epoch {epoch}  loss {train_loss:.3f}{shown}")
-                    if on_epoch_end is not None:
+                    if on_epoch_end is not None and main:
                         on_epoch_end(epoch, record)
-            _write_history(out_dir, history, best)
+            if main:
+                _write_history(out_dir, history, best)
+            ddp.barrier()  # best.pt is complete before any rank reads it
             if best_path.is_file():  # restore the best weights (also right after a resume)
                 model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"])
             model.eval()
@@ -302,6 +343,14 @@ def train_classifier(cfg: ClassifierTrainConfig, train_x: torch.Tensor, train_y:
                        epochs_run=len(history), stopped_early=best["stopped_early"], out_dir=out_dir,
                        best_path=best_path, last_path=last_path, device=str(device),
                        seconds=time.perf_counter() - started)
+
+
+def _check_shards(n: int, batch_size: int) -> None:
+    """Distributed, every rank needs at least one image of every batch."""
+    smallest = min(batch_size, n - batch_starts(n, batch_size)[-1]) if n else 0
+    if ddp.is_distributed() and smallest < ddp.world_size():
+        raise SonoganInputError("batch_size", f"a batch of {smallest} images cannot be shared by "
+                                f"{ddp.world_size()} processes", "use a larger batch_size or fewer processes")
 
 
 def _write_history(out_dir: Path, history: list[dict[str, Any]], best: dict[str, Any]) -> None:

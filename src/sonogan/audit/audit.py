@@ -30,10 +30,12 @@ from sonogan.audit.config import AuditConfig
 from sonogan.audit.diversity import diversity
 from sonogan.audit.features import cached_features, extract
 from sonogan.audit.fidelity import fid_kid, prdc
-from sonogan.audit.memorisation import Embed, memorisation_check, pixel_embed, plot_memorisation_panel
+from sonogan.audit.memorisation import (Embed, Memorisation, memorisation_check, pixel_embed,
+                                         plot_memorisation_panel)
 from sonogan.audit.niqe import fit_niqe
 from sonogan.audit.quality import quality_summary
 from sonogan.audit.report import FORMAT
+from sonogan.progress import progress_bar
 from sonogan.runs import write_json
 
 @dataclass
@@ -60,38 +62,52 @@ def fidelity_block(real: np.ndarray, fake: np.ndarray, cfg: AuditConfig) -> dict
 
 
 def audit_class(inputs: AuditInputs, cfg: AuditConfig, extractors: dict[str, nn.Module], out_dir: Path,
-                cache_dir: Path | None = None) -> dict[str, Any]:
+                cache_dir: Path | None = None, progress: bool = False) -> dict[str, Any]:
     """Audit one class; writes ``out_dir/audit.json`` and figures, returns the record."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     real, syn = inputs.real, inputs.synthetic
-    feats = {name: (cached_features(fx, real, cache_dir), extract(fx, syn)) for name, fx in extractors.items()}
-    record: dict[str, Any] = {
-        "format": FORMAT, "class": inputs.class_name, "n_real_training": len(real), "n_synthetic": len(syn),
-        "image_size": list(real.shape[1:]),
-        "extractors": {name: {"name": fx.name, "identity": fx.identity} for name, fx in extractors.items()},
-        "fidelity": {name: fidelity_block(r, s, cfg) for name, (r, s) in feats.items()},
-        "diversity": diversity(real, syn, cfg.diversity_pairs, cfg.seed)}
-    niqe = fit_niqe(_subset(inputs.reference, 400, cfg.seed), cfg.niqe_patch)
-    record["quality"] = {"real": quality_summary(_subset(real, cfg.quality_max_images, cfg.seed), niqe),
-                         "synthetic": quality_summary(_subset(syn, cfg.quality_max_images, cfg.seed), niqe),
-                         "niqe_reference": f"{niqe.n_patches} sharp {niqe.patch}-px patches of the fold's real "
-                                           "training images"}
-    embeds: dict[str, Embed] = {"pixel": partial(pixel_embed, size=cfg.pixel_size)}
-    embeds.update({name: (lambda imgs, fx=fx: extract(fx, imgs)) for name, fx in extractors.items()})
-    spaces = {s: embeds[s] for s in cfg.memorisation_spaces if s in embeds}
-    mem = memorisation_check(real, syn, spaces, cfg.copy_quantile, cfg.copies_per_image, cfg.seed, cfg.max_ratio)
-    record["memorisation"] = mem.summary(inputs.synthetic_ids)
+    bar = progress_bar(progress, f"audit {inputs.class_name}")
+    with bar:
+        step = bar.add_task("features", total=5)
+        feats = {name: (cached_features(fx, real, cache_dir), extract(fx, syn)) for name, fx in extractors.items()}
+        bar.update(step, advance=1, description="fidelity and diversity")
+        record: dict[str, Any] = {
+            "format": FORMAT, "class": inputs.class_name, "n_real_training": len(real), "n_synthetic": len(syn),
+            "image_size": list(real.shape[1:]),
+            "extractors": {name: {"name": fx.name, "identity": fx.identity} for name, fx in extractors.items()},
+            "fidelity": {name: fidelity_block(r, s, cfg) for name, (r, s) in feats.items()},
+            "diversity": diversity(real, syn, cfg.diversity_pairs, cfg.seed)}
+        bar.update(step, advance=1, description="quality (BRISQUE, PIQE, NIQE)")
+        niqe = fit_niqe(_subset(inputs.reference, 400, cfg.seed), cfg.niqe_patch)
+        record["quality"] = {"real": quality_summary(_subset(real, cfg.quality_max_images, cfg.seed), niqe),
+                             "synthetic": quality_summary(_subset(syn, cfg.quality_max_images, cfg.seed), niqe),
+                             "niqe_reference": f"{niqe.n_patches} sharp {niqe.patch}-px patches of the fold's "
+                                               "real training images"}
+        bar.update(step, advance=1, description="memorisation")
+        embeds: dict[str, Embed] = {"pixel": partial(pixel_embed, size=cfg.pixel_size)}
+        embeds.update({name: (lambda imgs, fx=fx: extract(fx, imgs)) for name, fx in extractors.items()})
+        spaces = {s: embeds[s] for s in cfg.memorisation_spaces if s in embeds}
+        mem = memorisation_check(real, syn, spaces, cfg.copy_quantile, cfg.copies_per_image, cfg.seed, cfg.max_ratio)
+        record["memorisation"] = mem.summary(inputs.synthetic_ids)
+        bar.update(step, advance=1, description="figures")
+        record["figures"] = _figures(inputs, cfg, mem, feats, out_dir)
+        bar.update(step, advance=1)
+    write_json(out_dir / "audit.json", record)
+    return record
+
+
+def _figures(inputs: AuditInputs, cfg: AuditConfig, mem: Memorisation, feats: dict[str, tuple[np.ndarray, np.ndarray]],
+             out_dir: Path) -> dict[str, str]:
+    """The memorisation panel of each space and the t-SNE of the first extractor's features."""
     figures = {}
-    for space in spaces:
-        path = plot_memorisation_panel(syn, real, mem, space, out_dir / f"memorisation_{space}.png")
+    for space in mem.spaces:
+        path = plot_memorisation_panel(inputs.synthetic, inputs.real, mem, space, out_dir / f"memorisation_{space}.png")
         figures[f"memorisation_{space}"] = path.name
     if cfg.tsne and feats:
         name, (r, s) = next(iter(feats.items()))
         figures["tsne"] = tsne_figure(r, s, inputs.class_name, name, out_dir / "tsne.png", cfg.seed).name
-    record["figures"] = figures
-    write_json(out_dir / "audit.json", record)
-    return record
+    return figures
 
 
 def tsne_figure(real: np.ndarray, syn: np.ndarray, class_name: str, extractor: str, path: Path, seed: int) -> Path:

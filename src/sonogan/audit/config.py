@@ -11,7 +11,7 @@ Example:
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from sonogan.config import StrictModel
 
@@ -56,3 +56,11 @@ class AuditConfig(StrictModel):
     gate: bool = Field(True, description="exclude flagged near-copies from training (experiment)")
     tsne: bool = True
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _spaces_known(self) -> "AuditConfig":
+        unknown = [s for s in self.memorisation_spaces if s != "pixel" and s not in self.extractors]
+        if unknown:
+            raise ValueError(f"memorisation_spaces {unknown} are neither 'pixel' nor among the extractors "
+                             f"{self.extractors}")
+        return self

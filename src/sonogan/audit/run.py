@@ -125,7 +125,7 @@ def audit_synthetic(synthetic: str | Path, dataset: str | Path, splits: str | Pa
             if info:
                 check_gan_images(info, inputs.real_ids, cls, Path(gan_run))
             run.log(f"auditing {cls}: {len(inputs.real)} real training, {len(inputs.synthetic)} synthetic images")
-            records[cls] = audit_class(inputs, cfg, extractors, run.path / cls, cache)
+            records[cls] = audit_class(inputs, cfg, extractors, run.path / cls, cache, progress)
             folders.append((f"fold {'all' if fold is None else fold}, {cls}", run.path / cls))
         write_json(run.path / "audit.json", {"fold": fold, "preset": preset, "classes": records})
         render_report([audit_section(folders)], run.path / "audit.html", title=f"Audit of {Path(synthetic).name}")

@@ -135,7 +135,8 @@ def audit_command(
     splits: Path = typer.Option(..., "--splits", help="splits.json the generator's fold comes from."),
     out: Path = typer.Option(..., "--out", help="New run folder for audit.json, audit.html and figures."),
     gan: Optional[Path] = typer.Option(
-        None, "--gan", help="The generator's run folder: its preset, and a check that it saw these images."),
+        None, "--gan", help="The generator's run folder (GAN or diffusion): its preset, and a check that it "
+                            "saw exactly this fold's training images of the class."),
     fold: Optional[int] = typer.Option(None, "--fold", help="Fold (default: the samples' provenance)."),
     preset: Optional[str] = typer.Option(None, "--preset", help="Preprocessing preset (default: --gan's)."),
     encoder: Optional[Path] = typer.Option(

@@ -91,3 +91,31 @@ def test_deannotated_presets_use_the_env_remover_and_key_the_cache(tmp_path, tin
     assert len({plain, first, cache_key(ds, get_preset("roi-64-deannotated"))}) == 3
     with pytest.raises(SonoganInputError, match="stale"):
         open_cache(ds, get_preset("roi-64-deannotated"))
+
+
+class StubRemover:
+    """A gated remover's outputs made up: fill 0.5 everywhere, the gate open on the top rows only."""
+
+    def restore(self, x):
+        import torch
+
+        gate = torch.full_like(x[:, :1], -1e4)
+        gate[:, :, :8] = 1e4
+        return torch.full_like(x, 0.5), gate
+
+
+class StubDetector:
+    def __call__(self, x):
+        import torch
+
+        return torch.tensor([[0.0, 5.0]]).repeat(len(x), 1)
+
+
+def test_a_gated_remover_replaces_only_what_its_gate_marks_at_full_resolution():
+    from types import SimpleNamespace
+
+    img = fan(128, 96)
+    out, prob = clean_image(img, StubRemover(), StubDetector(), SimpleNamespace(channels=3, size=32))
+    assert prob > 0.99 and out.shape == img.shape
+    assert np.array_equal(out[40:], img[40:])             # gate shut (below the top quarter): every pixel kept
+    assert (out[:28] == 128).all()                        # gate open: the fill (0.5), enlarged

@@ -1,10 +1,11 @@
 """Annotation removal as a preprocessing step: the remover applied to real images (to those
 the detector flags, by default), with the checkpoint's sha256 in the cache token.
 
-The remover works at its own size (e.g. 128 x 128). A scan of any size is shrunk to it, the
-remover's correction (output - input) is enlarged back and added to the full-resolution
-image: where the remover changes nothing the scan keeps every original pixel, and only the
-marks are painted over. Grey samples go through a colour remover as grey RGB and come back grey.
+The remover works at its own size (e.g. 128 x 128). A scan of any size is shrunk to it and the
+result is brought back to full resolution without touching what the remover leaves alone: a
+gated remover's gate (enlarged) says which full-resolution pixels are replaced by its enlarged
+output; a plain remover's correction (output - input) is enlarged and added. Grey samples go
+through a colour remover as grey RGB and come back grey.
 
 Presets switch it on with ``PreprocessConfig.remove_annotations`` (a checkpoint path); the
 registered ``*-deannotated`` presets take the path from ``$SONOGAN_ANNOTATION_REMOVER`` and pin
@@ -108,10 +109,17 @@ def clean_image(image: np.ndarray, remover: Any, detector: Any, cfg: Any,
         prob = float(torch.softmax(detector(x), dim=1)[0, 1])
         if apply_to == "detected" and prob < threshold:
             return image.copy(), prob
-        out = remover(x).clamp(0, 1)
-    residual = (out - x)[0].numpy().transpose(1, 2, 0) * 255.0
+        out, gate = remover.restore(x)
+    out = out.clamp(0, 1)
+
+    def enlarge(t: torch.Tensor) -> np.ndarray:
+        return cv2.resize(t[0].numpy().transpose(1, 2, 0), (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, -1)
+
     full = F.to_channels(image, cfg.channels).astype(np.float32)
-    full += cv2.resize(residual, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, cfg.channels)
+    if gate is None:   # add the remover's correction: a thin mark gets a thin, faded correction
+        full += enlarge(out - x) * 255.0
+    else:              # replace what the gate marks by the enlarged fill: thin marks go entirely
+        full += enlarge(torch.sigmoid(gate)) * (enlarge(out) * 255.0 - full)
     restored = np.clip(np.rint(full), 0, 255).astype(np.uint8)
     return F.to_channels(restored, c), prob
 

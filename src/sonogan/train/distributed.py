@@ -25,6 +25,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import warnings
 from typing import Callable, Iterator
 
 import numpy as np
@@ -209,6 +210,8 @@ def wrap(module: nn.Module, device: torch.device) -> nn.Module:
     if not is_distributed():
         return module
     module = sync_batchnorm(module, device)  # our roots are never a BatchNorm: converted in place
+    # a 1-channel conv's weight gradient has another stride on its size-1 axis, which means nothing
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
     # synchronised BatchNorm updates the running stats identically on every rank: no per-forward sync
     return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None,
                                    forward_sync_buffers=False)

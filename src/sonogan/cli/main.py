@@ -28,6 +28,7 @@ from sonogan.cli.lesion import lesion_command
 from sonogan.cli.predict import predict_command
 from sonogan.cli.preprocess import preprocess_command
 from sonogan.cli.synth import synth_app
+from sonogan.cli.train import train_command
 from sonogan.cli.study import serve_command, study_app
 from sonogan.errors import EXIT_INPUT_ERROR, EXIT_INTERRUPTED, RunInterrupted, SonoganInputError, disk_error_line
 from sonogan.runs import abandon_open_runs
@@ -48,6 +49,7 @@ app.command("evaluate")(evaluate_command)
 app.command("export")(export_command)
 app.command("lesion")(lesion_command)
 app.command("predict")(predict_command)
+app.command("train")(train_command)
 app.add_typer(synth_app, name="synth", help="Train GANs on a fold's rare class and sample synthetic images.")
 app.add_typer(annotations_app, name="annotations", help="Train, apply and evaluate the burned-in annotation remover.")
 app.add_typer(study_app, name="study", help="Create an expert reader study of real and synthetic images; export its results.")

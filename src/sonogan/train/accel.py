@@ -35,13 +35,17 @@ def setup_device(device: torch.device) -> None:
         torch.backends.cudnn.benchmark = not torch.are_deterministic_algorithms_enabled()
 
 
+def pinned(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor bound for CUDA in pinned (page-locked) memory, whose copies to the GPU are
+    faster and asynchronous; anything else unchanged."""
+    return x.pin_memory() if device.type == "cuda" and x.device.type == "cpu" else x
+
+
 def to_device(x: torch.Tensor, device: torch.device, channels_last: bool = False) -> torch.Tensor:
-    """``x`` on ``device``: to CUDA through pinned host memory (a faster, asynchronous copy),
-    optionally in channels_last layout (4-D images); on CPU the tensor itself."""
-    if device.type == "cuda" and x.device.type == "cpu":
-        x = x.pin_memory().to(device, non_blocking=True)
-    else:
-        x = x.to(device)
+    """``x`` on ``device`` (to CUDA from pinned memory), optionally in channels_last layout
+    (4-D images); on CPU the tensor itself."""
+    # asynchronous only towards the GPU: a non-blocking copy to the host could be read before it lands
+    x = pinned(x, device).to(device, non_blocking=device.type == "cuda")
     return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
 
 

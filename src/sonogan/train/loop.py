@@ -49,7 +49,8 @@ from sonogan.torch_utils import atomic_torch_save, resolve_device
 from sonogan.models.classifiers import check_input_size, create_classifier
 from sonogan.runs import write_json
 from sonogan.train import distributed as ddp
-from sonogan.train.accel import amp_dtype, channels_last_model, compiled, grad_scaler, setup_device, to_device
+from sonogan.train.accel import (amp_dtype, channels_last_model, compiled, grad_scaler, pinned, setup_device,
+                                 to_device)
 from sonogan.train.augment import augment_batch
 from sonogan.train.config import ClassifierTrainConfig
 from sonogan.train.recipe import make_ema, make_optimizer, make_scheduler, tta_logits
@@ -277,9 +278,8 @@ def train_classifier(cfg: ClassifierTrainConfig, train_x: torch.Tensor, train_y:
             task = build_task("classification", cfg.loss, train_y, n_classes, gamma=cfg.focal_gamma,
                               label_smoothing=cfg.label_smoothing).to(device)
             train_data = {"image": to_device(train_x, device, channels_last), "label": to_device(train_y, device)}
-            if has_val and device.type == "cuda":  # evaluation copies batches to the GPU: pinned is faster
-                val_x, val_y = val_x.pin_memory(), val_y.pin_memory()
-            val_data = {"image": val_x, "label": val_y} if has_val else None
+            # evaluation copies the validation batches to the device: from pinned memory on CUDA
+            val_data = {"image": pinned(val_x, device), "label": pinned(val_y, device)} if has_val else None
             history: list[dict[str, Any]] = []
             best: dict[str, Any] = {"val_loss": None, "epoch": 0, "bad": 0, "stopped_early": False}
             # rank 0's answer for all (a collective, so rank 0 is done with any earlier writes)

@@ -57,6 +57,7 @@ def test_images_without_mask_skip_the_segmentation_term() -> None:
     assert float(loss) == pytest.approx(float(torch.nn.functional.cross_entropy(logits, batch["label"])))
 
 
+@torch.no_grad()
 def test_lambda_weights_combine_the_terms() -> None:
     model = _model("multitask").eval()
     crit = torch.nn.CrossEntropyLoss()

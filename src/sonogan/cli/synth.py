@@ -93,7 +93,10 @@ def train_command(
                  *(["--class", class_name] if class_name else []), "--out", str(out), "--resume"]
         raise RunInterrupted(out, shlex.join(again)) from exc
     kind = "diffusion" if diffusion else "GAN"
-    console.print(f"{kind} run -> [bold]{run}[/] (grids, loss_curves.png, final_vs_real.png, checkpoints/)")
+    from sonogan.train.distributed import is_main
+
+    if is_main():  # under torchrun every rank reaches this line
+        console.print(f"{kind} run -> [bold]{run}[/] (grids, loss_curves.png, final_vs_real.png, checkpoints/)")
 
 
 @synth_app.command("sample")

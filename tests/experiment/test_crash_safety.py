@@ -37,6 +37,8 @@ TINY = {
     "evaluation": {"n_resamples": 20, "tsne": False},
     "device": "cpu",
     "num_threads": 1,
+    "audit": {"extractors": ["domain"], "domain_encoder": {"epochs": 2}, "quality_max_images": 4,
+              "diversity_pairs": 10, "copies_per_image": 1, "gate_headroom": 1.0},
 }
 TIMEOUT_S = 300
 
@@ -65,6 +67,8 @@ KILL_POINTS: dict[str, Callable[[Path], bool]] = {
     "sampling": lambda run: any(run.glob("folds/fold0/synthetic-*")) and not any(run.glob("folds/fold0/synthetic-*/manifest.csv")),
     "second fold's GAN": _exists("folds/fold1/gan-*/run.json"),
     "report being written": lambda run: (run / "metrics.json").exists() and not (run / "report.html").exists(),
+    "synthetic-image audit": lambda run: (any(run.glob("folds/fold0/audit/*"))
+                                          and not any(run.glob("folds/fold0/audit/*/audit.json"))),
 }
 FAST = list(KILL_POINTS)[:4]
 

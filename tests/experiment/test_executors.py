@@ -30,6 +30,9 @@ CFG = {
     "classifiers": [{"model": "frid-adar-cnn", "epochs": 3, "batch_size": 16, "model_kwargs": {"widths": [4, 8, 8]}}],
     "evaluation": {"n_resamples": 20, "tsne_max_real": 20, "tsne_max_synthetic": 10},
     "num_threads": 1,
+    # a light audit with its gate: tiny GANs make many near-copies, hence the generous headroom
+    "audit": {"extractors": ["domain"], "domain_encoder": {"epochs": 2}, "quality_max_images": 4,
+              "diversity_pairs": 10, "copies_per_image": 1, "gate_headroom": 1.0},
 }
 
 
@@ -112,3 +115,4 @@ def test_ray_executor_matches_local_and_survives_a_killed_worker(tmp_path):
         fa = json.loads((local / "folds" / f"fold{fold}" / "fold.json").read_text())
         fb = json.loads((ray_run / "folds" / f"fold{fold}" / "fold.json").read_text())
         assert fa["synthetic"] == fb["synthetic"] and fa["summary"] == fb["summary"]
+        assert fa["synthetic"]["borderline"]["audit"]["gate"]  # the audit ran as a task's part, on both

@@ -35,6 +35,7 @@ TINY = {
                     {"model": "resnet10t", "epochs": 1, "batch_size": 16}],
     "evaluation": {"n_resamples": 20, "tsne_max_real": 20, "tsne_max_synthetic": 10},
     "num_threads": 1,
+    "audit": {"enabled": False},  # audited in test_executors.py and test_synthesis.py
 }
 
 

@@ -54,6 +54,9 @@ class AuditConfig(StrictModel):
                              "to each other)")
     copies_per_image: int = Field(2, ge=1, description="augmented copies of each real image for calibration")
     gate: bool = Field(True, description="exclude flagged near-copies from training (experiment)")
+    gate_headroom: float = Field(0.1, ge=0.0, le=1.0, description="with the gate, the experiment samples this "
+                                 "fraction more and keeps the first unflagged ones, so a few excluded near-copies "
+                                 "do not leave a class short of its synthetic count")
     tsne: bool = True
     seed: int = 0
 

@@ -117,6 +117,15 @@ def _check_gan_saw_only_train(gan_dir: Path, fd: FoldData) -> int:
     return len(seen)
 
 
+def n_wanted(cfg: ExperimentConfig) -> int:
+    """Synthetic images per class that curation / the arms draw from."""
+    return math.ceil(cfg.synthetic.n_per_class * cfg.synthetic.sample_factor)
+
+
+def gated(cfg: ExperimentConfig) -> bool:
+    return cfg.audit.enabled and cfg.audit.gate
+
+
 def sample_class(cfg: ExperimentConfig, gan_dir: Path, syn_dir: Path, fold: int,
                  classes: list[str] | None = None) -> Dataset:
     """The sampled dataset of one GAN (``classes``: every class of a conditional one), made once
@@ -125,7 +134,7 @@ def sample_class(cfg: ExperimentConfig, gan_dir: Path, syn_dir: Path, fold: int,
         return load_dataset(syn_dir)
     if syn_dir.exists():
         shutil.rmtree(syn_dir)  # killed while sampling, inside our own run folder
-    n = math.ceil(cfg.synthetic.n_per_class * cfg.synthetic.sample_factor)
+    n = math.ceil(n_wanted(cfg) * (1 + (cfg.audit.gate_headroom if gated(cfg) else 0.0)))
     sample = sample_diffusion if cfg.generator == "diffusion" else sample_gan
     return sample(gan_dir, n, syn_dir, seed=cfg.seed + fold, checkpoint=cfg.synthetic.checkpoint, classes=classes)
 
@@ -177,6 +186,12 @@ def audit_and_gate(cfg: ExperimentConfig, ds: Dataset, fd: FoldData, cls: str, p
                              cache_dir=fold_dir / "audit" / "cache")
     flagged = record["memorisation"]["flagged_ids"]
     kept, removed = exclude_flagged(part, flagged) if cfg.audit.gate else (part, 0)
+    want = n_wanted(cfg)
+    if len(kept) > want:  # the headroom sampled for the gate: keep the first unflagged ones, in sample order
+        kept = kept.select(np.arange(len(kept)) < want)
+    elif removed and len(kept) < want:
+        log(f"fold {fd.fold}: the audit gate excluded {removed} {cls} near-copies and left {len(kept)} of the "
+            f"{want} synthetic images wanted (raise audit.gate_headroom or train the generator longer)")
     info["audit"] = {"folder": audit_dir.relative_to(fold_dir.parent.parent).as_posix(), "flagged": len(flagged),
                      "excluded_from_training": removed, "gate": cfg.audit.gate}
     return kept

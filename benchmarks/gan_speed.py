@@ -144,5 +144,19 @@ def main() -> None:
         print(f"| {r['setup']} | {r['ours_ms']} | {r['reference_ms']} | {r['speedup']}x |")
 
 
+def gan_speed_block(r: dict) -> str:
+    names = {"ours forced contiguous": "ours without channels_last"}
+    rows = ["| setup | sonogan | reference | speed-up |", "|---|---|---|---|"]
+    for row in r["rows"]:
+        setup = row["setup"].replace("ngf=ndf=", "ngf = ndf = ").replace("px", " px")
+        for old, new in names.items():
+            setup = setup.replace(old, new)
+        rows.append(f"| {setup} | {row['ours_ms']:.1f} | {row['reference_ms']:.1f} | {row['speedup']:.2f}x |")
+    return (f"GAN training loop vs the classic PyTorch DCGAN example (`python benchmarks/gan_speed.py`, batch 64, "
+            f"{r['threads']} thread, ms per iteration, min of {r['repeats']} repeats):\n\n" + "\n".join(rows))
+
+
+README_BLOCKS = {"gan-speed": ("gan_speed.json", gan_speed_block)}
+
 if __name__ == "__main__":
     main()

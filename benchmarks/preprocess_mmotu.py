@@ -78,5 +78,19 @@ def main() -> None:
     print(f"-> {args.out}")
 
 
+def preprocess_block(r: dict) -> str:
+    by = {(e["preset"], e["workers"]): e for e in r["results"]}
+    fl0, fl2, f128 = by[("flagship-64", 0)], by[("flagship-64", 2)], by[("full-128", 0)]
+    load = r["host"]["loadavg_1_5_15"][0]
+    return (f"Preprocessing all {fl0['n_images']} MMOTU images (`python benchmarks/preprocess_mmotu.py`, decode + "
+            f"median + scan area + lesion ROI + resize, 1-min load average {load}): **{fl0['images_per_s']:.0f} "
+            f"images/s** in-process and **{fl2['images_per_s']:.0f} images/s** with 2 worker processes for "
+            f"`flagship-64` (cache **{fl0['cache_mb']:.1f} MB**); {f128['images_per_s']:.0f} images/s for `full-128` "
+            f"(cache {f128['cache_mb']:.1f} MB). A second `sonogan preprocess` with the same preset returns in "
+            f"{fl0['noop_rebuild_s']:.2f} s.")
+
+
+README_BLOCKS = {"preprocess-speed": ("preprocess_mmotu.json", preprocess_block)}
+
 if __name__ == "__main__":
     main()

@@ -103,12 +103,12 @@ def render(readme: str) -> tuple[str, list[str]]:
     skipped = []
     for name, (file, fn) in all_blocks().items():
         path = RESULTS / file
-        pattern = re.compile(rf"(<!-- bench:{name} -->\n).*?(\n<!-- /bench:{name} -->)", re.S)
+        pattern = re.compile(rf"(<!-- bench:{name} -->\n)(?:.*?\n)?(<!-- /bench:{name} -->)", re.S)
         if not path.is_file() or not pattern.search(readme):
             skipped.append(name)
             continue
         body = fn(json.loads(path.read_text()))
-        readme = pattern.sub(lambda m: m.group(1) + body + m.group(2), readme)
+        readme = pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), readme)
     return readme, skipped
 
 

@@ -74,12 +74,13 @@ def render(data: dict[str, Any]) -> str:
         cv = v["cv"]
         cls.append(f"| {name} | {_ci(cv['accuracy'])} | {cv['balanced_accuracy']['point']:.3f} | "
                    f"{cv['macro_f1']['point']:.3f} | {v['test_mean']['accuracy']:.3f} |")
-    gains = ["| comparison | what B adds | gain [95% CI] | p |", "|---|---|---|---|"]
+    gains = ["| comparison (B vs A) | what B adds | gain [95% CI] | p |", "|---|---|---|---|"]
     for name, g in r["gains"].items():
-        key = "mean_iou" if g["what"] == "segmentation" else "accuracy"
-        p = g[key].get("p_value")
-        gains.append(f"| {name} | {g['what']} | {key.replace('_', ' ')} {_ci(g[key], digits=3)} | "
-                     f"{'n/a' if p is None else f'{p:.3f}'} |")
+        keys = ("mean_iou",) if g["what"] == "segmentation" else ("accuracy", "balanced_accuracy")
+        for key in keys:
+            p = g[key].get("p_value")
+            gains.append(f"| {name} | {g['what']} | {key.replace('_', ' ')} {_ci(g[key], digits=3)} | "
+                         f"{'n/a' if p is None else f'{p:.3f}'} |")
     fallback = "".join(f" Cascade `{a}`: {n} val/test images had an empty predicted mask (whole scan classified)."
                        for a, n in r.get("cascade_fallback", {}).items() if n)
     return "\n".join([head + fallback, "", *seg, "", *cls, "", *gains])

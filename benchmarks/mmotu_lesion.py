@@ -9,6 +9,7 @@ mean over folds, the paired gains, wall time and thread count in benchmarks/resu
 Example:
     python benchmarks/mmotu_lesion.py --folds 0                       # MMOTU fold 0, ~40 min on 1 thread
     python benchmarks/mmotu_lesion.py --config configs/lesion/demo.yaml --result lesion_demo.json
+    python benchmarks/mmotu_lesion.py --merge runs/bench/lesion-mmotu,runs/bench/lesion-mmotu-fold1
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -25,13 +25,38 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 
 
-def run(config: Path, dataset: Path | None, folds: list[int] | None, out: Path, threads: int) -> dict[str, Any]:
+def run_seconds(run_dir: Path) -> float:
+    """Wall time of a finished run from its run.json (started -> finished; a resumed run counts
+    from its first start, so its idle gap is included: said so in the README)."""
+    info = json.loads((run_dir / "run.json").read_text())
+    start, end = (datetime.fromisoformat(info[k]) for k in ("started", "finished"))
+    return (end - start).total_seconds()
+
+
+def record(config: Path, run_dirs: list[Path], threads: int) -> dict[str, Any]:
+    """The results JSON of one run, or of several runs of the same config pooled by fold."""
+    from sonogan.config import load_config
+    from sonogan.lesion.config import LesionExperimentConfig
+    from sonogan.lesion.protocol import summarise_runs
+    from sonogan.runs import git_commit
+
+    cfg = load_config(LesionExperimentConfig, run_dirs[0] / "config.yaml")
+    results = (json.loads((run_dirs[0] / "metrics.json").read_text()) if len(run_dirs) == 1
+               else summarise_runs(run_dirs))
+    return {"config": str(config.relative_to(REPO)), "runs": [str(d.relative_to(REPO)) if d.is_relative_to(REPO) else str(d) for d in run_dirs], "git_commit": git_commit(),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "threads": threads,
+            "host": platform.platform(), "wall_seconds": round(sum(run_seconds(d) for d in run_dirs), 1),
+            "image_size": cfg.train.image_size, "epochs": cfg.train.epochs, "backbone": cfg.model.backbone,
+            "results": results}
+
+
+def run(config: Path, dataset: Path | None, folds: list[int] | None, out: Path, threads: int) -> None:
+    """Run (or resume) the config in ``out``."""
     import torch
 
     from sonogan.config import load_config
     from sonogan.lesion.config import LesionExperimentConfig
     from sonogan.lesion.protocol import run_lesion
-    from sonogan.runs import git_commit
 
     torch.set_num_threads(threads)
     overrides: dict[str, Any] = {"num_threads": threads}
@@ -40,15 +65,8 @@ def run(config: Path, dataset: Path | None, folds: list[int] | None, out: Path, 
     if folds is not None:
         overrides["folds"] = folds
     cfg = load_config(LesionExperimentConfig, config, overrides)
-    started = time.perf_counter()
-    run_lesion(None if (out / "run.json").is_file() else cfg, out, resume=(out / "run.json").is_file(), progress=False)
-    wall = time.perf_counter() - started
-    results = json.loads((out / "metrics.json").read_text())
-    return {"config": str(config.relative_to(REPO)), "run": str(out), "git_commit": git_commit(),
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "threads": threads,
-            "host": platform.platform(), "wall_seconds_this_call": round(wall, 1),
-            "image_size": cfg.train.image_size, "epochs": cfg.train.epochs, "backbone": cfg.model.backbone,
-            "results": results}
+    resume = (out / "run.json").is_file()
+    run_lesion(None if resume else cfg, out, resume=resume, progress=False)
 
 
 def _ci(m: dict[str, Any], scale: float = 1.0, digits: int = 3) -> str:
@@ -62,7 +80,8 @@ def render(data: dict[str, Any]) -> str:
     r = data["results"]
     head = (f"`{data['config']}` — {data['backbone']}, {data['image_size']} px, {data['epochs']} epochs, folds "
             f"{r['folds']} ({r['n_cv']} validation images pooled; hold-out test: mean over folds), "
-            f"{data['threads']} torch thread(s), this call's wall time {data['wall_seconds_this_call'] / 60:.1f} min.")
+            f"{data['threads']} torch thread(s) per run, wall time {data['wall_seconds'] / 60:.0f} min "
+            f"({len(data['runs'])} run(s)).")
     seg = ["| segmentation view | mean IoU [95% CI] | mean Dice | pooled IoU | test mean IoU |", "|---|---|---|---|---|"]
     for name, v in r["segmentation"].items():
         cv = v["cv"]
@@ -98,11 +117,17 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="run folder (default runs/bench/<config name>)")
     ap.add_argument("--result", default="mmotu_lesion.json", help="file name under benchmarks/results/")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--merge", default=None, help="comma-separated finished run folders of this config (different "
+                    "folds) to pool into one result instead of running")
     args = ap.parse_args()
     config = args.config.resolve()
     folds = [int(f) for f in args.folds.split(",")] if args.folds else None
-    out = args.out or REPO / "runs" / "bench" / f"lesion-{config.stem}"
-    data = run(config, args.dataset, folds, out, args.threads)
+    if args.merge:
+        run_dirs = [Path(d).resolve() for d in args.merge.split(",")]
+    else:
+        run_dirs = [(args.out or REPO / "runs" / "bench" / f"lesion-{config.stem}").resolve()]
+        run(config, args.dataset, folds, run_dirs[0], args.threads)
+    data = record(config, run_dirs, args.threads)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / args.result).write_text(json.dumps(data, indent=1) + "\n")
     print(render(data))

@@ -90,3 +90,20 @@ def test_pretrain_on_another_dataset_then_fine_tune(tmp_path: Path) -> None:
     out = run_lesion(cfg, tmp_path / "run", progress=False, echo=lambda _: None)
     assert json.loads((out / "pretrain" / "multitask" / "history.json").read_text())["best_epoch"] == 1
     assert "multitask" in json.loads((out / "metrics.json").read_text())["classification"]
+
+
+def test_runs_of_different_folds_pool_like_one_run(tmp_path: Path) -> None:
+    from sonogan.lesion.protocol import summarise_runs
+
+    cfg = _cfg(arms=["segmentation", "classification"], folds=[0, 1])
+    both = run_lesion(cfg, tmp_path / "both", progress=False, echo=lambda _: None)
+    ds_cfg = cfg.model_copy(update={"dataset": str(both / "dataset"), "phantom": None})
+    one = run_lesion(ds_cfg.model_copy(update={"folds": [0]}), tmp_path / "one", progress=False, echo=lambda _: None)
+    two = run_lesion(ds_cfg.model_copy(update={"folds": [1]}), tmp_path / "two", progress=False, echo=lambda _: None)
+    pooled = summarise_runs([one, two])
+    whole = json.loads((both / "metrics.json").read_text())
+    assert pooled["folds"] == [0, 1] and pooled["n_cv"] == whole["n_cv"]
+    assert pooled["classification"]["classification"]["cv"]["accuracy"] == \
+        whole["classification"]["classification"]["cv"]["accuracy"]
+    with pytest.raises(SonoganInputError, match="two of the runs"):
+        summarise_runs([one, one])

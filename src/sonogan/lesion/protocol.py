@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Callable
 
@@ -50,6 +51,7 @@ from sonogan.preprocess.presets import get_preset
 from sonogan.runs import RunDir, save_npz_atomic, write_json
 
 Echo = Callable[[str], None]
+PARTS = ("train", "val", "test")
 
 
 def model_config(cfg: LesionExperimentConfig, arm: ArmSpec, num_classes: int, clinical_dim: int) -> LesionModelConfig:
@@ -224,6 +226,32 @@ def make_pretrainer(cfg: LesionExperimentConfig, run: RunDir, progress: bool) ->
                            description=f"pretrain {arm.name}")
         return res.model.state_dict()
     return pretrain
+
+
+def summarise_runs(run_dirs: list[Path]) -> dict[str, Any]:
+    """Pool the folds of several finished runs of one config (e.g. folds run on different days or
+    machines) into one results dict, as if one run had done them all. Only ``folds`` may differ."""
+    cfgs = [load_config(LesionExperimentConfig, Path(d) / "config.yaml") for d in run_dirs]
+    base = cfgs[0]
+    if any(c.model_dump(exclude={"folds"}) != base.model_dump(exclude={"folds"}) for c in cfgs[1:]):
+        raise SonoganInputError(run_dirs[1], "was run with another config than the first run",
+                                "pool only runs of the same config (folds may differ)")
+    ds = load_dataset(base.dataset) if base.dataset else load_dataset(Path(run_dirs[0]) / "dataset")
+    info = json.loads((Path(run_dirs[0]) / "run.json").read_text(encoding="utf-8"))
+    splits = Splits.load(Path(info["splits_file"]), ds)
+    truth: dict[int, dict[str, np.ndarray]] = {}
+    preds: dict[int, dict[str, dict[str, np.ndarray]]] = {}
+    for run_dir, cfg in zip(run_dirs, cfgs):
+        for fold in cfg.folds if cfg.folds is not None else range(splits.n_folds):
+            if fold in preds:
+                raise SonoganInputError(run_dir, f"fold {fold} is in two of the runs", "pool runs of different folds")
+            fd = load_fold(ds, splits, fold, cfg.preset)
+            truth[fold] = truth_of(fd, {p: mask_flags(ds, getattr(fd, p).ids) for p in PARTS}, cfg.train.image_size)
+            preds[fold] = {}
+            for arm in cfg.arms:
+                with np.load(Path(run_dir) / f"fold-{fold}" / arm / "predictions.npz") as saved:
+                    preds[fold][arm] = {k: saved[k] for k in saved.files}
+    return summarise(base.model_copy(update={"folds": sorted(preds)}), list(ds.spec.classes), truth, preds)
 
 
 def run_lesion(cfg: LesionExperimentConfig | None, out: str | Path, resume: bool = False, progress: bool = True,

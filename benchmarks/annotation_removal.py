@@ -19,6 +19,7 @@ import argparse
 import json
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,61 @@ def _synthetic_figure(data: Any, ckpt: Path, path: Path, n: int = 4) -> None:
     plt.close(fig)
 
 
+def _rel(path: Path) -> str:
+    path = path.resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
+def _classify(dataset: Path, remover: Path, reference: Path, done: Path | None = None) -> dict[str, Any]:
+    """configs/mmotu-baseline-annotation-removed.yaml on fold 0 against the finished fold-0 run of
+    configs/mmotu-baseline.yaml (``reference``): the configs must differ only in name and preset;
+    accuracy and macro-F1 gains are paired (same images, same bootstrap resamples). ``done``: a
+    finished run of that config to score instead of training one."""
+    import os
+
+    from sonogan.config import load_config
+    from sonogan.evaluate.bootstrap import paired_bootstrap_gain
+    from sonogan.evaluate.metrics import classification_metrics
+    from sonogan.experiment.config import ExperimentConfig
+    from sonogan.experiment.protocol import run_experiment
+    from sonogan.runs import next_run_dir
+
+    os.environ["SONOGAN_ANNOTATION_REMOVER"] = str(remover.resolve())
+    ref_cfg = load_config(ExperimentConfig, reference / "config.yaml")
+    cfg = load_config(ExperimentConfig, REPO / "configs" / "mmotu-baseline-annotation-removed.yaml").model_copy(
+        update={"dataset": str(dataset.resolve()), "folds": ref_cfg.folds})
+    differ = {k for k, v in cfg.model_dump().items() if ref_cfg.model_dump()[k] != v}
+    if differ - {"name", "preset"}:
+        raise SystemExit(f"reference run differs in more than the preset: {sorted(differ)}")
+    if done is None:
+        start = time.perf_counter()
+        run = run_experiment(cfg, next_run_dir(REPO / "runs" / "bench", cfg.name), progress=sys.stdout.isatty())
+        wall = time.perf_counter() - start
+    else:
+        run, info = done, json.loads((done / "run.json").read_text())
+        if info["status"] != "completed" or load_config(ExperimentConfig, done / "config.yaml") != cfg:
+            raise SystemExit(f"{done} is not a finished run of this config")
+        wall = (datetime.fromisoformat(info["finished"]) - datetime.fromisoformat(info["started"])).total_seconds()
+    classes = json.loads((run / "metrics.json").read_text())["class_names"]
+    out: dict[str, Any] = {"run": _rel(run), "reference": _rel(reference), "folds": cfg.folds,
+                           "wall_s": round(wall, 1), "remover": _rel(remover)}
+
+    def keep(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+        m = classification_metrics(y, p, classes)
+        return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
+
+    for part in ("val", "test"):
+        a = np.load(reference / "folds" / "fold0" / "predictions.npz")
+        b = np.load(run / "folds" / "fold0" / "predictions.npz")
+        key = f"baseline|{cfg.classifiers[0].model}|{part}"
+        assert np.array_equal(a[f"y|{part}"], b[f"y|{part}"]), "the two runs scored different images"
+        res = paired_bootstrap_gain(keep, a[f"y|{part}"], a[key], b[key], n_resamples=1000, seed=0)
+        out[part] = {"n": int(len(a[f"y|{part}"])), "original": keep(a[f"y|{part}"], a[key]),
+                     "annotation_removed": keep(b[f"y|{part}"], b[key]),
+                     "gain": {k: list(v) for k, v in res.items()}}
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default=str(REPO / "runs" / "bench" / "mmotu"))
@@ -106,7 +162,20 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, help="override the config's iterations")
     parser.add_argument("--reuse", type=Path, help="a finished run folder (of --config): record it, no training")
     parser.add_argument("--no-figures", dest="figures", action="store_false", help="JSON entry only")
+    parser.add_argument("--classify", type=Path, metavar="REMOVER_RUN",
+                        help="instead: the fold-0 classifier on images cleaned by this run's remover vs the original")
+    parser.add_argument("--classify-run", type=Path, help="with --classify: a finished run to score (no training)")
+    parser.add_argument("--reference", type=Path, default=REPO / "runs" / "bench" / "mmotu-baseline-lite0-roi-160-001",
+                        help="finished fold-0 run of configs/mmotu-baseline.yaml (benchmarks/mmotu_baseline.py)")
     args = parser.parse_args()
+    if args.classify is not None:
+        torch.set_num_threads(1)
+        results = json.loads(RESULTS.read_text())
+        results["classification"] = _classify(Path(args.dataset), args.classify / "remover.pt", args.reference,
+                                              args.classify_run)
+        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        print(json.dumps(results["classification"], indent=1))
+        return 0
     from sonogan.annotations.train import RemoverTrainConfig, load_clean_images, train_remover
     from sonogan.config import load_config
     from sonogan.data.manifest import load_dataset
@@ -172,7 +241,27 @@ def render(r: dict[str, Any]) -> str:
             f"cover {100 * first['annotated_fraction']:.1f} % of the pixels), at 128 px. Detector accuracy: "
             "annotated vs clean version of each held-out image, threshold 0.5; 'real val images flagged': share "
             "of the real validation images (nearly all with real marks) it flags.\n\n" + "\n".join(rows)
-            + "\n\n![before/after on real MMOTU images](docs/img/annotation-removal-mmotu.png)")
+            + "\n\n![before/after on real MMOTU images](docs/img/annotation-removal-mmotu.png)"
+            + (_classification_block(r["classification"]) if "classification" in r else ""))
+
+
+def _gain(v: list[float]) -> str:
+    p = "< 0.001" if v[3] < 0.001 else f"{v[3]:.3f}"
+    return f"{v[0]:+.3f} ({v[1]:+.3f} to {v[2]:+.3f}), p {p}"
+
+
+def _classification_block(c: dict[str, Any]) -> str:
+    rows = ["| fold-0 images | n | accuracy original | accuracy annotation-removed | gain (95 % CI) | "
+            "macro-F1 original | macro-F1 annotation-removed | gain (95 % CI) |", "|" + "---|" * 8]
+    for part, label in (("val", "validation"), ("test", "hold-out test")):
+        v = c[part]
+        rows.append(f"| {label} | {v['n']} | {v['original']['accuracy']:.3f} | {v['annotation_removed']['accuracy']:.3f} | "
+                    f"{_gain(v['gain']['accuracy'])} | {v['original']['macro_f1']:.3f} | "
+                    f"{v['annotation_removed']['macro_f1']:.3f} | {_gain(v['gain']['macro_f1'])} |")
+    return ("\n\nOriginal vs annotation-removed, fold 0: `configs/mmotu-baseline.yaml` (run "
+            f"`{c['reference']}`) against `configs/mmotu-baseline-annotation-removed.yaml` (run `{c['run']}`, "
+            f"{c['wall_s'] / 60:.0f} min), identical but for the preset; paired bootstrap (1000 resamples) on the same "
+            "images.\n\n" + "\n".join(rows))
 
 README_BLOCKS = {"annotation-removal": ("annotation_removal.json", render)}
 

@@ -30,7 +30,7 @@ import numpy as np
 from pydantic import Field
 
 from sonogan.config import StrictModel
-from sonogan.phantom.annotations import TEXT_BANK  # one bank for the phantom and the remover
+from sonogan.phantom.annotations import TEXT_BANK, put_text_inside  # one bank and text helper for the phantom and the remover
 
 READOUTS = ("D 12.0cm", "G 55", "FR 23Hz", "C6 / M4", "P4 / E3", "Gn -1.4", "Frq mid", "PRF 1.3kHz",
             "SRI II 3", "100%", "Qual norm", "Har-mid")
@@ -75,16 +75,6 @@ def _pick_colour(rng: np.random.Generator) -> tuple[int, int, int]:
     return COLOURS[int(rng.integers(len(COLOURS)))]
 
 
-def _put_text(img: np.ndarray, text: str, org: tuple[float, float], scale: float, colour: tuple[int, int, int],
-              font: int) -> None:
-    """Text kept inside the image (cv2.putText clips silently, which would cut labels in half)."""
-    h, w = img.shape[:2]
-    (tw, th), _ = cv2.getTextSize(text, font, scale, 1)
-    x = int(np.clip(org[0], 1, max(1, w - tw - 1)))
-    y = int(np.clip(org[1], th + 1, h - 2))
-    cv2.putText(img, text, (x, y), font, scale, colour, 1, cv2.LINE_AA)
-
-
 def _arrow(img: np.ndarray, edge: np.ndarray, rng: np.random.Generator, colour: tuple[int, int, int]) -> None:
     """An arrow from one lesion-edge point to another (the thesis's arrows 'spanning' the lesion)."""
     i, j = rng.choice(len(edge), size=2, replace=False)
@@ -126,12 +116,12 @@ def _callipers(img: np.ndarray, edge: np.ndarray, rng: np.random.Generator, colo
     _cross(img, q, arm, colour, diagonal)
     _dotted(img, p, q, max(3.0, min(h, w) / rng.uniform(50, 80)), colour)
     if rng.random() < 0.5:
-        _put_text(img, str(number), (q[0] + arm + 1, q[1] + arm), scale * 0.7, colour, cv2.FONT_HERSHEY_PLAIN)
+        put_text_inside(img, str(number), (q[0] + arm + 1, q[1] + arm), scale * 0.7, colour, cv2.FONT_HERSHEY_PLAIN)
     cm = np.linalg.norm(q - p) / max(h, w) * rng.uniform(8, 14)
     line = f"{number} D {cm:.2f}cm"
     (tw, th), _ = cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, scale * 0.8, 1)
     x = 3 if rng.random() < 0.5 else w - tw - 3
-    _put_text(img, line, (x, h - 4 - (th + 4) * (number - 1)), scale * 0.8, colour, cv2.FONT_HERSHEY_SIMPLEX)
+    put_text_inside(img, line, (x, h - 4 - (th + 4) * (number - 1)), scale * 0.8, colour, cv2.FONT_HERSHEY_SIMPLEX)
 
 
 def _label(img: np.ndarray, edge: np.ndarray, rng: np.random.Generator, colour: tuple[int, int, int],
@@ -146,7 +136,7 @@ def _label(img: np.ndarray, edge: np.ndarray, rng: np.random.Generator, colour: 
         org = (rng.uniform(x0, max(x0 + 1, x1)), rng.uniform(y0, max(y0 + 1, y1)))
     else:
         org = (rng.uniform(0, w), rng.uniform(0, h))
-    _put_text(img, text, org, scale * rng.uniform(0.9, 1.3), colour, font)
+    put_text_inside(img, text, org, scale * rng.uniform(0.9, 1.3), colour, font)
 
 
 def _readout(img: np.ndarray, rng: np.random.Generator, scale: float) -> None:
@@ -159,7 +149,7 @@ def _readout(img: np.ndarray, rng: np.random.Generator, scale: float) -> None:
     right = bool(rng.random() < 0.6)
     for k, text in enumerate(lines):
         tw = cv2.getTextSize(text, cv2.FONT_HERSHEY_PLAIN, s, 1)[0][0]
-        _put_text(img, text, (w - tw - 2 if right else 2, step * (k + 1)), s, colour, cv2.FONT_HERSHEY_PLAIN)
+        put_text_inside(img, text, (w - tw - 2 if right else 2, step * (k + 1)), s, colour, cv2.FONT_HERSHEY_PLAIN)
 
 
 def annotate(image: np.ndarray, rng: np.random.Generator, mask: np.ndarray | None = None,

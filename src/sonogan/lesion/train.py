@@ -40,7 +40,7 @@ from sonogan.lesion.config import LesionTrainConfig
 from sonogan.models.multitask import LesionModelConfig, build_lesion_model
 from sonogan.progress import progress_bar
 from sonogan.runs import write_json
-from sonogan.torch_utils import atomic_torch_save, resolve_device
+from sonogan.torch_utils import atomic_torch_save, load_torch_file, resolve_device
 from sonogan.train.augment import apply_intensity, apply_params, sample_params
 from sonogan.train.loop import Optimisation, batch_starts
 from sonogan.train.recipe import make_optimizer, make_scheduler
@@ -81,13 +81,7 @@ def save_lesion(path: str | Path, model: nn.Module, model_cfg: LesionModelConfig
 def read_lesion(path: str | Path) -> dict[str, Any]:
     """The raw checkpoint dict (weights_only), checked to be a lesion model."""
     path = Path(path)
-    if not path.is_file():
-        raise SonoganInputError(path, "checkpoint not found", "check the path")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt or foreign files raise many different types
-        raise SonoganInputError(path, f"cannot read checkpoint ({type(exc).__name__})",
-                                "pass a best.pt written by 'sonogan lesion'") from None
+    blob = load_torch_file(path, "check the path", "pass a best.pt written by 'sonogan lesion'")
     if not isinstance(blob, dict) or blob.get("format") != FORMAT or blob.get("model_config") is None:
         raise SonoganInputError(path, "not a sonogan lesion-model checkpoint",
                                 "pass a segmentation or multitask arm's best.pt from a 'sonogan lesion' run")

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 import sonogan
-from sonogan.torch_utils import atomic_torch_save
+from sonogan.torch_utils import atomic_torch_save, load_torch_file
 from sonogan.errors import SonoganInputError
 from sonogan.models.classifiers import create_classifier
 
@@ -76,13 +76,7 @@ def save_classifier(path: str | Path, model: nn.Module, name: str, num_classes: 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load the raw checkpoint dict (weights_only) and check it is a sonogan classifier."""
     path = Path(path)
-    if not path.is_file():
-        raise SonoganInputError(path, "checkpoint not found", "check the path")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt or foreign files raise many different types
-        raise SonoganInputError(path, f"cannot read checkpoint ({type(exc).__name__})",
-                                "pass a .pt file written by sonogan") from None
+    blob = load_torch_file(path, "check the path", "pass a .pt file written by sonogan")
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise SonoganInputError(path, "not a sonogan classifier checkpoint",
                                 "pass a best.pt / model file written by sonogan training")

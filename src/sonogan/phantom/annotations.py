@@ -26,8 +26,9 @@ TEXT_BANK = ("ROV", "LOV", "R-OV", "L-OV", "CY", "R-CY", "L-CY", "RT OV", "LT OV
 _FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_PLAIN, cv2.FONT_HERSHEY_DUPLEX)
 
 
-def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float, colour: tuple[int, int, int],
-          font: int) -> None:
+def put_text_inside(img: np.ndarray, text: str, org: tuple[float, float], scale: float,
+                    colour: tuple[int, int, int], font: int) -> None:
+    """Text kept inside the image (cv2.putText clips silently, which would cut labels in half)."""
     h, w = img.shape[:2]
     (tw, th), _ = cv2.getTextSize(text, font, scale, 1)
     x = int(np.clip(org[0], 1, max(1, w - tw - 1)))
@@ -87,7 +88,7 @@ def annotate(img: np.ndarray, mask: np.ndarray, style: ScannerStyle, rng: np.ran
         org = {0: (cx - 10 * scale * len(text) / 2, cy),                    # on the lesion
                1: (box[2] + 4, box[1] + 10),                               # beside it
                2: (box[0] - 12 * scale * len(text), box[3])}[int(where)]   # other side
-        _text(out, text, (int(org[0]), int(org[1])), scale * 1.1, colour, font)
+        put_text_inside(out, text, (int(org[0]), int(org[1])), scale * 1.1, colour, font)
     if "calliper" in todo:
         arm = max(2, size // 64)
         lines = []
@@ -109,7 +110,7 @@ def annotate(img: np.ndarray, mask: np.ndarray, style: ScannerStyle, rng: np.ran
             step = max(h for _, h in sizes) + max(2, size // 64)
             for k, (text, (tw, _)) in enumerate(zip(texts, sizes)):
                 x = 4 if corner == 0 else size - tw - 14
-                _text(out, text, (x, size - 5 - step * (len(texts) - 1 - k)), scale * 0.8, colour, font_m)
+                put_text_inside(out, text, (x, size - 5 - step * (len(texts) - 1 - k)), scale * 0.8, colour, font_m)
     if "arrow" in todo:
         a = rng.uniform(0, 2 * np.pi)
         r = 0.5 * max(box[2] - box[0], box[3] - box[1])
@@ -125,5 +126,5 @@ def annotate(img: np.ndarray, mask: np.ndarray, style: ScannerStyle, rng: np.ran
         step = cv2.getTextSize("D", font_r, scale * 0.75, 1)[0][1] + max(2, size // 64)
         x = 3 if rng.random() < 0.5 else size - cv2.getTextSize(lines[0], font_r, scale * 0.75, 1)[0][0] - 14
         for k, text in enumerate(lines[: int(rng.integers(1, 4))]):
-            _text(out, text, (x, 3 + step * (k + 1)), scale * 0.75, (230, 230, 230), font_r)
+            put_text_inside(out, text, (x, 3 + step * (k + 1)), scale * 0.75, (230, 230, 230), font_r)
     return out

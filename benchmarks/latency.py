@@ -125,12 +125,13 @@ def latency_block(r: dict[str, Any]) -> str:
             rows.append(f"| {name}: {e['members']} member(s), {e['size']} px, TTA {e['tta']} | {threads} | "
                         f"{pt['p50_ms']:.1f} / {pt['p95_ms']:.1f} | {ox['p50_ms']:.1f} / {ox['p95_ms']:.1f} | "
                         f"{m['speedup_p50']:.2f}x | {pt['throughput_img_s']:.0f} / {ox['throughput_img_s']:.0f} |")
+    busy = max(r["load_average_start"][0], r["load_average_end"][0]) > r["host"]["cpus"]
+    caveat = (" The CPU was oversubscribed: absolute numbers are far from a dedicated machine's, and 2 threads "
+              "mostly measure contention." if busy else "")
     return (f"`benchmarks/latency.py`: one preprocessed image per call ({r['iters']} calls per cell, back-ends "
-            f"alternating in one process), on a shared {r['host']['cpus']}-core CPU with other jobs running (load "
-            f"average {r['load_average_start'][0]} at the start, {r['load_average_end'][0]} at the end): absolute "
-            f"numbers are far from a dedicated machine's, and 2 threads on an oversubscribed CPU mostly measure "
-            f"contention. TTA hflip = two forward passes per image. {r['wall_s'] / 60:.1f} min wall.\n\n"
-            + "\n".join(rows))
+            f"alternating in one process), on a shared {r['host']['cpus']}-core CPU (1-min load average "
+            f"{r['load_average_start'][0]} at the start, {r['load_average_end'][0]} at the end).{caveat} TTA hflip = "
+            f"two forward passes per image. {r['wall_s'] / 60:.1f} min wall.\n\n" + "\n".join(rows))
 
 
 README_BLOCKS = {"latency": ("latency.json", latency_block)}

@@ -92,7 +92,12 @@ def write_training_hashes(run_dir: Path, progress: bool = False) -> Path:
 
 
 def training_hashes(run_dir: Path, keep_in: Path | None = None, progress: bool = False) -> pd.DataFrame:
-    """The run's saved hash table, else recomputed (and saved in ``keep_in`` when given)."""
+    """The run's saved hash table, else recomputed; with ``keep_in`` the table used is also saved
+    there, so an evaluation or an exported model card carries the hashes it relied on."""
+    saved = Path(run_dir) / HASHES_FILE
+    if keep_in is not None and saved.is_file() and not (Path(keep_in) / HASHES_FILE).is_file():
+        Path(keep_in).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(Path(keep_in) / HASHES_FILE, saved.read_text())
     for folder in (Path(run_dir), keep_in):
         if folder is not None and (folder / HASHES_FILE).is_file():
             return read_hashes(folder / HASHES_FILE)

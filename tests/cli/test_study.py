@@ -36,6 +36,23 @@ def test_create_prints_links_and_export_writes_results(cli, tmp_path: Path) -> N
     assert code == 2 and "already exists" in err and len(err.strip().splitlines()) == 1
 
 
+def test_export_into_an_experiment_run_redraws_its_report(cli, tmp_path: Path, monkeypatch) -> None:
+    from sonogan.experiment import protocol
+
+    real, syn, db = _folder(tmp_path / "real", 4), _folder(tmp_path / "syn", 4), tmp_path / "study.db"
+    assert cli(["study", "create", "--real", str(real), "--synthetic", str(syn), "--n", "6", "--ratio", "0.5",
+                "--raters", "ana", "--db", str(db)])[0] == 0
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("metrics.json", "config.yaml"):  # what marks a finished experiment run
+        (run / name).write_text("{}")
+    redrawn: list[Path] = []
+    monkeypatch.setattr(protocol, "rewrite_report", lambda r: redrawn.append(Path(r)) or Path(r) / "report.html")
+    code, out, err = cli(["study", "export", "--db", str(db), "--out", str(run / "reader_study.json")])
+    assert code == 0, err
+    assert redrawn == [run] and "experiment report with the reader study" in out
+
+
 def test_one_line_errors(cli, tmp_path: Path) -> None:
     real = _folder(tmp_path / "real", 2)
     code, _, err = cli(["study", "create", "--real", str(real), "--synthetic", str(real), "--n", "40",

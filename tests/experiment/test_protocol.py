@@ -296,6 +296,24 @@ def test_synthetic_pretrain_then_real_fine_tune_arm(tmp_path):
     assert json.loads((run / "metrics.json").read_text())["arms"][-1] == "synthetic-pretrain"
 
 
+def test_a_finished_run_redraws_its_report_with_the_reader_study(finished_run: Path, tmp_path, monkeypatch):
+    import shutil
+
+    from sonogan.experiment import report
+    from sonogan.report.html import Section
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    before = json.loads((run / "metrics.json").read_text())
+    monkeypatch.setattr(report, "run_reader_study_section",
+                        lambda run_dir: Section("Reader study (from reader_study.json)", "seen"))
+    protocol.rewrite_report(run)
+    html = (run / "report.html").read_text()
+    assert "Reader study (from reader_study.json)" in html and "Table 1" in html
+    assert json.loads((run / "metrics.json").read_text()) == before  # drawing only: no number changes
+    assert json.loads((run / "run.json").read_text())["status"] == "completed"
+
+
 def test_images_without_a_mask_are_announced(finished_run: Path, tmp_path):
     import shutil
 

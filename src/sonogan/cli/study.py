@@ -105,6 +105,11 @@ def export_command(
         atomic_write_text(csv, answers_csv(engine, study_id))
     answered = sum(p["answered"] for p in summary["progress"].values())
     console.print(f"study {study_id}: {answered} answers from {len(summary['progress'])} rater(s) -> [bold]{out}[/]")
+    run = out.parent
+    if out.name == "reader_study.json" and (run / "metrics.json").is_file() and (run / "config.yaml").is_file():
+        from sonogan.experiment.protocol import rewrite_report
+
+        console.print(f"experiment report with the reader study -> [bold]{rewrite_report(run)}[/]")
 
 
 def serve_command(

@@ -383,6 +383,26 @@ def run_experiment(cfg: ExperimentConfig | None, out: str | Path, resume: bool =
     return run.path
 
 
+def rewrite_report(run_dir: str | Path) -> Path:
+    """Draw a finished run's report again from its saved files (no model runs), e.g. after
+    ``sonogan study export`` put the reader study's ``reader_study.json`` into the run folder."""
+    from sonogan.experiment.report import write_report
+    from sonogan.experiment.results import pool_predictions
+
+    run_dir = Path(run_dir)
+    cfg = load_config(ExperimentConfig, run_dir / "config.yaml")
+    ds = load_dataset(cfg.dataset if cfg.dataset is not None else run_dir / "dataset")
+    with RunDir.resume(run_dir) as run:
+        if not (run_dir / "metrics.json").is_file():
+            raise SonoganInputError(run_dir, "has no metrics.json (the run has not finished)",
+                                    f"finish it first: sonogan experiment --resume {run_dir}")
+        folds = run.info.get("folds") or []
+        records = [json.loads((run_dir / "folds" / f"fold{k}" / "fold.json").read_text()) for k in folds]
+        results = json.loads((run_dir / "metrics.json").read_text())
+        pooled = pool_predictions(cfg, ds, records, run.path)
+        return write_report(cfg, ds, run, results, records, run.info["rare_classes"], test=pooled[1])
+
+
 def _run(cfg: ExperimentConfig, run: RunDir, ds: Dataset, progress: bool, report: ValidationReport | None,
          echo, executor: Executor) -> None:
     from sonogan.experiment.report import write_report

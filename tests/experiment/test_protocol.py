@@ -15,7 +15,7 @@ import torch
 
 from sonogan.data.manifest import load_dataset
 from sonogan.data.splits import Splits
-from sonogan.experiment import protocol
+from sonogan.experiment import fold_tasks, protocol
 from sonogan.experiment.config import ExperimentConfig
 from sonogan.infer import Predictor
 from sonogan.infer.calibration import apply_temperature
@@ -149,7 +149,7 @@ def test_a_splits_file_made_with_other_settings_is_refused(finished_run: Path, t
 
 
 def test_interrupted_run_resumes_to_identical_numbers(finished_run: Path, tmp_path, monkeypatch):
-    real_train_arm = protocol.train_arm
+    real_train_arm = fold_tasks.train_arm
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -158,13 +158,13 @@ def test_interrupted_run_resumes_to_identical_numbers(finished_run: Path, tmp_pa
             raise KeyboardInterrupt
         return real_train_arm(*args, **kwargs)
 
-    monkeypatch.setattr(protocol, "train_arm", flaky)
+    monkeypatch.setattr(fold_tasks, "train_arm", flaky)
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         protocol.run_experiment(tiny_config(), out, progress=False)
     assert (out / "folds" / "fold0" / "fold.json").is_file()
     assert not (out / "folds" / "fold1" / "fold.json").exists()
-    monkeypatch.setattr(protocol, "train_arm", real_train_arm)
+    monkeypatch.setattr(fold_tasks, "train_arm", real_train_arm)
     protocol.run_experiment(None, out, resume=True, progress=False)
     resumed = json.loads((out / "metrics.json").read_text())
     original = json.loads((finished_run / "metrics.json").read_text())
@@ -224,7 +224,7 @@ def test_baseline_only_trains_no_generator_and_reports(tmp_path):
 
 def test_all_class_generator_curation_and_matched_control(tmp_path, monkeypatch):
     seen_ids: list[str] = []
-    real_curate = protocol.curate
+    real_curate = fold_tasks.curate
 
     def watching_curate(syn, probs, keep):
         for cls, part in syn.by_class.items():
@@ -232,7 +232,7 @@ def test_all_class_generator_curation_and_matched_control(tmp_path, monkeypatch)
             assert probs[cls].shape == (len(part), 3)
         return real_curate(syn, probs, keep)
 
-    monkeypatch.setattr(protocol, "curate", watching_curate)
+    monkeypatch.setattr(fold_tasks, "curate", watching_curate)
     gan = {**TINY["gan"], "family": "cgan"}
     cfg = tiny_config(gan=gan, synthetic={"n_per_class": 6, "sample_factor": 2, "curate": 0.5, "classes": "all",
                                           "matched_control": True},

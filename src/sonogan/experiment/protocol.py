@@ -1,7 +1,7 @@
 """Run the flagship protocol, fold by fold, resumable.
 
-For each fold of the saved splits: train one GAN per rare class on that fold's real
-training images -> sample -> train every classifier once per arm with identical seeds
+For each fold of the saved splits (its tasks: :mod:`sonogan.experiment.fold_tasks`): train
+one GAN per rare class on that fold's real training images -> sample -> train every classifier once per arm with identical seeds
 (baseline = real only; augmented = real + synthetic; optional classic-augmentation,
 synthetic-count sweep, count-matched oversampling and synthetic-pretrain-then-real-fine-tune
 arms) -> predict the fold's validation images and the hold-out test
@@ -20,12 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 
 from sonogan.config import load_config
@@ -33,25 +29,13 @@ from sonogan.data.manifest import Dataset, load_dataset
 from sonogan.data.splits import Splits, make_splits
 from sonogan.data.validate import ValidationReport, validate_dataset
 from sonogan.errors import SonoganInputError
-from sonogan.experiment.arms import Arm, pretraining_images, training_images
 from sonogan.experiment.config import ExperimentConfig
 from sonogan.experiment.executors import Executor, make_executor
-from sonogan.experiment.features import save_tsne_features
-from sonogan.experiment.results import ENSEMBLE, ENSEMBLE_EQUAL
-from sonogan.experiment.synthesis import Synthetic, curate, synthesise
-from sonogan.evaluate.calibration import expected_calibration_error
-from sonogan.infer.calibration import apply_temperature, fit_temperature
+from sonogan.experiment.fold_tasks import run_folds
 from sonogan.infer.model_card import write_model_card
-from sonogan.infer.predictor import Predictor
-from sonogan.models.checkpoint import set_calibration
 from sonogan.locations import work_dir
-from sonogan.models.ensemble import equal_weights, fit_fusion_weights, fuse, write_ensemble_file
 from sonogan.preprocess.cache import build_cache, read_info
-from sonogan.preprocess.fold import FoldData, Normaliser, load_fold
-from sonogan.preprocess.presets import get_preset
-from sonogan.runs import RunDir, run_logger, save_npz_atomic, write_json
-from sonogan.train.config import ClassifierTrainConfig
-from sonogan.train.loop import predict_proba, train_classifier
+from sonogan.runs import RunDir
 
 
 def prepare_phantom(cfg: ExperimentConfig, run: RunDir, progress: bool) -> Dataset:
@@ -91,251 +75,6 @@ def prepare_splits(cfg: ExperimentConfig, ds: Dataset, duplicate_groups: dict[st
                          duplicate_groups=duplicate_groups)
     splits.save(path)
     return splits, path
-
-
-def train_arm(cfg: ExperimentConfig, clf_index: int, arm: Arm, fd: FoldData, syn: Synthetic,
-              rare_indices: list[int], class_names: list[str], arm_dir: Path, progress: bool) -> dict[str, np.ndarray]:
-    """Train one classifier for one arm (or load its saved predictions) -> val/test probabilities."""
-    pred_path = arm_dir / "predictions.npz"
-    if pred_path.is_file():
-        saved = np.load(pred_path)
-        return {"val": saved["val"], "test": saved["test"], "temperature": saved["temperature"]}
-    base = cfg.classifiers[clf_index]
-    update: dict[str, Any] = {"seed": cfg.seed + fd.fold, "device": cfg.device, "num_threads": cfg.num_threads}
-    if arm.classic_augment:
-        update["augment"] = cfg.classic_arm
-    ccfg = base.model_copy(update=update)
-    norm = {"fold": fd.normaliser, "imagenet": Normaliser.imagenet(), "lite": Normaliser.lite()}[ccfg.normalise]
-    to_x = lambda imgs: norm(imgs, ccfg.in_chans, ccfg.image_size)  # noqa: E731
-    images, labels = training_images(arm, fd.train, syn.all(), rare_indices, seed=cfg.seed + fd.fold,
-                                     ratio=cfg.synthetic.ratio)
-    val_x, val_y = to_x(fd.val.images), torch.from_numpy(fd.val.labels)
-    if arm.kind == "pretrain":
-        ccfg = pretrain_on_synthetic(cfg, ccfg, fd, syn, to_x, val_x, val_y, class_names, arm_dir, progress)
-    result = train_classifier(ccfg, to_x(images), torch.from_numpy(labels), val_x, val_y, arm_dir, class_names,
-                              progress=progress, resume=True, normaliser=norm,
-                              preprocess=get_preset(cfg.preset).model_dump(mode="json"),
-                              description=f"fold {fd.fold} {arm.name} {ccfg.model}")
-    probs = {part: predict_proba(result.model, x, tta=ccfg.tta) for part, x in (("val", val_x),
-                                                                                ("test", to_x(fd.test.images)))}
-    # temperature scaling fitted on this fold's validation predictions; the saved probabilities
-    # stay raw (every metric uses them), the checkpoint carries T for the Predictor
-    probs["temperature"] = np.array(fit_temperature(np.log(np.clip(probs["val"], 1e-12, 1)), fd.val.labels))
-    set_calibration(result.best_path, {"temperature": float(probs["temperature"]),
-                                       "fitted_on": f"fold {fd.fold} validation predictions"})
-    save_npz_atomic(pred_path, **probs)
-    return probs
-
-
-def pretrain_on_synthetic(cfg: ExperimentConfig, ccfg: ClassifierTrainConfig, fd: FoldData, syn: Synthetic,
-                          to_x, val_x: torch.Tensor, val_y: torch.Tensor, class_names: list[str], arm_dir: Path,
-                          progress: bool) -> ClassifierTrainConfig:
-    """Stage 1 of the 'synthetic-pretrain' arm (in ``arm_dir/pretrain``, resumable); returns the
-    stage-2 config: fine-tune those weights on the real training images at a lower lr."""
-    stage = cfg.synthetic.pretrain_finetune
-    assert stage is not None
-    images, labels = pretraining_images(fd.train, syn.all())
-    pre_cfg = ccfg.model_copy(update={"epochs": stage.epochs or ccfg.epochs})
-    pre = train_classifier(pre_cfg, to_x(images), torch.from_numpy(labels), val_x, val_y, arm_dir / "pretrain",
-                           class_names, progress=progress, resume=True,
-                           description=f"fold {fd.fold} synthetic pre-training {ccfg.model}")
-    # the pre-trained checkpoint replaces the ImageNet start (it began from it)
-    return ccfg.model_copy(update={"epochs": stage.finetune_epochs, "lr": ccfg.lr * stage.finetune_lr_factor,
-                                   "pretrained": False, "weights_path": str(pre.best_path)})
-
-
-def fuse_members(cfg: ExperimentConfig, members: dict[str, dict[str, np.ndarray]], val_y: np.ndarray,
-                 ensemble: str) -> tuple[dict[str, np.ndarray], list[float]]:
-    """Weighted fusion (weights fitted on validation log-loss) or equal weights."""
-    names = list(members)
-    val = [members[m]["val"] for m in names]
-    w = fit_fusion_weights(val, val_y, objective="log_loss") if ensemble == "weighted" else equal_weights(len(names))
-    return {"val": fuse(val, w), "test": fuse([members[m]["test"] for m in names], w)}, [float(v) for v in w]
-
-
-def _fuse_arm(cfg: ExperimentConfig, arm_dir: Path, by_model: dict[str, dict[str, np.ndarray]],
-              val_y: np.ndarray) -> list[float]:
-    """Add the fused ensemble (and the equal-weight reference) to ``by_model``; write ensemble.json."""
-    members = dict(by_model)
-    by_model[ENSEMBLE], weights = fuse_members(cfg, members, val_y, cfg.ensemble)
-    by_model[ENSEMBLE]["temperature"] = np.array(
-        fit_temperature(np.log(np.clip(by_model[ENSEMBLE]["val"], 1e-12, 1)), val_y))
-    if cfg.ensemble == "weighted":  # equal weights as the reference the fitted weights must beat
-        by_model[ENSEMBLE_EQUAL], _ = fuse_members(cfg, members, val_y, "equal")
-    write_ensemble_file(arm_dir / "ensemble.json", {m: Path(m) / "best.pt" for m in members}, weights,
-                        "validation log-loss" if cfg.ensemble == "weighted" else "equal weights",
-                        temperature=float(by_model[ENSEMBLE]["temperature"]))
-    return weights
-
-
-def curate_with_baseline(cfg: ExperimentConfig, syn: Synthetic, fold_dir: Path) -> Synthetic:
-    """Score each class's synthetic images with the fold's baseline classifier (real training
-    images only) through its Predictor, and keep the most confident ``n_per_class``."""
-    predictor = Predictor.load(fold_dir / "baseline" / cfg.classifiers[0].model / "best.pt")
-    probs = {cls: predictor.predict_pixels(part.images) for cls, part in syn.by_class.items()}
-    return curate(syn, probs, keep=cfg.synthetic.n_per_class)
-
-
-def calibration_summary(p: dict[str, np.ndarray], test_y: np.ndarray) -> dict[str, float]:
-    """The fitted temperature and the hold-out ECE before / after it (T was fitted on validation)."""
-    t = float(p["temperature"])
-    return {"temperature": t, "ece_test": expected_calibration_error(test_y, p["test"]),
-            "ece_test_calibrated": expected_calibration_error(test_y, apply_temperature(p["test"], t))}
-
-
-def fold_summary(fold: int, preds: dict[str, dict[str, dict[str, np.ndarray]]], val_y: np.ndarray,
-                 model: str, class_names: list[str], rare: list[str]) -> list[str]:
-    """One line per arm with this fold's validation numbers, printed as each fold ends."""
-    from sonogan.evaluate.metrics import classification_metrics
-
-    lines = []
-    for arm, by_model in preds.items():
-        m = classification_metrics(val_y, by_model[model]["val"], class_names)
-        rare_f1 = "  ".join(f"F1 {c} {m[f'f1/{c}']:.3f}" for c in rare)
-        lines.append(f"fold {fold} val  {arm:<12} accuracy {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  {rare_f1}")
-    return lines
-
-
-@dataclass(frozen=True)
-class FoldJob:
-    """What a task of one fold needs to rebuild its inputs in any process (picklable)."""
-
-    cfg: ExperimentConfig
-    dataset: str
-    splits: str
-    run: str
-    fold: int
-    rare: tuple[str, ...]
-    progress: bool = False
-
-    @property
-    def fold_dir(self) -> Path:
-        return Path(self.run) / "folds" / f"fold{self.fold}"
-
-    def inputs(self) -> tuple[Dataset, FoldData]:
-        torch.set_num_threads(self.cfg.num_threads)
-        return _fold_inputs(self.dataset, self.splits, self.fold, self.cfg.preset, self.cfg.allow_no_masks)
-
-    def log(self, line: str) -> None:
-        run_logger(self.run).info(line)
-
-    def rare_indices(self, ds: Dataset) -> list[int]:
-        """The classes that get synthetic images: the rare ones, or every class (``classes: all``),
-        which the count-matched control then re-draws."""
-        if self.cfg.synthetic.classes == "all":
-            return list(range(len(ds.spec.classes)))
-        return [ds.spec.class_index(c) for c in self.rare]
-
-
-@lru_cache(maxsize=1)
-def _fold_inputs(dataset: str, splits: str, fold: int, preset: str, allow_no_masks: bool) -> tuple[Dataset, FoldData]:
-    """The fold's data, loaded once per process (the local executor's tasks share it)."""
-    ds = load_dataset(dataset)
-    return ds, load_fold(ds, Splits.load(splits, ds), fold, preset, allow_no_masks=allow_no_masks)
-
-
-def fold_synthetic(job: FoldJob, ds: Dataset, fd: FoldData) -> Synthetic:
-    """The fold's synthetic images as the arms use them: trained and sampled by :func:`synth_task`
-    (read back here), then curated when configured (the baseline has trained by then)."""
-    syn = synthesise(job.cfg, ds, fd, job.fold_dir, list(job.rare), job.progress, job.log)
-    return curate_with_baseline(job.cfg, syn, job.fold_dir) if job.cfg.synthetic.curate is not None else syn
-
-
-def synth_task(job: FoldJob) -> None:
-    """Task: train (or resume) the fold's generators and sample them into the run folder."""
-    ds, fd = job.inputs()
-    synthesise(job.cfg, ds, fd, job.fold_dir, list(job.rare), job.progress, job.log)
-
-
-def arm_task(job: FoldJob, arm: Arm, clf_index: int) -> dict[str, np.ndarray]:
-    """Task: one classifier of one arm (or its saved predictions) -> val/test probabilities."""
-    ds, fd = job.inputs()
-    syn = fold_synthetic(job, ds, fd) if arm.needs_synthetic else Synthetic()
-    model = job.cfg.classifiers[clf_index].model
-    job.log(f"fold {job.fold}: {arm.name} / {model}")
-    return train_arm(job.cfg, clf_index, arm, fd, syn, job.rare_indices(ds), ds.spec.classes,
-                     job.fold_dir / arm.name / model, job.progress)
-
-
-def submit_fold(executor: Executor, job: FoldJob) -> list[tuple[str, str, Any]]:
-    """Submit the fold's tasks: generators -> baseline -> the other arms (those with synthetic
-    images wait for the generators, and for the baseline when it curates them). Returns
-    (arm, model, handle) in report order."""
-    cfg = job.cfg
-    arms = cfg.arms()
-    cpus, gpus = executor_resources(cfg)
-    synth = (executor.submit(synth_task, (job,), cpus=cpus, gpus=gpus)
-             if any(a.needs_synthetic for a in arms) else None)
-    handles: list[tuple[str, str, Any]] = []
-    baseline: list[Any] = []
-    for arm in arms:
-        after = [synth] + (baseline[:1] if cfg.synthetic.curate is not None else []) if arm.needs_synthetic else []
-        for i, clf in enumerate(cfg.classifiers):
-            handle = executor.submit(arm_task, (job, arm, i), after=after, cpus=cpus, gpus=gpus)
-            handles.append((arm.name, clf.model, handle))
-            if arm.kind == "baseline":
-                baseline.append(handle)
-    return handles
-
-
-def executor_resources(cfg: ExperimentConfig) -> tuple[float, float]:
-    """CPUs and GPUs one task asks a Ray cluster for: its torch threads, and a GPU share."""
-    return float(cfg.num_threads), cfg.gpus_per_task
-
-
-def finish_fold(job: FoldJob, preds: dict[str, dict[str, dict[str, np.ndarray]]]) -> dict[str, Any]:
-    """The fold's ensembles, t-SNE features, predictions.npz and ``folds/foldK/fold.json``."""
-    from sonogan.experiment.results import primary_model
-
-    cfg = job.cfg
-    ds, fd = job.inputs()
-    syn = fold_synthetic(job, ds, fd) if any(a.needs_synthetic for a in cfg.arms()) else Synthetic()
-    weights: dict[str, list[float]] = {}
-    if len(cfg.classifiers) > 1:
-        for arm in preds:
-            weights[arm] = _fuse_arm(cfg, job.fold_dir / arm, preds[arm], fd.val.labels)
-    if cfg.evaluation.tsne and syn.by_class:
-        save_tsne_features(cfg, fd, syn, job.fold_dir)
-    save_npz_atomic(job.fold_dir / "predictions.npz", **{"y|val": fd.val.labels, "y|test": fd.test.labels},
-                    **{f"{arm}|{model}|{part}": p[part] for arm, by_model in preds.items()
-                       for model, p in by_model.items() for part in ("val", "test")})
-    calibration = {arm: {model: calibration_summary(p, fd.test.labels) for model, p in by_model.items()
-                         if "temperature" in p} for arm, by_model in preds.items()}
-    record = {"fold": job.fold, "val_ids": fd.val.ids, "test_ids": fd.test.ids, "n_train_real": len(fd.train),
-              "train_class_counts": np.bincount(fd.train.labels, minlength=len(ds.spec.classes)).tolist(),
-              "normaliser": fd.normaliser.to_dict(), "synthetic": syn.info, "fusion_weights": weights,
-              "members": [c.model for c in cfg.classifiers], "calibration": calibration,
-              "summary": fold_summary(job.fold, preds, fd.val.labels, primary_model(cfg), ds.spec.classes,
-                                      list(job.rare))}
-    write_json(job.fold_dir / "fold.json", record)
-    return record
-
-
-def run_folds(cfg: ExperimentConfig, ds: Dataset, splits_path: Path, folds: list[int], run: RunDir,
-              rare: list[str], progress: bool, executor: Executor, echo) -> list[dict[str, Any]]:
-    """Every fold's tasks submitted to ``executor``; each fold finished (and its summary echoed)
-    as soon as its tasks are done. A fold with ``fold.json`` is read back, not run."""
-    jobs = {k: FoldJob(cfg, str(ds.root), str(splits_path), str(run.path), k, tuple(rare),
-                       progress and executor.name == "local") for k in folds}
-    pending = {}
-    for k, job in jobs.items():
-        if not (job.fold_dir / "fold.json").is_file():
-            job.fold_dir.mkdir(parents=True, exist_ok=True)
-            pending[k] = submit_fold(executor, job)
-    records = []
-    for k, job in jobs.items():
-        if k in pending:
-            results = executor.gather([h for _, _, h in pending[k]])
-            preds: dict[str, dict[str, dict[str, np.ndarray]]] = {}
-            for (arm, model, _), p in zip(pending[k], results):
-                preds.setdefault(arm, {})[model] = p
-            records.append(finish_fold(job, preds))
-        else:
-            records.append(json.loads((job.fold_dir / "fold.json").read_text()))
-        for line in records[-1]["summary"]:
-            run.log(line)
-            echo(line)
-    return records
 
 
 def check_experiment(cfg: ExperimentConfig, ds: Dataset, n_folds: int) -> list[str]:

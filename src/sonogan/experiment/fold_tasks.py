@@ -117,10 +117,19 @@ def _fuse_arm(cfg: ExperimentConfig, arm_dir: Path, by_model: dict[str, dict[str
 
 def curate_with_baseline(cfg: ExperimentConfig, syn: Synthetic, fold_dir: Path) -> Synthetic:
     """Score each class's synthetic images with the fold's baseline classifier (real training
-    images only) through its Predictor, and keep the most confident ``n_per_class``."""
+    images only) through its Predictor, and keep the most confident ``n_per_class``. Scored once:
+    the kept ids go to ``curation.json``, which the fold's later tasks read back."""
+    path = fold_dir / "curation.json"
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        return Synthetic(by_class={c: p.select(np.isin(p.ids, saved["kept"][c])) for c, p in syn.by_class.items()},
+                         info={c: {**v, "curation": saved["info"][c]} for c, v in syn.info.items()})
     predictor = Predictor.load(fold_dir / "baseline" / cfg.classifiers[0].model / "best.pt")
     probs = {cls: predictor.predict_pixels(part.images) for cls, part in syn.by_class.items()}
-    return curate(syn, probs, keep=cfg.synthetic.n_per_class)
+    out = curate(syn, probs, keep=cfg.synthetic.n_per_class)
+    write_json(path, {"kept": {c: p.ids for c, p in out.by_class.items()},
+                      "info": {c: v["curation"] for c, v in out.info.items()}})
+    return out
 
 
 def calibration_summary(p: dict[str, np.ndarray], test_y: np.ndarray) -> dict[str, float]:

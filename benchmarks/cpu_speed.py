@@ -1,0 +1,210 @@
+"""Training throughput on this CPU: fp32 vs channels_last vs bf16 autocast vs both vs compiled.
+
+Models (the ones the real protocol trains): EfficientNet-Lite0 at 160 and 224 px (3-channel ROI,
+8 classes), the 64-px DCGAN (one D step + one G step), and the Lite0-U-Net segmenter at 160 px
+(Dice + BCE). One training step = forward, loss in fp32, backward, AdamW (foreach) step; the GAN
+uses its own Adam pair. Every variant is measured round-robin in one process, repeat after
+repeat, so the machine's noise hits all variants alike: read the ratios, not the absolute
+numbers. Master weights and optimizer state stay fp32 in every variant (autocast only casts
+the matmuls / convolutions).
+
+Writes benchmarks/results/cpu_speed.json with the median img/s per (model, threads, variant),
+the ratio to fp32 NCHW, and the load average, thread count, torch version and CPU flags.
+
+Example:
+    python benchmarks/cpu_speed.py                      # 1 and 2 threads, 5 repeats, no compile
+    python benchmarks/cpu_speed.py --compile --threads 2 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from sonogan.models.classifiers import create_classifier
+from sonogan.models.segmentation import create_segmenter
+from sonogan.synth.config import GanConfig
+from sonogan.synth.nets.dcgan import dcgan_nets
+
+OUT = Path(__file__).resolve().parent / "results" / "cpu_speed.json"
+VARIANTS = ("fp32", "fp32-cl", "bf16", "bf16-cl")
+
+
+def cpu_flags() -> list[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return sorted(f for f in flags if f.startswith(("avx512", "amx", "avx2", "fma")))
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def classifier_step(size: int, batch: int, channels_last: bool, bf16: bool, compile_: bool) -> Callable[[], None]:
+    torch.manual_seed(0)
+    model = create_classifier("efficientnet-lite0", num_classes=8, in_chans=3)
+    x = torch.randn(batch, 3, size, size)
+    y = torch.randint(0, 8, (batch,))
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    net = torch.compile(model) if compile_ else model
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, foreach=True)
+    model.train()
+
+    def step() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = net(x)
+        loss = F.cross_entropy(logits.float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def segmenter_step(size: int, batch: int, channels_last: bool, bf16: bool, compile_: bool) -> Callable[[], None]:
+    torch.manual_seed(0)
+    model = create_segmenter("efficientnet-lite0-unet", in_chans=3)
+    x = torch.randn(batch, 3, size, size)
+    y = (torch.rand(batch, 1, size, size) > 0.7).float()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    net = torch.compile(model) if compile_ else model
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, foreach=True)
+    model.train()
+
+    def step() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = net(x)
+        logits = logits.float()
+        prob = torch.sigmoid(logits)
+        dice = 1 - (2 * (prob * y).sum() + 1) / (prob.sum() + y.sum() + 1)
+        loss = F.binary_cross_entropy_with_logits(logits, y) + dice
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def gan_step(batch: int, channels_last: bool, bf16: bool, compile_: bool) -> Callable[[], None]:
+    torch.manual_seed(0)
+    cfg = GanConfig(family="dcgan", batch_size=batch)
+    G, D = dcgan_nets(cfg)
+    real = torch.randn(batch, cfg.channels, cfg.resolution, cfg.resolution)
+    if channels_last:
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+        real = real.contiguous(memory_format=torch.channels_last)
+    g_net, d_net = (torch.compile(G), torch.compile(D)) if compile_ else (G, D)
+    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999), foreach=True)
+    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999), foreach=True)
+    ones, zeros = torch.ones(batch), torch.zeros(batch)
+
+    def step() -> None:
+        z = torch.randn(batch, cfg.z_dim)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            fake = g_net(z)
+            d_real, d_fake = d_net(real), d_net(fake.detach())
+        loss_d = (F.binary_cross_entropy_with_logits(d_real.float().flatten(), ones)
+                  + F.binary_cross_entropy_with_logits(d_fake.float().flatten(), zeros))
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            d_gen = d_net(fake)
+        loss_g = F.binary_cross_entropy_with_logits(d_gen.float().flatten(), ones)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+    return step
+
+
+MODELS: dict[str, tuple[int, Callable[..., Callable[[], None]]]] = {
+    "lite0-160": (32, lambda b, cl, bf, c: classifier_step(160, b, cl, bf, c)),
+    "lite0-224": (32, lambda b, cl, bf, c: classifier_step(224, b, cl, bf, c)),
+    "dcgan-64": (64, gan_step),
+    "lite0-unet-160": (16, lambda b, cl, bf, c: segmenter_step(160, b, cl, bf, c)),
+}
+
+
+def timed(step: Callable[[], None], steps: int) -> float:
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - start) / steps
+
+
+def measure(model: str, threads: int, variants: list[str], repeats: int, steps: int) -> dict:
+    torch.set_num_threads(threads)
+    batch, factory = MODELS[model]
+    built = {}
+    compile_s = {}
+    for v in variants:
+        start = time.perf_counter()
+        built[v] = factory(batch, v.endswith("-cl") or v == "compiled", v.startswith("bf16"), v == "compiled")
+        built[v]()  # warm-up (for compiled: the compilation itself)
+        built[v]()
+        compile_s[v] = round(time.perf_counter() - start, 1)
+    times = {v: [] for v in variants}
+    for r in range(repeats):  # round-robin: noise hits every variant alike
+        for v in variants:
+            times[v].append(timed(built[v], steps))
+        print(f"  {model} {threads}t repeat {r + 1}/{repeats}: "
+              + ", ".join(f"{v} {batch / times[v][-1]:.1f}" for v in variants), flush=True)
+    med = {v: statistics.median(t) for v, t in times.items()}
+    base = med.get("fp32")
+    return {"batch": batch, "threads": threads,
+            "img_per_s": {v: round(batch / m, 2) for v, m in med.items()},
+            "step_ms": {v: round(1000 * m, 1) for v, m in med.items()},
+            "ratio_vs_fp32": {v: round(base / m, 2) for v, m in med.items()} if base else {},
+            "first_two_steps_s": compile_s}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=3, help="steps per timed repeat")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile (inductor), minutes of warm-up")
+    parser.add_argument("--out", default=str(OUT))
+    args = parser.parse_args()
+    variants = list(VARIANTS) + (["compiled"] if args.compile else [])
+    load_before = os.getloadavg()
+    results = {}
+    for model in args.models.split(","):
+        for threads in (int(t) for t in args.threads.split(",")):
+            results[f"{model}@{threads}t"] = measure(model, threads, variants, args.repeats, args.steps)
+    out = {"benchmark": "cpu_speed", "variants": variants, "results": results,
+           "compiled_variant": "bf16 autocast off, channels_last on" if args.compile else None,
+           "load_avg_before": [round(x, 2) for x in load_before],
+           "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+           "torch": torch.__version__, "cpu": cpu_model(), "cpu_flags": cpu_flags(),
+           "bf16_native": "avx512_bf16" in cpu_flags() or "amx_bf16" in cpu_flags(),
+           "cpus": os.cpu_count(), "repeats": args.repeats, "steps_per_repeat": args.steps}
+    Path(args.out).write_text(json.dumps(out, indent=1))
+    print(f"written {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 import yaml
 from pydantic import Field, field_validator, model_validator
@@ -117,8 +118,13 @@ class Dataset:
     def real(self) -> pd.DataFrame:
         return self.manifest[self.manifest["source"] == "real"]
 
-    def labels_index(self) -> pd.Series:
-        return self.manifest["label"].map(self.spec.class_index)
+    def patient_groups(self, ids: list[str]) -> np.ndarray | None:
+        """The patient id of each image id, the bootstrap's resampling unit; None when the dataset
+        has no patient ids (each image is then its own case and images are resampled)."""
+        if not self.spec.patients_known:
+            return None
+        patient = self.manifest.set_index("image_id")["patient_id"]
+        return patient.loc[list(ids)].to_numpy(dtype=str)
 
 
 def normalise_manifest(df: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:

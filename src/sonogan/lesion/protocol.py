@@ -246,7 +246,7 @@ def summarise_runs(run_dirs: list[Path]) -> dict[str, Any]:
             if fold in preds:
                 raise SonoganInputError(run_dir, f"fold {fold} is in two of the runs", "pool runs of different folds")
             fd = load_fold(ds, splits, fold, cfg.preset)
-            truth[fold] = truth_of(fd, {p: mask_flags(ds, getattr(fd, p).ids) for p in PARTS}, cfg.train.image_size)
+            truth[fold] = truth_of(ds, fd, {p: mask_flags(ds, getattr(fd, p).ids) for p in PARTS}, cfg.train.image_size)
             preds[fold] = {}
             for arm in cfg.arms:
                 with np.load(Path(run_dir) / f"fold-{fold}" / arm / "predictions.npz") as saved:
@@ -276,7 +276,7 @@ def run_lesion(cfg: LesionExperimentConfig | None, out: str | Path, resume: bool
             runner = FoldRunner(cfg, ds, fd, run.path / f"fold-{fold}", run, echo, progress, pretrain)
             for arm in arm_order(cfg.arms):
                 runner.run_arm(arm)
-            truth[fold], preds[fold] = truth_of(fd, runner.has, cfg.train.image_size), runner.preds
+            truth[fold], preds[fold] = truth_of(ds, fd, runner.has, cfg.train.image_size), runner.preds
             echo(f"fold {fold}: {', '.join(runner.preds)} done")
         results = summarise(cfg, list(ds.spec.classes), truth, preds)
         write_json(run.path / "metrics.json", results)

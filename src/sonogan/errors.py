@@ -1,10 +1,15 @@
 """User-facing errors.
 
-Every problem a user can fix (bad file, bad label, bad config) raises
-:class:`SonoganInputError` with a one-line message that names the file and the fix.
-The CLI prints that line and exits with code 2; library callers can catch it. A full or
-read-only disk is user-fixable too: :func:`disk_error_line` words it the same way.
+Every problem a user can fix (bad file, bad label, bad config) raises a :class:`SonoganError`
+with a one-line message that says what is wrong and the fix; :class:`SonoganInputError`, the
+usual one, also names the file or option. The CLI prints that line and exits with code 2;
+library callers can catch it. A full or read-only disk is user-fixable too:
+:func:`disk_error_line` words it the same way (:func:`expected_error_line` covers both).
 :class:`RunInterrupted` carries the command that continues an interrupted run (exit 130).
+
+Anything else is a bug. On its way up an exception collects where it happened, for the
+CLI's one-line report: :func:`note_run` (the run folders it left, innermost first, by
+``RunDir``) and :func:`note_step` (the innermost named step, by ``sonogan.progress.step``).
 
 Example:
     >>> raise SonoganInputError("data/x.png", "image cannot be decoded", "re-export it as PNG or JPEG")
@@ -15,6 +20,8 @@ Example:
     'runs/x/metrics.json: no space left on device; fix: free disk space (or use another --out), then run the command again'
     >>> disk_error_line(ValueError("a bug")) is None
     True
+    >>> expected_error_line(SonoganError("only one class ('benign') in column 'label'", "label two classes or more"))
+    "only one class ('benign') in column 'label'; fix: label two classes or more"
 """
 
 from __future__ import annotations
@@ -35,14 +42,22 @@ DISK_ERRORS = {
 }
 
 
-class SonoganInputError(Exception):
-    """A problem with user input; the message is one line: '<where>: <what>; fix: <how>'."""
+class SonoganError(Exception):
+    """A problem the user can fix; the message is one line: '<what>; fix: <how>'."""
+
+    def __init__(self, what: str, fix: str) -> None:
+        self.what = what
+        self.fix = fix
+        super().__init__(f"{what}; fix: {fix}")
+
+
+class SonoganInputError(SonoganError):
+    """A problem with a named input; the message is one line: '<where>: <what>; fix: <how>'."""
 
     def __init__(self, where: str | Path, what: str, fix: str) -> None:
         self.where = str(where)
-        self.what = what
-        self.fix = fix
-        super().__init__(f"{self.where}: {what}; fix: {fix}")
+        super().__init__(what, fix)
+        self.args = (f"{self.where}: {what}; fix: {fix}",)
 
 
 class RunInterrupted(Exception):
@@ -65,3 +80,44 @@ def disk_error_line(exc: BaseException) -> str | None:
     what, fix = DISK_ERRORS[exc.errno]
     where = exc.filename if exc.filename is not None else "(a file of this command)"
     return f"{where}: {what}; fix: {fix}"
+
+
+def expected_error_line(exc: BaseException) -> str | None:
+    """The one line of a problem the user can fix (a :class:`SonoganError` or a disk error), else None."""
+    if isinstance(exc, SonoganError):
+        return str(exc)
+    return disk_error_line(exc)
+
+
+# Attribute names under which an exception carries where it happened (see the module docstring).
+_RUNS = "sonogan_runs"
+_STEP = "sonogan_step"
+
+
+def note_run(exc: BaseException, run: str | Path) -> None:
+    """Record that ``exc`` left the run in folder ``run`` (called innermost run first)."""
+    exc.__dict__.setdefault(_RUNS, []).append(str(run))
+
+
+def note_step(exc: BaseException, step: str) -> None:
+    """Record the step ``exc`` left; only the first (innermost) call counts."""
+    exc.__dict__.setdefault(_STEP, step)
+
+
+def _chain(exc: BaseException | None) -> list[BaseException]:
+    # an exception re-raised as another one (``raise X from exc``) keeps the original's notes
+    seen: list[BaseException] = []
+    while exc is not None and exc not in seen:
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return seen
+
+
+def runs_left(exc: BaseException) -> list[str]:
+    """The run folders ``exc`` (or an exception it was raised from) left, innermost first."""
+    return [run for e in _chain(exc) for run in e.__dict__.get(_RUNS, [])]
+
+
+def step_left(exc: BaseException) -> str | None:
+    """The innermost named step ``exc`` (or an exception it was raised from) left, if any."""
+    return next((e.__dict__[_STEP] for e in _chain(exc) if _STEP in e.__dict__), None)

@@ -108,7 +108,12 @@ def run_model_files(run_dir: Path, arm: str | None = None, model: str | None = N
     else its single classifier.
     """
     info = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
-    folds = [fold] if fold is not None else list(info.get("folds") or [])
+    run_folds = list(info.get("folds") or [])
+    if fold is not None and fold not in run_folds:
+        listed = ", ".join(map(str, run_folds)) or "none"
+        raise SonoganInputError(run_dir, f"fold {fold} does not exist (the run's folds: {listed})",
+                                "choose one of them with --fold, or leave --fold out to average every fold")
+    folds = [fold] if fold is not None else run_folds
     arm = arm or "baseline"
     files = []
     for k in folds:

@@ -21,10 +21,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import io
 import os
-import struct
-import warnings
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,72 +30,19 @@ from typing import Any, TypeVar
 import imagehash
 import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from rich.progress import track
 
 from sonogan.data.manifest import Dataset
-from sonogan.errors import SonoganInputError
+from sonogan.imageio import MAX_PIXELS, open_image  # noqa: F401  (MAX_PIXELS: kept importable here)
 
-#: Largest image accepted, in pixels: PIL's decompression-bomb threshold (about 9459 x 9459).
-MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 K = TypeVar("K", str, int)
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError)
-_HEADER_ERRORS = (OSError, SyntaxError, ValueError, IndexError, TypeError, struct.error)
-# read_image refuses every image over MAX_PIXELS with a one-line error, so PIL's warning for
-# the band just below its own hard limit would only add a second, scarier message
-warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-
-
-def _declared_size(data: bytes) -> tuple[int, int] | None:
-    """The (width, height) an image header claims, read with PIL's format plugins directly,
-    because ``Image.open`` refuses to return the size of a decompression bomb."""
-    Image.init()
-    for fmt in Image.ID:
-        factory, accept = Image.OPEN[fmt]
-        result = accept(data[:16]) if accept else True  # as Image.open does; a str is a warning
-        if not result or isinstance(result, str):
-            continue
-        try:
-            return factory(io.BytesIO(data), "").size
-        except _HEADER_ERRORS:
-            continue
-    return None
-
-
-def _too_large(path: Path, size: tuple[int, int] | None) -> SonoganInputError:
-    claimed = f"{size[0]} x {size[1]} px" if size else "larger than PIL will open"
-    return SonoganInputError(path, f"image is {claimed}, larger than the limit of {MAX_PIXELS:,} px "
-                             "(a decompression-bomb guard)",
-                             "downscale the image (ultrasound frames rarely exceed 2000 px a side) or remove its row")
 
 
 def read_image(path: Path) -> tuple[str, Image.Image]:
-    """Read ``path`` once: (sha256 of its bytes, fully decoded PIL image).
-
-    ``load()`` forces a full decode, so truncated JPEGs and garbage bytes fail here; the
-    pixel limit is checked from the header, before anything large is allocated.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise SonoganInputError(path, "image file not found", "restore the file or fix its path in manifest.csv")
-    data = path.read_bytes()
-    if not data:
-        raise SonoganInputError(path, "file is empty (0 bytes)", "restore or re-export the image, or remove its row")
-    try:
-        img = Image.open(io.BytesIO(data))
-        if img.width * img.height > MAX_PIXELS:
-            raise _too_large(path, img.size)
-        img.load()
-    except Image.DecompressionBombError:
-        raise _too_large(path, _declared_size(data)) from None
-    except UnidentifiedImageError:
-        raise SonoganInputError(path, "not an image PIL can decode (unrecognised or corrupt format)",
-                                "re-export the image as PNG or JPEG, or remove its row") from None
-    except _DECODE_ERRORS as exc:
-        raise SonoganInputError(path, f"image cannot be decoded ({type(exc).__name__}: {exc})".replace("\n", " "),
-                                "re-export the image as PNG or JPEG, or remove its row") from None
-    if img.width == 0 or img.height == 0:
-        raise SonoganInputError(path, "image has zero size", "re-export the image")
+    """Read ``path`` once: (sha256 of its bytes, fully decoded PIL image), through the one safe
+    decoder (:func:`sonogan.imageio.open_image`: the pixel limit is checked from the header)."""
+    data, img = open_image(path)
     return hashlib.sha256(data).hexdigest(), img
 
 

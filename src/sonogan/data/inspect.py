@@ -29,6 +29,8 @@ from rich.progress import track
 from sonogan.data.duplicates import cross_pairs, dataset_hashes
 from sonogan.data.manifest import Dataset
 from sonogan.data.validate import ValidationReport, validate_dataset
+from sonogan.errors import SonoganInputError
+from sonogan.imageio import decode_image
 from sonogan.runs import write_json
 
 THUMB = 128
@@ -64,9 +66,12 @@ def clinical_summary(ds: Dataset) -> dict[str, dict[str, Any]]:
 
 def _thumb(path: Path, mask_path: Path | None, size: int = THUMB) -> np.ndarray:
     """Letterboxed BGR thumbnail with the mask outline drawn in green."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    img = cv2.cvtColor(decode_image(path), cv2.COLOR_RGB2BGR)  # the safe decoder; BGR for cv2's drawing
     if mask_path is not None:
-        mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
+        try:
+            mask = decode_image(mask_path, grey=True)
+        except SonoganInputError:
+            mask = None  # validation reports bad masks; a thumbnail just goes without the outline
         if mask is not None and mask.shape == img.shape[:2]:
             contours, _ = cv2.findContours((mask > 0).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
             cv2.drawContours(img, contours, -1, (0, 255, 0), max(1, img.shape[1] // 150))

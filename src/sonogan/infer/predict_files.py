@@ -1,6 +1,8 @@
 """Predict image and DICOM files (or folders of them) with a trained model: one row per image.
 
-Image files are decoded by the pipeline's own decoder; DICOM files go through the DICOM
+Image files are decoded by the pipeline's own safe decoder (:func:`sonogan.imageio.decode_image`:
+the pixel limit is checked from the header, images under :data:`~sonogan.imageio.MIN_SIDE` px
+a side are refused); DICOM files go through the DICOM
 importer's own path (:func:`sonogan.data.importers.dicom.read_cropped`: decoded, every frame
 cropped to the scan region, the patient only as a salted hash), so a file gets exactly the
 pixels it would have had in training. Then the model's own preset prepares them. Lesion masks
@@ -30,7 +32,7 @@ from pydicom.misc import is_dicom
 from sonogan.data.importers.dicom import Skip, read_cropped
 from sonogan.errors import SonoganInputError
 from sonogan.infer.predictor import ImageInput
-from sonogan.preprocess.cache import decode_image
+from sonogan.imageio import MIN_SIDE, decode_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 DICOM_SUFFIXES = {".dcm", ".dicom"}
@@ -116,8 +118,10 @@ def read_inputs(files: Sequence[Path], masks: Sequence[Path | None] | None = Non
             items += [InputImage(str(file), k, patient, _as_rgb(f), None, dcm.crop)
                       for k, f in enumerate(dcm.frames, start=1)]
         else:
-            lesion = None if mask is None else decode_image(Path(mask), grey=True, fix=fix)
-            items.append(InputImage(str(file), 0, patient_id or given or str(file), decode_image(file, fix=fix),
+            # the safe decoder: pixel limit from the header, and no thumbnail-sized "scans"
+            lesion = None if mask is None else decode_image(Path(mask), grey=True, fix=fix, min_side=MIN_SIDE)
+            image = decode_image(file, fix=fix, min_side=MIN_SIDE)
+            items.append(InputImage(str(file), 0, patient_id or given or str(file), image,
                                     lesion, mask_source="" if lesion is None else "given"))
     if not items:
         first = f" (first: {skipped[0]['file']}: {skipped[0]['reason']})" if skipped else ""

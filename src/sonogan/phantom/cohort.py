@@ -23,6 +23,7 @@ import pandas as pd
 from rich.progress import track
 
 from sonogan.data.manifest import Dataset, DatasetSpec, write_dataset
+from sonogan.imageio import decode_image
 from sonogan.phantom.anatomy import Scene, build_scene
 from sonogan.phantom.annotations import annotate
 from sonogan.phantom.clinical import CLINICAL, sample_clinical
@@ -188,7 +189,7 @@ def phantom_montage(ds: Dataset, path: str | Path, per_class: int = 5, tile: int
         df = df.head(per_class)
         tiles = []
         for rel in df["image"]:
-            img = cv2.imread(str(ds.path(rel)), cv2.IMREAD_COLOR)
+            img = cv2.cvtColor(decode_image(ds.path(rel)), cv2.COLOR_RGB2BGR)  # the safe decoder; BGR as before
             tiles.append(cv2.resize(img, (tile, tile), interpolation=cv2.INTER_AREA))
         while len(tiles) < per_class:
             tiles.append(np.zeros((tile, tile, 3), np.uint8))

@@ -45,6 +45,7 @@ import sonogan
 from sonogan.config import to_yaml
 from sonogan.data.manifest import Dataset
 from sonogan.errors import SonoganInputError
+from sonogan.imageio import decode_image  # the one safe decoder (pixel limit from the header)
 from sonogan.locations import ENV_VAR, work_dir
 from sonogan.preprocess.presets import PreprocessConfig, get_preset, pipeline, run_pipeline
 from sonogan.preprocess.transforms import Compose
@@ -87,18 +88,6 @@ def _folder_name(cfg: PreprocessConfig, key: str) -> str:
 
 def _is_complete(path: Path) -> bool:
     return all((path / f).is_file() for f in _FILES)
-
-
-def decode_image(path: Path, grey: bool = False, context: str = "",
-                 fix: str = "fix the file or the manifest path, then run 'sonogan preprocess' again") -> np.ndarray:
-    """The pipeline's one decoder (OpenCV; RGB, or grey for masks): training and prediction read
-    pixels the same way. ``context`` is added to the error (e.g. the manifest row)."""
-    flag = cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR
-    img = cv2.imread(str(path), flag)
-    if img is None:
-        what = "file not found" if not path.is_file() else "image cannot be decoded"
-        raise SonoganInputError(path, what + (f" ({context})" if context else ""), fix)
-    return img if grey else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def _process_row(task: tuple[Compose, str, str, str, bool]) -> tuple[np.ndarray, np.ndarray, bool]:

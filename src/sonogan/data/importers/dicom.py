@@ -16,7 +16,9 @@ and ``crop`` (regions / table / scan_area). The salt is ``--salt``, else the sec
 into the same parent folder so patient ids match across imports).
 
 A file that is not DICOM, is corrupt, is not ultrasound (Modality != US), has no pixel
-data, cannot be decoded, or repeats an imported SOP instance is skipped; the skipped files
+data, declares more pixels than the safe decoder's limit (checked from the header, before
+decoding), cannot be decoded, has a scan region under 32 x 32 px after cropping, or repeats
+an imported SOP instance is skipped; the skipped files
 (path relative to SRC, and why) are listed in ``import-report.json`` in the dataset and by
 the CLI. The import fails only when nothing could be imported.
 
@@ -53,12 +55,16 @@ from rich.progress import track
 from sonogan.data.importers.common import IMPORTERS, ImportedDataset, ImportOptions, materialise, resolve_spec
 from sonogan.data.importers.dicom_pixels import choose_crop, decode_frames
 from sonogan.errors import SonoganInputError
+from sonogan.imageio import MAX_PIXELS, MIN_SIDE
 from sonogan.preprocess.functional import crop_box
 
 SALT_FILE = ".sonogan-salt"
 REPORT_FILE = "import-report.json"
 HASH_CHARS = 16  # 64 bits: collisions are negligible for any clinical cohort, ids stay short
 IGNORED_NAMES = {"DICOMDIR"}
+#: Most pixels one file may hold over all its frames: 4 full-limit frames, or about 745
+#: frames of 800 x 600 (a 25 s loop at 30 fps), 358 MB as grey uint8.
+MAX_FILE_PIXELS = 4 * MAX_PIXELS
 
 
 class DicomImportOptions(ImportOptions):
@@ -141,6 +147,7 @@ def read_dicom(path: Path) -> tuple[Dataset, np.ndarray]:
         raise Skip(f"not ultrasound (Modality {modality!r})")
     if "PixelData" not in ds:
         raise Skip("no pixel data")
+    check_declared_size(ds)
     try:
         frames = decode_frames(ds)
     except Exception as exc:  # truncated data, unsupported compression (no decoder installed), ...
@@ -150,6 +157,23 @@ def read_dicom(path: Path) -> tuple[Dataset, np.ndarray]:
     if frames.ndim not in (3, 4) or 0 in frames.shape:
         raise Skip(f"unexpected pixel array shape {frames.shape}")
     return ds, frames
+
+
+def check_declared_size(ds: Dataset) -> None:
+    """Refuse (:class:`Skip`) a file whose header declares more pixels than the safe decoder
+    accepts, before pydicom decodes anything: per frame :data:`~sonogan.imageio.MAX_PIXELS`
+    (as for image files), over all frames :data:`MAX_FILE_PIXELS`."""
+    try:
+        rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+        n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except Exception as exc:  # malformed values raise anything from TypeError to pydicom's own errors
+        raise Skip(f"corrupt DICOM (Rows/Columns/NumberOfFrames: {_first_line(exc)})") from None
+    if rows * cols > MAX_PIXELS:
+        raise Skip(f"frames are {cols} x {rows} px, larger than the limit of {MAX_PIXELS:,} px "
+                   "(a decompression-bomb guard)")
+    if rows * cols * n_frames > MAX_FILE_PIXELS:
+        raise Skip(f"{n_frames} frames of {cols} x {rows} px, more than the limit of {MAX_FILE_PIXELS:,} px "
+                   "per file (a decompression-bomb guard); export a shorter loop")
 
 
 def _file_key(ds: Dataset, path: Path) -> str:
@@ -187,6 +211,10 @@ def read_cropped(path: Path, salt: str) -> CroppedDicom:
     ds, frames = read_dicom(path)
     key = _file_key(ds, path)
     box, method = choose_crop(ds, frames)
+    width, height = box[2] - box[0], box[3] - box[1]
+    if min(width, height) < MIN_SIDE:
+        raise Skip(f"scan region is {width} x {height} px after cropping ({method}), below the minimum of "
+                   f"{MIN_SIDE} x {MIN_SIDE} px")
     patient_raw = str(ds.get("PatientID", "") or "").strip()
     style = " ".join(str(ds.get(k, "") or "").strip() for k in ("Manufacturer", "ManufacturerModelName")).strip()
     return CroppedDicom([crop_box(f, box) for f in frames], method, salted_hash(salt, "file", key),

@@ -42,7 +42,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from sonogan.config import to_yaml
-from sonogan.errors import SonoganInputError
+from sonogan.errors import SonoganInputError, expected_error_line, note_run
 
 PACKAGES = ("sonogan", "torch", "torchvision", "timm", "diffusers", "numpy", "pandas", "scikit-learn",
             "scipy", "opencv-python-headless", "pillow", "imagehash", "pydicom", "pydantic", "matplotlib")
@@ -342,11 +342,26 @@ class RunDir:
         finally:
             self.close()
 
+    def _log_outcome(self, exc: BaseException, status: str) -> None:
+        """log.txt ends with the reason: the error line, or the traceback of an unexpected error
+        (the CLI prints one line and points here)."""
+        if self.logger is None:
+            return
+        expected = expected_error_line(exc)
+        if status == "interrupted":
+            self.logger.info("interrupted")
+        elif expected is not None:
+            self.logger.error(f"error: {expected}")
+        else:
+            self.logger.error(f"failed: {one_line(exc)}", exc_info=exc)
+
     def abandon(self, exc: BaseException) -> None:
         """Mark the run ``interrupted`` (Ctrl-C) or ``failed`` (with the error line) and close it.
         Best effort: a full disk must not hide the error that brought us here."""
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        note_run(exc, self.path)  # the CLI's one-line report names the run
         try:
+            self._log_outcome(exc, status)
             self.finish(status, error=None if status == "interrupted" else one_line(exc))
         except OSError:
             pass

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,20 +43,15 @@ def test_build_contents(ds):
 
 
 def test_second_build_is_a_noop(ds, monkeypatch):
-    t0 = time.perf_counter()
     first = build_cache(ds, "full-64")
-    t_first = time.perf_counter() - t0
     mtime = (first / "info.json").stat().st_mtime_ns
 
     def boom(task):  # any decode on the second call would fail the test
         raise AssertionError("decoded again")
 
     monkeypatch.setattr(cache_mod, "_process_row", boom)
-    t0 = time.perf_counter()
     second = build_cache(ds, "full-64")
-    t_second = time.perf_counter() - t0
     assert second == first and (second / "info.json").stat().st_mtime_ns == mtime
-    assert t_second < max(t_first, 0.05)
 
 
 def test_open_cache_absent_then_stale(ds, tmp_path):

@@ -69,7 +69,7 @@ def test_every_package_registry_resolves_its_names() -> None:
     # the registries the package had when this test was written; more may come, none may vanish
     expected = {"sonogan.data.importers.common.IMPORTERS", "sonogan.models.classifiers.CLASSIFIERS",
                 "sonogan.train.losses.LOSSES", "sonogan.preprocess.presets.PRESETS",
-                "sonogan.synth.nets.GAN_FAMILIES", "sonogan.synth.losses.LOSSES"}
+                "sonogan.synth.nets.families.GAN_FAMILIES", "sonogan.synth.losses.LOSSES"}
     assert expected <= set(registries)
     for where, reg in registries.items():
         names = reg.names()

@@ -16,11 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sonogan.registry import Registry
-
-GAN_FAMILIES: Registry[Any] = Registry("GAN model")
-#: Families that condition G and D on the class label (trained over all classes).
-CONDITIONAL = {"cgan", "acgan"}
+from sonogan.synth.nets.families import CONDITIONAL, GAN_FAMILIES
 
 
 def create_gan(name: str, cfg: Any, num_classes: int = 1) -> tuple[nn.Module, nn.Module, Any]:
@@ -64,5 +60,6 @@ class _AuxClassifier(nn.Module):
         return self.D(x)[1]
 
 
-# Importing the family modules registers them.
+# Importing the family modules registers them (each imports the registry from families.py, not
+# from here, so no family module imports this file back).
 from sonogan.synth.nets import conditional, dcgan, dcgan_radford, sngan, wgan  # noqa: E402,F401

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from sonogan.synth.losses import BCELoss
-from sonogan.synth.nets import GAN_FAMILIES
+from sonogan.synth.nets.families import GAN_FAMILIES
 from sonogan.synth.nets.blocks import Discriminator, Generator, init_normal
 
 

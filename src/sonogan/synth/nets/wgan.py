@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from sonogan.synth.losses import WassersteinGPLoss
-from sonogan.synth.nets import GAN_FAMILIES
+from sonogan.synth.nets.families import GAN_FAMILIES
 from sonogan.synth.nets.dcgan import dcgan_nets
 
 

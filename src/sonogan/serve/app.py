@@ -1,6 +1,7 @@
 """The reader-study web app (FastAPI): rater pages and API, admin page and exports.
 
-Routes (``TOKEN`` is a rater's or the admin's private token; any unknown token is a 404):
+Routes (``TOKEN`` is a rater's or the admin's private token; any unknown token is a 404,
+checked before the request body is read):
 
 - ``GET /r/TOKEN`` the rating page; ``GET /r/TOKEN/state`` progress and the next image's
   opaque key; ``GET /r/TOKEN/image/KEY`` that image (PNG); ``POST /r/TOKEN/answer`` one
@@ -9,8 +10,10 @@ Routes (``TOKEN`` is a rater's or the admin's private token; any unknown token i
   ``/a/TOKEN/answers.csv`` every answer with the ground truth.
 
 A rater's responses never hold ground truth or another rater's answers: the state is the
-study name, the class choices, the progress and a random image key. Requests are rate
-limited per (client, token), and each client's unknown-token requests (guessing) separately.
+study name, the class choices, the progress and a random image key. Pages are Jinja2
+templates (:mod:`sonogan.serve.pages`); the engine and sessions come through FastAPI
+dependencies (:mod:`sonogan.serve.deps`); limits, headers and the catch-all for unexpected
+errors are in :mod:`sonogan.serve.guard`.
 
 Example:
     >>> from fastapi.testclient import TestClient
@@ -22,65 +25,23 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Literal
+from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from sonogan.serve.limiter import RateLimiter
-from sonogan.serve.pages import RATER_HTML, RATER_JS, STYLE_CSS, admin_html
-from sonogan.study.db import Answer, Assignment, Item, Rater, Study, hash_token, make_engine, session
+from sonogan.serve.deps import (MAX_COMMENT, SESSION, AnswerIn, admin_study_id, answer_body, current_rater,
+                                get_engine)
+from sonogan.serve.guard import Limits, install_guard
+from sonogan.serve.pages import STATIC_DIR, TEMPLATES, admin_context
+from sonogan.study.db import Answer, Assignment, Item, Rater, Study, make_engine
 from sonogan.study.results import answers_csv, study_summary
 
-HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",  # the token is in the URL: never send it to another site
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self'; style-src 'self'; script-src 'self'; "
-                               "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-}
-
-
-class AnswerIn(BaseModel):
-    """One answer as posted by the rating page."""
-
-    model_config = ConfigDict(extra="forbid")
-    item: str = Field(min_length=1, max_length=32)
-    realism: int = Field(ge=1, le=5)
-    source_call: Literal["real", "synthetic"]
-    class_call: str | None = Field(None, max_length=200)
-    comment: str = Field("", max_length=2000)
-
-
-class Limits(BaseModel):
-    """Per (client, token): ``rate`` requests/s after a ``burst``; per client: ``misses`` unknown tokens/min."""
-
-    rate: float = 20.0
-    burst: int = 60
-    misses_per_minute: int = 30
-
-
-def _not_found() -> HTTPException:
-    return HTTPException(status_code=404, detail="Not Found")
-
-
-def _rater(s: Session, token: str) -> Rater:
-    rater = s.scalars(select(Rater).where(Rater.token_hash == hash_token(token))).one_or_none()
-    if rater is None:
-        raise _not_found()
-    return rater
-
-
-def _study_by_admin(s: Session, token: str) -> Study:
-    study = s.scalars(select(Study).where(Study.admin_token_hash == hash_token(token))).one_or_none()
-    if study is None:
-        raise _not_found()
-    return study
+__all__ = ["Limits", "create_app", "rater_state"]
 
 
 def rater_state(s: Session, rater: Rater) -> dict[str, Any]:
@@ -92,111 +53,74 @@ def rater_state(s: Session, rater: Rater) -> dict[str, Any]:
     if answered < total:
         key = s.scalar(select(Item.key).join(Assignment, Assignment.item_id == Item.id)
                        .where(Assignment.rater_id == rater.id, Assignment.position == answered))
-    assert study is not None
+    assert study is not None  # raters.study_id is a foreign key
     return {"study": study.name, "classes": study.classes, "total": total, "answered": answered,
             "done": answered >= total, "item": key}
 
 
-def _save_answer(engine: Engine, token: str, answer: AnswerIn) -> dict[str, Any]:
-    with session(engine) as s:
-        rater = _rater(s, token)
-        state = rater_state(s, rater)
-        item = s.scalars(select(Item).join(Assignment, Assignment.item_id == Item.id)
-                         .where(Assignment.rater_id == rater.id, Item.key == answer.item)).one_or_none()
-        if item is None:
-            raise _not_found()
-        if s.scalar(select(Answer.id).where(Answer.rater_id == rater.id, Answer.item_id == item.id)) is not None:
-            return state  # a retried request whose answer was already committed: nothing to do
-        if answer.item != state["item"]:
-            raise HTTPException(status_code=409, detail="answer the current image first")
-        study = s.get(Study, rater.study_id)
-        if answer.class_call is not None and study is not None and answer.class_call not in study.classes:
-            raise HTTPException(status_code=422, detail="class_call is not one of the study's classes")
-        s.add(Answer(rater_id=rater.id, position=state["answered"], item_id=item.id, realism=answer.realism,
-                     source_call=answer.source_call, class_call=answer.class_call, comment=answer.comment))
-    with session(engine) as s:
-        return rater_state(s, _rater(s, token))
-
-
-def _limit(app: FastAPI, limits: Limits) -> None:
-    requests = RateLimiter(limits.rate, limits.burst)
-    misses = RateLimiter(limits.misses_per_minute / 60.0, limits.misses_per_minute)
-
-    @app.middleware("http")
-    async def limit_and_harden(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        client = request.client.host if request.client else "unknown"
-        parts = request.url.path.split("/")
-        tokened = len(parts) > 2 and parts[1] in ("r", "a")
-        if tokened and (not misses.allowed(client) or not requests.take(f"{client}/{parts[2]}")):
-            response: Response = PlainTextResponse("Too Many Requests", status_code=429, headers={"Retry-After": "1"})
-        else:
-            response = await call_next(request)
-            if tokened and response.status_code == 404:
-                misses.take(client)
-        response.headers.update(HEADERS)
-        return response
+def save_answer(s: Session, rater: Rater, answer: AnswerIn) -> dict[str, Any]:
+    """Store the rater's answer to their current image (committed here), then the new state."""
+    state = rater_state(s, rater)
+    item = s.scalars(select(Item).join(Assignment, Assignment.item_id == Item.id)
+                     .where(Assignment.rater_id == rater.id, Item.key == answer.item)).one_or_none()
+    if item is None:
+        raise HTTPException(status_code=404, detail="Not Found")
+    if s.scalar(select(Answer.id).where(Answer.rater_id == rater.id, Answer.item_id == item.id)) is not None:
+        return state  # a retried request whose answer was already committed: nothing to do
+    if answer.item != state["item"]:
+        raise HTTPException(status_code=409, detail="answer the current image first")
+    classes = s.scalar(select(Study.classes).where(Study.id == rater.study_id)) or []
+    if answer.class_call is not None and answer.class_call not in classes:
+        raise HTTPException(status_code=422, detail=[{"field": "class_call",
+                                                      "problem": "not one of the study's classes"}])
+    s.add(Answer(rater_id=rater.id, position=state["answered"], item_id=item.id, realism=answer.realism,
+                 source_call=answer.source_call, class_call=answer.class_call, comment=answer.comment))
+    try:
+        s.commit()
+    except IntegrityError:  # the same answer committed by a concurrent duplicate request
+        s.rollback()
+    return rater_state(s, rater)
 
 
 def create_app(db: str | Path, limits: Limits | None = None) -> FastAPI:
     """The app for a database path or URL (tables are created when missing)."""
-    engine = make_engine(db)
     app = FastAPI(title="sonogan reader study", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.engine = engine
-    _limit(app, limits or Limits())
-
-    @app.get("/static/rater.js")
-    def rater_js() -> Response:
-        return Response(RATER_JS, media_type="text/javascript")
-
-    @app.get("/static/style.css")
-    def style_css() -> Response:
-        return Response(STYLE_CSS, media_type="text/css")
+    app.state.engine = make_engine(db)
+    install_guard(app, limits or Limits())
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/r/{token}", response_class=HTMLResponse)
-    def rater_page(token: str) -> str:
-        with session(engine) as s:
-            _rater(s, token)
-        return RATER_HTML
+    def rater_page(request: Request, rater: Rater = Depends(current_rater)) -> Response:
+        return TEMPLATES.TemplateResponse(request, "rater.html", {"max_comment": MAX_COMMENT})
 
     @app.get("/r/{token}/state")
-    def state(token: str) -> dict[str, Any]:
-        with session(engine) as s:
-            return rater_state(s, _rater(s, token))
+    def state(rater: Rater = Depends(current_rater), s: Session = SESSION) -> dict[str, Any]:
+        return rater_state(s, rater)
 
     @app.get("/r/{token}/image/{key}")
-    def image(token: str, key: str) -> Response:
-        with session(engine) as s:
-            rater = _rater(s, token)
-            png = s.scalar(select(Item.png).join(Assignment, Assignment.item_id == Item.id)
-                           .where(Assignment.rater_id == rater.id, Item.key == key))
+    def image(key: str, rater: Rater = Depends(current_rater), s: Session = SESSION) -> Response:
+        png = s.scalar(select(Item.png).join(Assignment, Assignment.item_id == Item.id)
+                       .where(Assignment.rater_id == rater.id, Item.key == key))
         if png is None:
-            raise _not_found()
+            raise HTTPException(status_code=404, detail="Not Found")
         return Response(png, media_type="image/png")
 
     @app.post("/r/{token}/answer")
-    def answer(token: str, body: AnswerIn) -> dict[str, Any]:
-        try:
-            return _save_answer(engine, token, body)
-        except IntegrityError:  # the same answer committed by a concurrent duplicate request
-            with session(engine) as s:
-                return rater_state(s, _rater(s, token))
+    def answer(rater: Rater = Depends(current_rater), body: AnswerIn = Depends(answer_body),
+               s: Session = SESSION) -> dict[str, Any]:
+        return save_answer(s, rater, body)
 
     @app.get("/a/{token}", response_class=HTMLResponse)
-    def admin_page(token: str) -> str:
-        with session(engine) as s:
-            study_id = _study_by_admin(s, token).id
-        return admin_html(study_summary(engine, study_id), token)
+    def admin_page(request: Request, token: str, study_id: int = Depends(admin_study_id),
+                   engine: Engine = Depends(get_engine)) -> Response:
+        return TEMPLATES.TemplateResponse(request, "admin.html", admin_context(study_summary(engine, study_id), token))
 
     @app.get("/a/{token}/results.json")
-    def results(token: str) -> JSONResponse:
-        with session(engine) as s:
-            study_id = _study_by_admin(s, token).id
+    def results(study_id: int = Depends(admin_study_id), engine: Engine = Depends(get_engine)) -> JSONResponse:
         return JSONResponse(study_summary(engine, study_id))
 
     @app.get("/a/{token}/answers.csv")
-    def answers(token: str) -> Response:
-        with session(engine) as s:
-            study_id = _study_by_admin(s, token).id
+    def answers(study_id: int = Depends(admin_study_id), engine: Engine = Depends(get_engine)) -> Response:
         return Response(answers_csv(engine, study_id), media_type="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="study-{study_id}-answers.csv"'})
 

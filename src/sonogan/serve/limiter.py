@@ -1,4 +1,4 @@
-"""A small in-process token-bucket rate limiter.
+"""A small in-process token-bucket rate limiter, and a bounded set of recently seen keys.
 
 Written here rather than taken from slowapi/limits: those are not dependencies of sonogan,
 and a reader study runs as one process on one machine, so a dict of buckets behind a lock is
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from typing import Callable
 
 
@@ -49,3 +50,30 @@ class RateLimiter:
                 return False
             self._buckets[key] = (tokens - 1.0, now)
             return True
+
+
+class RecentKeys:
+    """A bounded set of recently seen keys (least recently seen forgotten first).
+
+    Example:
+        >>> seen = RecentKeys(max_keys=2)
+        >>> seen.add("a"); seen.add("b"); seen.add("c")
+        >>> ["a" in seen, "b" in seen, "c" in seen]
+        [False, True, True]
+    """
+
+    def __init__(self, max_keys: int = 10_000) -> None:
+        self.max_keys = max_keys
+        self._keys: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, key: str) -> None:
+        with self._lock:
+            self._keys[key] = None
+            self._keys.move_to_end(key)
+            while len(self._keys) > self.max_keys:
+                self._keys.popitem(last=False)
+
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            return key in self._keys

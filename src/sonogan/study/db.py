@@ -103,7 +103,8 @@ class Answer(Base):
 
 def hash_token(token: str) -> str:
     """SHA-256 hex of a token: tokens are high-entropy random strings, so no salt is needed."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+    # surrogatepass: any str hashes (a lone surrogate from a hostile path is just a wrong token)
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def database_url(db: str | Path) -> str:

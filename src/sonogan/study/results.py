@@ -60,15 +60,29 @@ def answers_frame(engine: Engine, study_id: int) -> pd.DataFrame:
     return df[CSV_COLUMNS]
 
 
-def _spreadsheet_safe(text: Any) -> Any:
-    # a rater's comment starting with = + - @ would run as a formula when the admin opens the CSV
-    return "'" + text if isinstance(text, str) and text[:1] in ("=", "+", "-", "@") else text
+# OWASP "CSV Injection": a cell starting with = + - @, tab or carriage return may run as a
+# formula in a spreadsheet; spreadsheets also skip leading blanks before a formula, and some
+# read the full-width forms of = + - @ as the ASCII ones
+FORMULA_STARTS = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+CONTROL_STARTS = ("\t", "\r", "\n")
+
+
+def spreadsheet_safe(cell: Any) -> Any:
+    """A text cell that a spreadsheet could run as a formula, prefixed with ``'`` (shown as text).
+
+    Example:
+        >>> [spreadsheet_safe(c) for c in ["=1+1", "  @SUM(A1)", "\\t=1+1", "-3", "ok", 5]]
+        ["'=1+1", "'  @SUM(A1)", "'\\t=1+1", "'-3", 'ok', 5]
+    """
+    if not isinstance(cell, str):
+        return cell
+    risky = cell.startswith(CONTROL_STARTS) or cell.lstrip().startswith(FORMULA_STARTS)
+    return "'" + cell if risky else cell
 
 
 def answers_csv(engine: Engine, study_id: int) -> str:
-    df = answers_frame(engine, study_id)
-    df["comment"] = df["comment"].map(_spreadsheet_safe)
-    return df.to_csv(index=False)
+    """Every answer with its ground truth as CSV; every text cell made spreadsheet-safe."""
+    return answers_frame(engine, study_id).map(spreadsheet_safe).to_csv(index=False)
 
 
 def _class_accuracy(df: pd.DataFrame) -> dict[str, Any]:

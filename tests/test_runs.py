@@ -26,9 +26,9 @@ from sonogan.synth.config import GanConfig
 HOLDER = textwrap.dedent("""
     import sys, time
     from sonogan.runs import RunDir
-    run = RunDir.resume(sys.argv[1])
-    print("locked", flush=True)
-    time.sleep(120)
+    with RunDir.resume(sys.argv[1]):
+        print("locked", flush=True)
+        time.sleep(120)
 """)
 
 
@@ -48,59 +48,73 @@ def info(path: Path) -> dict:
 
 
 def test_create_records_seed_threads_and_holds_the_lock(tmp_path):
-    run = RunDir.create(tmp_path / "r", config=GanConfig(seed=7), kind="gan")
-    assert info(run.path) == run.info
-    assert run.info["seed"] == 7 and run.info["num_threads"] == torch.get_num_threads()
-    assert run.info["status"] == "running" and (run.path / LOCK_NAME).read_text() == str(os.getpid())
-    assert "seed: 7" in (run.path / "config.yaml").read_text()
-    assert not lock_is_free(run.path)
-    run.record_file("splits", run.path / "config.yaml")
-    assert info(run.path)["splits_sha256"] == runs.sha256_file(run.path / "config.yaml")
-    run.finish()
+    with RunDir.create(tmp_path / "r", config=GanConfig(seed=7), kind="gan") as run:
+        assert info(run.path) == run.info
+        assert run.info["seed"] == 7 and run.info["num_threads"] == torch.get_num_threads()
+        assert run.info["status"] == "running" and (run.path / LOCK_NAME).read_text() == str(os.getpid())
+        assert "seed: 7" in (run.path / "config.yaml").read_text()
+        assert not lock_is_free(run.path)
+        run.record_file("splits", run.path / "config.yaml")
+        assert info(run.path)["splits_sha256"] == runs.sha256_file(run.path / "config.yaml")
     assert info(run.path)["status"] == "completed" and lock_is_free(run.path)
 
 
+def test_a_run_exists_only_inside_its_with_block(tmp_path):
+    opener = RunDir.create(tmp_path / "r", seed=0)
+    assert not (tmp_path / "r").exists()  # nothing made, nothing locked before the block
+    with pytest.raises(RuntimeError, match="outside its 'with' block"):
+        opener.set_info(x=1)
+    with opener as run:
+        run.set_info(x=1)
+    with pytest.raises(RuntimeError, match="outside its 'with' block"):
+        run.log("after the block")
+    with pytest.raises(RuntimeError, match="entered once"):
+        with run:
+            pass
+    assert info(tmp_path / "r")["x"] == 1 and lock_is_free(tmp_path / "r")
+
+
 def test_threads_are_reread_at_every_write(tmp_path):
-    run = RunDir.create(tmp_path / "r", seed=0)
-    old = torch.get_num_threads()
-    torch.set_num_threads(old + 1)  # the conftest fixture restores it
-    run.set_info(dataset="d")
-    assert info(run.path)["num_threads"] == old + 1
-    run.finish()
+    with RunDir.create(tmp_path / "r", seed=0) as run:
+        old = torch.get_num_threads()
+        torch.set_num_threads(old + 1)  # the conftest fixture restores it
+        run.set_info(dataset="d")
+        assert info(run.path)["num_threads"] == old + 1
 
 
 def test_second_process_is_refused_until_the_holder_is_killed(tmp_path):
-    run = RunDir.create(tmp_path / "r", seed=0)
-    run.finish()
+    with RunDir.create(tmp_path / "r", seed=0) as run:
+        pass
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run.path)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(SonoganInputError, match=f"in use by another sonogan process \\(pid {holder.pid}\\)"):
-            RunDir.resume(run.path)
+            with RunDir.resume(run.path):
+                pass
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     assert info(run.path)["status"] == "running"  # kill -9: no chance to write a status ...
-    again = RunDir.resume(run.path)  # ... but the lock died with the process
-    assert len(again.info["resumed"]) == 2
-    again.finish()
+    with RunDir.resume(run.path) as again:  # ... but the lock died with the process
+        assert len(again.info["resumed"]) == 2
 
 
 def test_the_lock_is_per_folder(tmp_path):
-    outer = RunDir.create(tmp_path / "exp", seed=0)
-    inner = RunDir.create(tmp_path / "exp" / "folds" / "fold0" / "gan-x", seed=1)  # nested runs: own locks
-    assert runs.open_runs()[-2:] == [outer.path, inner.path]
-    inner.finish()
-    outer.finish()
-    assert outer.path not in runs.open_runs() and lock_is_free(outer.path)
+    with RunDir.create(tmp_path / "exp", seed=0) as outer:
+        with RunDir.create(tmp_path / "exp" / "folds" / "fold0" / "gan-x", seed=1) as inner:  # nested: own locks
+            assert not lock_is_free(outer.path) and not lock_is_free(inner.path)
+        assert lock_is_free(inner.path) and not lock_is_free(outer.path)
+    assert lock_is_free(outer.path)
 
 
-def test_same_process_reopen_supersedes_an_unclosed_run(tmp_path):
-    # a library call that raised mid-run leaves its RunDir unclosed; resuming in the same process must work
-    stale = RunDir.create(tmp_path / "r", seed=0)
-    fresh = RunDir.resume(tmp_path / "r")
-    assert stale.lock_fd is None and runs.open_runs().count(fresh.path) == 1
-    fresh.finish()
+def test_a_failed_run_can_be_resumed_in_the_same_process(tmp_path):
+    # the block that raised released the lock on its way out: no registry needed to take it again
+    with pytest.raises(ValueError):
+        with RunDir.create(tmp_path / "r", seed=0):
+            raise ValueError("boom")
+    with RunDir.resume(tmp_path / "r") as run:
+        assert run.info["status"] == "running" and run.info["error"] == "ValueError: boom"
+    assert info(tmp_path / "r")["status"] == "completed"
 
 
 @pytest.mark.parametrize("exc,status", [(ValueError("boom\nsecond line"), "failed"), (KeyboardInterrupt(), "interrupted")])
@@ -111,15 +125,17 @@ def test_context_manager_records_failure_and_releases(tmp_path, exc, status):
     got = info(tmp_path / "r")
     assert got["status"] == status and got["finished"]
     assert got.get("error") == ("ValueError: boom" if status == "failed" else None)
-    assert lock_is_free(tmp_path / "r") and tmp_path / "r" not in runs.open_runs()
+    assert lock_is_free(tmp_path / "r")
 
 
-def test_abandon_open_runs_marks_every_open_run(tmp_path):
-    outer = RunDir.create(tmp_path / "exp", seed=0)
-    RunDir.create(tmp_path / "exp" / "gan", seed=0)
-    assert runs.abandon_open_runs(RuntimeError("disk on fire"))[-2:] == [outer.path, outer.path / "gan"]
-    assert info(outer.path)["error"] == "RuntimeError: disk on fire" and info(outer.path / "gan")["status"] == "failed"
-    assert lock_is_free(outer.path) and outer.path not in runs.open_runs()
+def test_an_error_unwinding_through_nested_runs_marks_each_of_them(tmp_path):
+    with pytest.raises(RuntimeError):
+        with RunDir.create(tmp_path / "exp", seed=0):
+            with RunDir.create(tmp_path / "exp" / "gan", seed=0):
+                raise RuntimeError("disk on fire")
+    for path in (tmp_path / "exp", tmp_path / "exp" / "gan"):
+        assert info(path)["status"] == "failed" and info(path)["error"] == "RuntimeError: disk on fire"
+        assert lock_is_free(path)
 
 
 def test_next_run_dir_and_ensure_new_dir(tmp_path):
@@ -137,14 +153,17 @@ def test_next_run_dir_and_ensure_new_dir(tmp_path):
 
 
 def test_create_refuses_a_finished_run_but_reuses_a_killed_create(tmp_path):
-    RunDir.create(tmp_path / "r", seed=0).finish()
+    with RunDir.create(tmp_path / "r", seed=0):
+        pass
     with pytest.raises(SonoganInputError, match="not empty"):
-        RunDir.create(tmp_path / "r", seed=0)
+        with RunDir.create(tmp_path / "r", seed=0):
+            pass
     killed = tmp_path / "k"  # what kill -9 between the lock and run.json leaves
     killed.mkdir()
     (killed / LOCK_NAME).write_text("123")
     (killed / "run.json.123.tmp").write_text("{")
-    RunDir.create(killed, seed=0).finish()
+    with RunDir.create(killed, seed=0):
+        pass
     assert info(killed)["status"] == "completed"
 
 
@@ -188,11 +207,12 @@ def test_failing_create_leaves_nothing_behind(tmp_path, monkeypatch, existed, ta
 
     monkeypatch.setattr(runs.os, "replace", full_disk)
     with pytest.raises(OSError, match="No space left"):
-        RunDir.create(out, config=GanConfig(), seed=0)
+        with RunDir.create(out, config=GanConfig(), seed=0):
+            pass
     assert (out.is_dir() and not any(out.iterdir())) if existed else not out.exists()
-    assert out not in runs.open_runs()
     monkeypatch.setattr(runs.os, "replace", real_replace)
-    RunDir.create(out, config=GanConfig(), seed=0).finish()  # the next try with the same --out works
+    with RunDir.create(out, config=GanConfig(), seed=0):  # the next try with the same --out works
+        pass
     assert info(out)["status"] == "completed"
 
 
@@ -239,7 +259,8 @@ TINY_PHANTOM = "n_benign: 2\nn_borderline: 2\nn_malignant: 2\nimages_per_patient
 def test_read_only_out_is_one_line_and_leaves_nothing(tmp_path, tmpfs, monkeypatch, capsys):
     parent = read_only_parent(tmp_path, tmpfs)
     with pytest.raises(OSError) as err:
-        RunDir.create(parent / "run", seed=0)
+        with RunDir.create(parent / "run", seed=0):
+            pass
     assert err.value.errno in (errno.EACCES, errno.EROFS)
     cfg = tmp_path / "p.yaml"
     cfg.write_text(TINY_PHANTOM)

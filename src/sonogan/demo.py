@@ -7,6 +7,7 @@ all inside one numbered run folder that records config, seed, commit and version
 Example:
     >>> from sonogan.config import load_config
     >>> from sonogan.experiment.config import ExperimentConfig
+from sonogan.locations import splits_file
     >>> cfg = load_config(ExperimentConfig, "configs/demo.yaml")    # doctest: +SKIP
     >>> run_dir = run_demo("runs", cfg)                             # doctest: +SKIP
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sonogan.experiment.config import ExperimentConfig
+from sonogan.locations import splits_file
 from sonogan.runs import RunDir, next_run_dir
 
 
@@ -34,8 +36,8 @@ def run_demo(out_parent: str | Path, cfg: ExperimentConfig, progress: bool = Tru
     from sonogan.experiment.protocol import run_experiment
     from sonogan.preprocess.cache import build_cache
 
-    run = RunDir.create(next_run_dir(out_parent, "demo"), seed=cfg.seed, config=cfg, kind="demo")
-    with run:  # finished on success; marked failed / interrupted (and unlocked) otherwise
+    # finished on success; marked failed / interrupted (and unlocked) otherwise
+    with RunDir.create(next_run_dir(out_parent, "demo"), seed=cfg.seed, config=cfg, kind="demo") as run:
         timings: dict[str, float] = {}
 
         def step(name: str, fn: Callable[[], Any]) -> Any:  # time each stage: the demo doubles as a smoke benchmark
@@ -50,7 +52,8 @@ def run_demo(out_parent: str | Path, cfg: ExperimentConfig, progress: bool = Tru
         report = step("validate", lambda: validate_dataset(ds, progress=progress))
         splits = step("split", lambda: make_splits(ds, n_folds=cfg.split.folds, test_fraction=cfg.split.test_fraction,
                                                    seed=cfg.split.seed, duplicate_groups=report.duplicate_groups))
-        splits.save(ds.root / "splits.json")
+        splits_path = splits_file(ds.root)
+        splits.save(splits_path)
         cache = step("preprocess", lambda: build_cache(ds, cfg.preset, progress=progress))
         summary = step("inspect", lambda: inspect_dataset(ds, run.path / "inspect", progress=progress,
                                                                    report=report))
@@ -62,7 +65,7 @@ def run_demo(out_parent: str | Path, cfg: ExperimentConfig, progress: bool = Tru
         }
         if experiment:
             exp_cfg = cfg.model_copy(update={"dataset": str(ds.root.resolve()), "phantom": None,
-                                             "splits": str((ds.root / "splits.json").resolve())})
+                                             "splits": str(splits_path.resolve())})
             exp_dir = step("experiment", lambda: run_experiment(exp_cfg, run.path / "experiment", progress=progress,
                                                                      report=report, echo=print if progress else None))
             metrics["experiment"] = {"report": (exp_dir / "report.html").relative_to(run.path).as_posix(),

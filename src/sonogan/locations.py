@@ -8,6 +8,11 @@ variable, ``~/.cache/sonogan/<name>-<hash>/``, where ``<name>`` is the dataset f
 and ``<hash>`` the first 12 hex of the sha256 of its resolved path (two datasets with the
 same folder name never share a work folder).
 
+The dataset's ``splits.json`` follows one rule, :func:`splits_file`, for every command that
+reads or writes it (``data split``, ``experiment``, ``lesion``, ``annotations``, ``synth``,
+``train``, the demo): the one the dataset ships in its own folder if it has one, else
+``splits.json`` in the work folder. So a read-only dataset works with all of them.
+
 Example:
     >>> import tempfile
     >>> from pathlib import Path
@@ -17,6 +22,8 @@ Example:
     >>> is_writable(root / "no-such-folder")
     False
     >>> fallback_dir(Path("/data/My Cohort")).name.startswith("My_Cohort-")
+    True
+    >>> splits_file(root) == root / "splits.json"
     True
 """
 
@@ -63,3 +70,15 @@ def work_dir(ds_root: Path) -> Path:
     """The folder for files derived from the dataset at ``ds_root`` (see the module docstring)."""
     root = Path(ds_root)
     return root if is_writable(root) else fallback_dir(root)
+
+
+SPLITS_NAME = "splits.json"
+
+
+def splits_file(ds_root: str | Path) -> Path:
+    """Where the splits of the dataset at ``ds_root`` are read and written (see the module
+    docstring): ``<dataset>/splits.json`` when it exists or the dataset is writable, else
+    ``splits.json`` in the dataset's work folder outside it."""
+    root = Path(ds_root)
+    shipped = root / SPLITS_NAME
+    return shipped if shipped.is_file() else work_dir(root) / SPLITS_NAME

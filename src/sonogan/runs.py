@@ -7,6 +7,12 @@ process that opens the same folder gets a one-line error. The kernel drops the l
 process dies, so even ``kill -9`` never leaves a stale lock. Every result file is written
 atomically (temp file + fsync + rename), so a kill never leaves half a file.
 
+A run exists only inside a ``with`` block: :meth:`RunDir.create` / :meth:`RunDir.resume` make
+the folder and take the lock when the block is entered, and leaving the block always records
+the outcome (``completed``, ``failed`` with the error line, ``interrupted``) and releases the
+lock. So no process-wide list of open runs is needed: an exception unwinding through nested
+runs (an experiment, then the GAN it trains) marks each of them on its way out.
+
 Example:
     >>> import tempfile
     >>> root = Path(tempfile.mkdtemp())
@@ -37,7 +43,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Callable
 
 from pydantic import BaseModel
 
@@ -48,10 +54,6 @@ from sonogan.outpaths import check_output
 PACKAGES = ("sonogan", "torch", "torchvision", "timm", "diffusers", "numpy", "pandas", "scikit-learn",
             "scipy", "opencv-python-headless", "pillow", "imagehash", "pydicom", "pydantic", "matplotlib")
 LOCK_NAME = ".lock"
-
-# Runs whose lock this process holds, by resolved path, in the order they were opened
-# (outermost first: an experiment, then the GAN it is training).
-_OPEN: dict[Path, "RunDir"] = {}
 
 
 def package_versions() -> dict[str, str]:
@@ -179,9 +181,6 @@ def one_line(exc: BaseException) -> str:
 
 def _lock(path: Path) -> int:
     """Take the run folder's exclusive lock (non-blocking) and write our pid into it."""
-    stale = _OPEN.pop(path.resolve(), None)
-    if stale is not None:  # an earlier RunDir of this process that raised without closing: it gives way
-        stale._release()
     fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -235,40 +234,55 @@ def run_logger(path: str | Path) -> logging.Logger:
 
 @dataclass
 class RunDir:
-    """A run folder. Use :meth:`create` for a new run or :meth:`resume` to continue one.
+    """A run folder, used only as a context manager::
 
-    As a context manager it finishes the run on success, marks ``run.json`` ``failed`` (with
-    the one-line error) or ``interrupted`` (Ctrl-C) on an exception, and always releases the lock.
+        with RunDir.create(out, config=cfg, kind="gan") as run:   # or RunDir.resume(out)
+            run.log("...")
+
+    Entering makes (or re-opens) the folder and takes its lock; leaving finishes the run on
+    success, marks ``run.json`` ``failed`` (with the one-line error) or ``interrupted``
+    (Ctrl-C) on an exception, and always releases the lock. Outside its block a RunDir writes
+    nothing (its writers raise).
     """
 
     path: Path
     info: dict[str, Any] = field(default_factory=dict)
     logger: logging.Logger | None = None
     lock_fd: int | None = None
+    opener: Callable[["RunDir"], None] | None = field(default=None, repr=False)
 
     @classmethod
     def create(cls, path: str | Path, command: str | None = None, seed: int | None = None,
                config: BaseModel | None = None, kind: str = "run") -> "RunDir":
-        path = Path(path)
+        """A new run in ``path`` (refused if it holds anything but a killed create's leftovers),
+        made when the ``with`` block is entered."""
+        return cls(path=Path(path), opener=lambda run: run._create(command, seed, config, kind))
+
+    @classmethod
+    def resume(cls, path: str | Path) -> "RunDir":
+        """The existing run in ``path`` (it must hold run.json), re-opened when the ``with`` block is entered."""
+        return cls(path=Path(path), opener=lambda run: run._resume())
+
+    def _create(self, command: str | None, seed: int | None, config: BaseModel | None, kind: str) -> None:
+        path = self.path
         existed = path.exists()
         if not (existed and path.is_dir() and _only_leftovers(path)):
             ensure_new_dir(path, "run folder")
         try:
-            fd = _lock(path)
+            self.lock_fd = _lock(path)
         except SonoganInputError:
             raise  # another process raced us to this folder: it is theirs, touch nothing
         except BaseException:
             _remove_created(path, existed)
             raise
-        run = cls(path=path, lock_fd=fd)
         if not _only_leftovers(path):  # filled by a writer that finished meanwhile
-            run._release()
+            self._release()
             raise SonoganInputError(path, "run folder already exists and is not empty",
                                     "choose a new --out path (earlier results are never overwritten)")
         try:
             if seed is None and config is not None:
                 seed = getattr(config, "seed", None)
-            run.info = {
+            self.info = {
                 "kind": kind,
                 "command": command or " ".join(sys.argv),
                 "seed": seed,
@@ -283,36 +297,32 @@ class RunDir:
             }
             if config is not None:
                 atomic_write_text(path / "config.yaml", to_yaml(config))
-            run._write_info()
-            run._open_log()
+            self._write_info()
+            self._open_log()
         except BaseException:
-            run._release()
+            self._release()
             _remove_created(path, existed)  # so the next try with the same --out starts clean
             raise
-        _OPEN[path.resolve()] = run
-        return run
 
-    @classmethod
-    def resume(cls, path: str | Path) -> "RunDir":
-        path = Path(path)
-        info_path = path / "run.json"
+    def _resume(self) -> None:
+        info_path = self.path / "run.json"
         if not info_path.is_file():
-            raise SonoganInputError(path, "not a sonogan run folder (no run.json)",
+            raise SonoganInputError(self.path, "not a sonogan run folder (no run.json)",
                                     "pass the folder printed by the command that started the run")
-        run = cls(path=path, lock_fd=_lock(path))
+        self.lock_fd = _lock(self.path)
         try:
-            run.info = json.loads(info_path.read_text(encoding="utf-8"))
-            run.info.setdefault("resumed", []).append(_now())
-            run.info.update(status="running", pid=os.getpid())
-            run._write_info()
-            run._open_log()
+            self.info = json.loads(info_path.read_text(encoding="utf-8"))
+            self.info.setdefault("resumed", []).append(_now())
+            self.info.update(status="running", pid=os.getpid())
+            self._write_info()
+            self._open_log()
         except BaseException:
-            run._release()
+            self._release()
             raise
-        _OPEN[path.resolve()] = run
-        return run
 
     def _write_info(self) -> None:
+        if self.lock_fd is None:
+            raise RuntimeError(f"run {self.path} written outside its 'with' block")
         # threads are re-read at every write: a command may set them after creating its run
         self.info["num_threads"] = _torch_threads()
         write_json(self.path / "run.json", self.info)
@@ -321,7 +331,8 @@ class RunDir:
         self.logger = run_logger(self.path)
 
     def log(self, message: str) -> None:
-        assert self.logger is not None
+        if self.logger is None:
+            raise RuntimeError(f"run {self.path} logged to outside its 'with' block")
         self.logger.info(message)
 
     def set_info(self, **kwargs: Any) -> None:
@@ -333,17 +344,19 @@ class RunDir:
         self.set_info(**{f"{key}_file": str(Path(path).resolve()), f"{key}_sha256": sha256_file(path)})
 
     def write_metrics(self, metrics: dict[str, Any], name: str = "metrics.json") -> Path:
+        if self.lock_fd is None:
+            raise RuntimeError(f"run {self.path} written outside its 'with' block")
         out = self.path / name
         write_json(out, metrics)
         return out
 
-    def finish(self, status: str = "completed", error: str | None = None) -> None:
+    def _finish(self, status: str, error: str | None = None) -> None:
         """Record the final status (and error line), then close the log and release the lock."""
         try:
             extra = {"error": error} if error is not None else {}
             self.set_info(status=status, finished=_now(), **extra)
         finally:
-            self.close()
+            self._release()
 
     def _log_outcome(self, exc: BaseException, status: str) -> None:
         """log.txt ends with the reason: the error line, or the traceback of an unexpected error
@@ -358,55 +371,40 @@ class RunDir:
         else:
             self.logger.error(f"failed: {one_line(exc)}", exc_info=exc)
 
-    def abandon(self, exc: BaseException) -> None:
+    def _abandon(self, exc: BaseException) -> None:
         """Mark the run ``interrupted`` (Ctrl-C) or ``failed`` (with the error line) and close it.
         Best effort: a full disk must not hide the error that brought us here."""
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         note_run(exc, self.path)  # the CLI's one-line report names the run
         try:
             self._log_outcome(exc, status)
-            self.finish(status, error=None if status == "interrupted" else one_line(exc))
+            self._finish(status, error=None if status == "interrupted" else one_line(exc))
         except OSError:
-            pass
-
-    def close(self) -> None:
-        """Close the log and release the lock, leaving ``run.json`` as it is."""
-        if _OPEN.get(self.path.resolve()) is self:
-            del _OPEN[self.path.resolve()]
-        self._release()
+            pass  # _finish released the lock all the same
 
     def _release(self) -> None:
         if self.logger is not None:
             for handler in list(self.logger.handlers):
                 handler.close()
                 self.logger.removeHandler(handler)
+            self.logger = None
         if self.lock_fd is not None:
             os.close(self.lock_fd)
             self.lock_fd = None
 
     def __enter__(self) -> "RunDir":
+        if self.opener is None or self.lock_fd is not None:
+            raise RuntimeError(f"run {self.path} is already open (a RunDir is entered once)")
+        opener, self.opener = self.opener, None
+        opener(self)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         if exc is not None:
-            self.abandon(exc)
-        elif self.lock_fd is not None:
-            self.finish()
-
-
-def open_runs() -> list[Path]:
-    """Folders of the runs this process holds open, outermost first."""
-    return [run.path for run in _OPEN.values()]
-
-
-def abandon_open_runs(exc: BaseException) -> list[Path]:
-    """Mark every run still open in this process interrupted/failed and release it (for the CLI,
-    whose library callees may not close their runs on an error). Returns their folders."""
-    runs = list(_OPEN.values())
-    for run in reversed(runs):  # innermost first, as an unwinding stack would
-        run.abandon(exc)
-    return [run.path for run in runs]
+            self._abandon(exc)
+        else:
+            self._finish("completed")
 
 
 def next_run_dir(parent: str | Path, prefix: str) -> Path:

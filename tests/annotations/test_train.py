@@ -73,6 +73,6 @@ def test_resume_uses_the_runs_own_config_and_refuses_another(clean_phantom, tmp_
     train_remover(clean_phantom, tmp_path / "run", cfg)
     with pytest.raises(SonoganInputError, match="started with another config"):
         train_remover(clean_phantom, tmp_path / "run", cfg.model_copy(update={"lr": 0.01}), resume=True)
-    code, out, err = cli(["annotations", "train", str(clean_phantom), "--out", str(tmp_path / "run"), "--resume"])
+    code, out, err = cli(["annotations", "train", "--resume", str(tmp_path / "run")])
     assert code == 0, err
     assert "resumed at iteration 10" in (tmp_path / "run" / "log.txt").read_text()

@@ -71,8 +71,8 @@ def test_ctrl_c_in_experiment_says_how_to_resume(tmp_path, monkeypatch, capsys):
     out = tmp_path / "exp"
 
     def interrupted(cfg, path, resume=False, echo=None, executor="local", address=None):
-        RunDir.create(path, seed=0, kind="experiment")  # the protocol does not close its run on Ctrl-C
-        raise KeyboardInterrupt
+        with RunDir.create(path, seed=0, kind="experiment"):  # the block marks it interrupted
+            raise KeyboardInterrupt
 
     fake_module(monkeypatch, "sonogan.experiment.protocol", run_experiment=interrupted)
     code, err = run_main(["experiment", str(DEMO_CONFIG), "--out", str(out)], monkeypatch, capsys)
@@ -85,8 +85,8 @@ def test_ctrl_c_in_synth_train_says_how_to_resume(tmp_path, monkeypatch, capsys)
     out = tmp_path / "gan"
 
     def interrupted(ds, splits, fold, cls, cfg, path, resume=False, progress=True):
-        RunDir.create(path, seed=0, kind="gan")
-        raise KeyboardInterrupt
+        with RunDir.create(path, seed=0, kind="gan"):
+            raise KeyboardInterrupt
 
     fake_module(monkeypatch, "sonogan.synth.trainer", train_gan=interrupted)
     code, err = run_main(["synth", "train", "data/ds", "--splits", "data/ds/splits.json", "--fold", "1", "--class",
@@ -112,8 +112,8 @@ def test_disk_errors_are_one_line_exit_2(code_, fix, tmp_path, monkeypatch, caps
     run_dir = tmp_path / "demo-001"
 
     def disk_trouble(out, cfg, experiment=True):
-        RunDir.create(run_dir, seed=0, kind="demo")
-        raise OSError(code_, "from the OS", str(run_dir / "metrics.json"))
+        with RunDir.create(run_dir, seed=0, kind="demo"):
+            raise OSError(code_, "from the OS", str(run_dir / "metrics.json"))
 
     monkeypatch.setattr("sonogan.demo.run_demo", disk_trouble)
     code, err = run_main(["demo", "--out", str(tmp_path)], monkeypatch, capsys)
@@ -127,8 +127,8 @@ def test_other_errors_keep_their_traceback(bug, tmp_path, monkeypatch, capsys):
     run_dir = tmp_path / "demo-001"
 
     def broken(out, cfg, experiment=True):
-        RunDir.create(run_dir, seed=0, kind="demo")
-        raise bug
+        with RunDir.create(run_dir, seed=0, kind="demo"):
+            raise bug
 
     monkeypatch.setattr("sonogan.demo.run_demo", broken)
     monkeypatch.setattr(sys, "argv", ["sonogan", "demo", "--out", str(tmp_path)])

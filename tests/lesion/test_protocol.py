@@ -43,19 +43,19 @@ def test_every_arm_runs_and_is_scored(tmp_path: Path) -> None:
     for name in ("multitask vs classification", "classification+clinical vs classification", "cascade vs cascade@true"):
         gain = res["gains"][name]["accuracy"]
         assert gain["low"] <= gain["point"] <= gain["high"]
-    best = out / "fold-0" / "segmentation" / "best.pt"
+    best = out / "folds" / "fold0" / "segmentation" / "best.pt"
     assert best.is_file() and (out / "config.yaml").is_file()
     assert json.loads((out / "run.json").read_text())["status"] == "completed"
 
     # the cascade's fallback: a segmenter that finds nothing -> whole scan area + a warning
-    seg = out / "fold-0" / "segmentation" / "predictions.npz"
+    seg = out / "folds" / "fold0" / "segmentation" / "predictions.npz"
     saved = dict(np.load(seg))
     np.savez(seg, **{k: np.zeros_like(v) if k.endswith("mask_prob") else v for k, v in saved.items()})
-    (out / "fold-0" / "cascade" / "predictions.npz").unlink()
+    (out / "folds" / "fold0" / "cascade" / "predictions.npz").unlink()
     lines: list[str] = []
     run_lesion(None, out, resume=True, progress=False, echo=lines.append)
     res = json.loads((out / "metrics.json").read_text())
-    n_val_test = res["n_cv"] + len(np.load(out / "fold-0" / "cascade" / "predictions.npz")["test_proba"])
+    n_val_test = res["n_cv"] + len(np.load(out / "folds" / "fold0" / "cascade" / "predictions.npz")["test_proba"])
     assert res["cascade_fallback"]["cascade"] == n_val_test
     assert any("empty predicted mask" in line for line in lines)
     assert "empty predicted mask" in (out / "log.txt").read_text()

@@ -80,18 +80,24 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset: str | Path | None = Non
                         n_pairs: int = 200, seed: int = 1) -> dict[str, Any]:
     """:func:`evaluate_remover` on the validation images of ``fold`` of ``dataset`` (by default
     the dataset and fold the remover was trained on, read from the checkpoint)."""
+    from sonogan import layout
     from sonogan.annotations.train import load_clean_images
     from sonogan.data.manifest import load_dataset
     from sonogan.data.splits import Splits
     from sonogan.errors import SonoganInputError
+    from sonogan.locations import splits_file
 
     _, _, rcfg, extra = load_remover(checkpoint)
+    own_dataset = dataset is None
     dataset = dataset or extra.get("dataset")
     if dataset is None:
         raise SonoganInputError(checkpoint, "the checkpoint does not name its dataset", "pass DATASET")
     fold = extra.get("fold", 0) if fold is None else fold
     ds = load_dataset(dataset)
-    ids = Splits.load(ds.root / "splits.json", ds).partition(fold, "val")
+    # its own dataset: the splits copy of the run it was trained in, else the dataset's splits
+    place = layout.locate(checkpoint) if own_dataset else None
+    splits = (layout.run_splits(place.run) if place is not None else None) or splits_file(ds.root)
+    ids = Splits.load(splits, ds).partition(fold, "val")
     draw = int(round(rcfg.size * extra.get("train_config", {}).get("draw_scale", 2.0)))
     marks = AnnotationConfig.model_validate(extra.get("train_config", {}).get("annotations", {}))
     result = evaluate_remover(checkpoint, load_clean_images(ds, ids, draw), n_pairs, seed, marks)

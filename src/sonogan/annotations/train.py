@@ -29,12 +29,14 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from sonogan import layout
 from sonogan.annotations.model import AnnotationLoss, LossConfig, RemoverConfig, build_nets, save_remover
 from sonogan.annotations.synthetic import AnnotationConfig, downsized_pair
-from sonogan.config import StrictModel, load_config
+from sonogan.config import StrictModel
 from sonogan.data.manifest import Dataset, load_dataset
 from sonogan.data.splits import Splits
 from sonogan.errors import SonoganInputError
+from sonogan.locations import splits_file
 from sonogan.preprocess.cache import decode_image
 from sonogan.progress import progress_bar
 from sonogan.runs import RunDir
@@ -184,31 +186,34 @@ def fit(data: CleanImages, cfg: RemoverTrainConfig, out: Path, resume: bool = Fa
     return remover.eval(), detector.eval(), history
 
 
-def _resumed_config(out: Path, cfg: RemoverTrainConfig | None) -> RemoverTrainConfig:
-    """The run's own config.yaml; a different ``cfg`` would continue another training: refused."""
-    stored = load_config(RemoverTrainConfig, out / "config.yaml")
-    if cfg is not None and cfg != stored:
-        raise SonoganInputError(out, "this run was started with another config",
-                                "resume without --config or options (its config.yaml is used), or start a new --out")
-    return stored
-
-
-def train_remover(dataset: str | Path, out: str | Path, cfg: RemoverTrainConfig | None = None,
+def train_remover(dataset: str | Path | None, out: str | Path, cfg: RemoverTrainConfig | None = None,
                   resume: bool = False, progress: bool = False) -> Path:
-    """Train on the fold's training images of ``dataset`` into run folder ``out`` (new, or
-    resumed with its own config) and evaluate on held-out pairs of its validation images;
-    returns ``out/remover.pt``."""
+    """Train on the fold's training images of ``dataset`` into the new run folder ``out``, or
+    with ``resume=True`` continue the run in ``out`` with its own config, dataset and splits
+    copy (a different ``cfg`` or ``dataset`` is refused); then evaluate on held-out pairs of
+    the fold's validation images. The splits are read where
+    :func:`~sonogan.locations.splits_file` says, so a read-only dataset works. Returns
+    ``out/remover.pt``."""
     from sonogan.annotations.evaluate import evaluate_remover
 
     out = Path(out)
-    resuming = resume and (out / "run.json").is_file()
-    cfg = _resumed_config(out, cfg) if resuming else (cfg or RemoverTrainConfig())
+    if resume:
+        cfg = layout.resume_config(out, RemoverTrainConfig, cfg)
+        started_on = layout.read_info(out).get("dataset")
+        if dataset is not None and started_on is not None and Path(dataset).resolve() != Path(started_on):
+            raise SonoganInputError(dataset, f"this run was started on {started_on}",
+                                    "resume without DATASET (the run's own is used), or start a new run")
+        dataset = dataset if started_on is None else started_on
+    cfg = cfg or RemoverTrainConfig()
+    if dataset is None:
+        raise SonoganInputError("annotations train", "no dataset given", "pass the DATASET folder")
     torch.set_num_threads(cfg.num_threads)
     ds = load_dataset(dataset)
-    splits = Splits.load(ds.root / "splits.json", ds)
-    run = RunDir.resume(out) if resuming else RunDir.create(out, seed=cfg.seed, config=cfg, kind="annotation-remover")
-    with run:
-        run.record_file("splits", ds.root / "splits.json")
+    with RunDir.resume(out) if resume else \
+            RunDir.create(out, seed=cfg.seed, config=cfg, kind="annotation-remover") as run:
+        run.set_info(dataset=str(ds.root.resolve()))
+        # the run's own copy: a resumed run continues on the splits it started with
+        splits = Splits.load(layout.keep_splits(run, lambda: splits_file(ds.root)), ds)
         start = time.perf_counter()
         draw = int(round(cfg.remover.size * cfg.draw_scale))
         train = load_clean_images(ds, splits.partition(cfg.fold, "train"), draw, cfg.clean_max_marker_fraction, progress)
@@ -216,7 +221,7 @@ def train_remover(dataset: str | Path, out: str | Path, cfg: RemoverTrainConfig 
         remover, detector, history = fit(train, cfg, out, resume, progress, run.log)
         extra = {"train_config": cfg.model_dump(mode="json"), "dataset": str(ds.root), "fold": cfg.fold,
                  "n_train_images": len(train.ids), "iterations": cfg.iterations, "history": history}
-        path = save_remover(out / "remover.pt", remover.cpu(), detector.cpu(), cfg.remover, extra)
+        path = save_remover(out / layout.REMOVER_FILE, remover.cpu(), detector.cpu(), cfg.remover, extra)
         held_out = load_clean_images(ds, splits.partition(cfg.fold, "val"), draw, None, progress)
         metrics = evaluate_remover(path, held_out, cfg.eval_pairs, seed=cfg.seed + 1, cfg=cfg.annotations)
         metrics.update(n_train_images=len(train.ids), n_val_images=len(held_out.ids), history=history,

@@ -2,6 +2,7 @@
 
 Example:
     $ sonogan annotations train runs/mmotu --out runs/annotations/mmotu --iterations 1500
+    $ sonogan annotations train --resume runs/annotations/mmotu
     $ sonogan annotations apply runs/annotations/mmotu/remover.pt scans/ --out scans-clean/
     $ sonogan annotations evaluate runs/annotations/mmotu/remover.pt
 """
@@ -14,6 +15,8 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+
+from sonogan.cli.resume import refuse_with_resume, resumable
 
 console = Console()
 annotations_app = typer.Typer(no_args_is_help=True, help="Remove burned-in annotations (text, arrows, callipers).")
@@ -29,13 +32,15 @@ def _summary(m: dict) -> None:
 
 @annotations_app.command("train")
 def train_command(
-    dataset: Path = typer.Argument(..., help="Dataset folder with splits.json (clean images, masks optional)."),
-    out: Path = typer.Option(..., "--out", "-o", help="New run folder (or the one to --resume)."),
+    dataset: Optional[Path] = typer.Argument(None, help="Dataset folder (clean images, masks optional); its "
+                                             "splits from 'sonogan data split'."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="New run folder (default runs/annotations-NNN)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a killed run folder (with its own "
+                                          "config, dataset and splits)."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML RemoverTrainConfig."),
     fold: Optional[int] = typer.Option(None, "--fold", help="Train on this fold's training partition."),
     iterations: Optional[int] = typer.Option(None, "--iterations"),
     seed: Optional[int] = typer.Option(None, "--seed"),
-    resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its state.pt (with its own config)."),
 ) -> None:
     """Train the remover and detector on synthetic marks drawn on the fold's training images.
 
@@ -43,12 +48,23 @@ def train_command(
     """
     from sonogan.annotations.train import RemoverTrainConfig, train_remover
     from sonogan.config import load_config, parse_config
+    from sonogan.errors import SonoganInputError
+    from sonogan.runs import next_run_dir
 
-    overrides = {k: v for k, v in {"fold": fold, "iterations": iterations, "seed": seed}.items() if v is not None}
-    cfg = (load_config(RemoverTrainConfig, config, overrides) if config is not None else
-           None if resume and not overrides else parse_config(RemoverTrainConfig, overrides, "options"))
-    path = train_remover(dataset, out, cfg, resume=resume, progress=True)
-    _summary(json.loads((out / "metrics.json").read_text(encoding="utf-8")))
+    refuse_with_resume("annotations train", resume, {"a DATASET": dataset, "--out": out, "--config": config,
+                                                     "--fold": fold, "--iterations": iterations, "--seed": seed})
+    cfg = None
+    if resume is None:
+        if dataset is None:
+            raise SonoganInputError("sonogan annotations train", "no dataset given",
+                                    "pass the DATASET folder (or --resume RUN)")
+        overrides = {k: v for k, v in {"fold": fold, "iterations": iterations, "seed": seed}.items() if v is not None}
+        cfg = (load_config(RemoverTrainConfig, config, overrides) if config is not None else
+               parse_config(RemoverTrainConfig, overrides, "options"))
+    run = resume if resume is not None else (out or next_run_dir("runs", "annotations"))
+    with resumable("annotations train", run):
+        path = train_remover(dataset, run, cfg, resume=resume is not None, progress=True)
+    _summary(json.loads((run / "metrics.json").read_text(encoding="utf-8")))
     console.print(f"remover -> [bold]{path}[/]  (use it: export SONOGAN_ANNOTATION_REMOVER={path.resolve()})")
 
 

@@ -138,10 +138,10 @@ def split_command(
     """
     from sonogan.data.manifest import load_dataset
     from sonogan.data.splits import make_splits
-    from sonogan.locations import work_dir
+    from sonogan.locations import splits_file
 
     ds = load_dataset(dataset)
-    target = out or work_dir(dataset) / "splits.json"  # where the experiment looks by default
+    target = out or splits_file(dataset)  # where every command looks by default
     if target.exists():
         from sonogan.errors import SonoganInputError
 

@@ -12,14 +12,14 @@ Example:
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
 
-from sonogan.errors import RunInterrupted, SonoganInputError
+from sonogan.cli.resume import refuse_with_resume, resumable
+from sonogan.errors import SonoganInputError
 
 console = Console()
 
@@ -51,10 +51,7 @@ def experiment_command(
     from sonogan.experiment.config import ExperimentConfig
     from sonogan.runs import next_run_dir
 
-    if resume is not None and (config is not None or folds is not None or out is not None):
-        raise SonoganInputError("--resume", "a CONFIG, --folds or --out cannot be combined with --resume "
-                                "(the run continues with its own config and folder)",
-                                f"run: sonogan experiment --resume {shlex.quote(str(resume))}")
+    refuse_with_resume("experiment", resume, {"a CONFIG": config, "--folds": folds, "--out": out})
     if executor not in ("local", "ray"):
         raise SonoganInputError("--executor", f"unknown executor '{executor}'", "use local or ray")
     if address is not None and executor != "ray":
@@ -72,14 +69,10 @@ def experiment_command(
     from sonogan.experiment.protocol import run_experiment
     from sonogan.experiment.report import headline_lines
 
-    try:
+    with resumable("experiment", path):
         # each fold's validation numbers as the fold ends, not only at the end of the run
         path = run_experiment(cfg, path, resume=resume is not None, executor=executor, address=address,
                               echo=lambda line: console.print(line, highlight=False, markup=False))
-    except KeyboardInterrupt as exc:
-        if not (path / "run.json").is_file():
-            raise  # interrupted before the run folder existed: nothing to continue
-        raise RunInterrupted(path, f"sonogan experiment --resume {shlex.quote(str(path))}") from exc
     results = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
     for line in headline_lines(results, results["rare_classes"]):
         console.print(line, highlight=False, markup=False)

@@ -8,7 +8,6 @@ Example:
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 from typing import Any, Optional
 
@@ -16,7 +15,8 @@ import typer
 from rich.console import Console
 
 from sonogan.cli.experiment import parse_folds
-from sonogan.errors import RunInterrupted, SonoganInputError
+from sonogan.cli.resume import refuse_with_resume, resumable
+from sonogan.errors import SonoganInputError
 
 console = Console()
 
@@ -51,9 +51,7 @@ def lesion_command(
     from sonogan.lesion.config import LesionExperimentConfig
     from sonogan.runs import next_run_dir
 
-    if resume is not None and (config is not None or folds is not None or out is not None):
-        raise SonoganInputError("--resume", "a CONFIG, --folds or --out cannot be combined with --resume",
-                                f"run: sonogan lesion --resume {shlex.quote(str(resume))}")
+    refuse_with_resume("lesion", resume, {"a CONFIG": config, "--folds": folds, "--out": out})
     if resume is None and config is None:
         raise SonoganInputError("sonogan lesion", "no config given", "pass a YAML file, e.g. configs/lesion/demo.yaml")
     cfg = None
@@ -63,13 +61,9 @@ def lesion_command(
     path = resume if resume is not None else (out or next_run_dir("runs", cfg.name))
     from sonogan.lesion.protocol import run_lesion  # heavy imports once the arguments are good
 
-    try:
+    with resumable("lesion", path):
         run_lesion(cfg, path, resume=resume is not None,
                    echo=lambda line: console.print(line, highlight=False, markup=False))
-    except KeyboardInterrupt as exc:
-        if not (path / "run.json").is_file():
-            raise
-        raise RunInterrupted(path, f"sonogan lesion --resume {shlex.quote(str(path))}") from exc
     for line in headline(json.loads((path / "metrics.json").read_text(encoding="utf-8"))):
         console.print(line, highlight=False, markup=False)
     console.print(f"[green]lesion experiment finished[/]: [bold]{path / 'metrics.json'}[/]")

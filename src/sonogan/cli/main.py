@@ -4,7 +4,8 @@ Every user-fixable problem (a :class:`~sonogan.errors.SonoganInputError`, or a f
 read-only or forbidden disk) is printed as one line on stderr and the process exits with
 code 2. Ctrl-C prints one line (with the command that continues the run, where there is
 one) and exits with 130. Anything else is a bug and keeps its traceback. In every case the
-runs still open are marked ``failed`` / ``interrupted`` in their ``run.json``.
+runs are already marked ``failed`` / ``interrupted`` in their ``run.json`` by then: each run
+is a ``with`` block (:class:`sonogan.runs.RunDir`) that records the error on its way out.
 
 Example:
     $ sonogan --help
@@ -31,7 +32,6 @@ from sonogan.cli.synth import synth_app
 from sonogan.cli.train import train_command
 from sonogan.cli.study import serve_command, study_app
 from sonogan.errors import EXIT_INPUT_ERROR, EXIT_INTERRUPTED, RunInterrupted, SonoganInputError, disk_error_line
-from sonogan.runs import abandon_open_runs
 
 app = typer.Typer(
     name="sonogan",
@@ -68,8 +68,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """sonogan command line."""
 
 
-def _exit(line: str, code: int, cause: BaseException) -> None:
-    abandon_open_runs(cause)
+def _exit(line: str, code: int) -> None:
     typer.echo(line, err=True)
     sys.exit(code)
 
@@ -79,23 +78,19 @@ def main() -> None:
     try:
         app()
     except SonoganInputError as exc:
-        _exit(f"error: {exc}", EXIT_INPUT_ERROR, exc)
+        _exit(f"error: {exc}", EXIT_INPUT_ERROR)
     except RunInterrupted as exc:
-        _exit(str(exc), EXIT_INTERRUPTED, KeyboardInterrupt())
+        _exit(str(exc), EXIT_INTERRUPTED)
     except SystemExit as exc:
         if exc.code != EXIT_INTERRUPTED:
             raise
         # typer ends a Ctrl-C outside the resumable commands with a silent exit 130
-        _exit("interrupted", EXIT_INTERRUPTED, KeyboardInterrupt())
+        _exit("interrupted", EXIT_INTERRUPTED)
     except OSError as exc:
         line = disk_error_line(exc)
         if line is None:
-            abandon_open_runs(exc)
             raise
-        _exit(f"error: {line}", EXIT_INPUT_ERROR, exc)
-    except BaseException as exc:  # a bug: record it in the open runs, keep the traceback
-        abandon_open_runs(exc)
-        raise
+        _exit(f"error: {line}", EXIT_INPUT_ERROR)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,7 +4,7 @@ Example:
     $ sonogan predict runs/exp scans/ --out out/predictions.csv --explain
     $ sonogan predict runs/exp/folds/fold0/augmented/ensemble.json exam/ --patient-id case7 --out case7.csv
     $ sonogan predict runs/exp/folds/fold0/baseline/resnet10t/best.pt a.png b.png --mask a_mask.png --mask b_mask.png
-    $ sonogan predict runs/mmotu-exp scans/ --segmenter runs/lesion-001/fold-0/segmentation/best.pt --out p.csv
+    $ sonogan predict runs/mmotu-exp scans/ --segmenter runs/lesion-001/folds/fold0/segmentation/best.pt --out p.csv
 """
 
 from __future__ import annotations

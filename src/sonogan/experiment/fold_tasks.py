@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sonogan import layout
 from sonogan.data.manifest import Dataset, load_dataset
 from sonogan.data.splits import Splits
 from sonogan.evaluate.calibration import expected_calibration_error
@@ -115,16 +116,16 @@ def _fuse_arm(cfg: ExperimentConfig, arm_dir: Path, by_model: dict[str, dict[str
     return weights
 
 
-def curate_with_baseline(cfg: ExperimentConfig, syn: Synthetic, fold_dir: Path) -> Synthetic:
+def curate_with_baseline(cfg: ExperimentConfig, syn: Synthetic, run: str | Path, fold: int) -> Synthetic:
     """Score each class's synthetic images with the fold's baseline classifier (real training
     images only) through its Predictor, and keep the most confident ``n_per_class``. Scored once:
     the kept ids go to ``curation.json``, which the fold's later tasks read back."""
-    path = fold_dir / "curation.json"
+    path = layout.fold_dir(run, fold) / "curation.json"
     if path.is_file():
         saved = json.loads(path.read_text())
         return Synthetic(by_class={c: p.select(np.isin(p.ids, saved["kept"][c])) for c, p in syn.by_class.items()},
                          info={c: {**v, "curation": saved["info"][c]} for c, v in syn.info.items()})
-    predictor = Predictor.load(fold_dir / "baseline" / cfg.classifiers[0].model / "best.pt")
+    predictor = Predictor.load(layout.model_dir(run, fold, "baseline", cfg.classifiers[0].model) / layout.BEST_FILE)
     probs = {cls: predictor.predict_pixels(part.images) for cls, part in syn.by_class.items()}
     out = curate(syn, probs, keep=cfg.synthetic.n_per_class)
     write_json(path, {"kept": {c: p.ids for c, p in out.by_class.items()},
@@ -166,7 +167,7 @@ class FoldJob:
 
     @property
     def fold_dir(self) -> Path:
-        return Path(self.run) / "folds" / f"fold{self.fold}"
+        return layout.fold_dir(self.run, self.fold)
 
     def inputs(self) -> tuple[Dataset, FoldData]:
         torch.set_num_threads(self.cfg.num_threads)
@@ -194,7 +195,7 @@ def fold_synthetic(job: FoldJob, ds: Dataset, fd: FoldData) -> Synthetic:
     """The fold's synthetic images as the arms use them: trained and sampled by :func:`synth_task`
     (read back here), then curated when configured (the baseline has trained by then)."""
     syn = synthesise(job.cfg, ds, fd, job.fold_dir, list(job.rare), job.progress, job.log)
-    return curate_with_baseline(job.cfg, syn, job.fold_dir) if job.cfg.synthetic.curate is not None else syn
+    return curate_with_baseline(job.cfg, syn, job.run, job.fold) if job.cfg.synthetic.curate is not None else syn
 
 
 def synth_task(job: FoldJob) -> None:
@@ -210,7 +211,7 @@ def arm_task(job: FoldJob, arm: Arm, clf_index: int) -> dict[str, np.ndarray]:
     model = job.cfg.classifiers[clf_index].model
     job.log(f"fold {job.fold}: {arm.name} / {model}")
     return train_arm(job.cfg, clf_index, arm, fd, syn, job.rare_indices(ds), ds.spec.classes,
-                     job.fold_dir / arm.name / model, job.progress)
+                     layout.model_dir(job.run, job.fold, arm.name, model), job.progress)
 
 
 def submit_fold(executor: Executor, job: FoldJob) -> list[tuple[str, str, Any]]:
@@ -249,7 +250,7 @@ def finish_fold(job: FoldJob, preds: dict[str, dict[str, dict[str, np.ndarray]]]
     weights: dict[str, list[float]] = {}
     if len(cfg.classifiers) > 1:
         for arm in preds:
-            weights[arm] = _fuse_arm(cfg, job.fold_dir / arm, preds[arm], fd.val.labels)
+            weights[arm] = _fuse_arm(cfg, layout.arm_dir(job.run, job.fold, arm), preds[arm], fd.val.labels)
     if cfg.evaluation.tsne and syn.by_class:
         save_tsne_features(cfg, fd, syn, job.fold_dir)
     save_npz_atomic(job.fold_dir / "predictions.npz", **{"y|val": fd.val.labels, "y|test": fd.test.labels},

@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -33,7 +32,8 @@ from sonogan.experiment.config import ExperimentConfig
 from sonogan.experiment.executors import Executor, make_executor
 from sonogan.experiment.fold_tasks import run_folds
 from sonogan.infer.model_card import write_model_card
-from sonogan.locations import work_dir
+from sonogan.layout import fold_dir, keep_splits, resume_config
+from sonogan.locations import splits_file
 from sonogan.preprocess.cache import build_cache, read_info
 from sonogan.runs import RunDir
 
@@ -51,15 +51,12 @@ def prepare_phantom(cfg: ExperimentConfig, run: RunDir, progress: bool) -> Datas
     return generate_phantom(root, cfg.phantom, progress=progress)
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def prepare_splits(cfg: ExperimentConfig, ds: Dataset, duplicate_groups: dict[str, list[str]] | None = None) -> tuple[Splits, Path]:
-    """The saved splits, made and saved once when none exist yet (in the dataset's work folder,
-    never inside a read-only dataset). A saved file made with other split settings than the
-    config's ``split:`` section is refused instead of silently winning."""
-    path = Path(cfg.splits) if cfg.splits else work_dir(ds.root) / "splits.json"
+    """The saved splits, made and saved once when none exist yet (where
+    :func:`~sonogan.locations.splits_file` says: never inside a read-only dataset). A saved
+    file made with other split settings than the config's ``split:`` section is refused
+    instead of silently winning."""
+    path = Path(cfg.splits) if cfg.splits else splits_file(ds.root)
     if path.is_file():
         splits = Splits.load(path, ds)
         made = {"folds": splits.n_folds, "test_fraction": splits.test_fraction, "seed": splits.seed}
@@ -103,14 +100,13 @@ def run_experiment(cfg: ExperimentConfig | None, out: str | Path, resume: bool =
     """
     out = Path(out)
     if resume:
-        cfg = load_config(ExperimentConfig, out / "config.yaml")
+        cfg = resume_config(out, ExperimentConfig)
     if cfg is None:
         raise SonoganInputError("experiment", "no config given", "pass a config YAML")
     # a missing or broken dataset fails here, before any run folder exists
     ds = load_dataset(cfg.dataset) if cfg.dataset is not None else None
     torch.set_num_threads(cfg.num_threads)
-    run = RunDir.resume(out) if resume else RunDir.create(out, seed=cfg.seed, config=cfg, kind="experiment")
-    with run:
+    with RunDir.resume(out) if resume else RunDir.create(out, seed=cfg.seed, config=cfg, kind="experiment") as run:
         ex = make_executor(executor, address=address) if isinstance(executor, str) else executor
         try:
             run.set_info(executor=ex.name)
@@ -136,7 +132,7 @@ def rewrite_report(run_dir: str | Path) -> Path:
             raise SonoganInputError(run_dir, "has no metrics.json (the run has not finished)",
                                     f"finish it first: sonogan experiment --resume {run_dir}")
         folds = run.info.get("folds") or []
-        records = [json.loads((run_dir / "folds" / f"fold{k}" / "fold.json").read_text()) for k in folds]
+        records = [json.loads((fold_dir(run_dir, k) / "fold.json").read_text()) for k in folds]
         results = json.loads((run_dir / "metrics.json").read_text())
         pooled = pool_predictions(cfg, ds, records, run.path)
         return write_report(cfg, ds, run, results, records, run.info["rare_classes"], test=pooled[1])
@@ -148,11 +144,9 @@ def _run(cfg: ExperimentConfig, run: RunDir, ds: Dataset, progress: bool, report
     from sonogan.experiment.results import compute_results, pool_predictions
 
     report = report or validate_dataset(ds)
-    splits, splits_path = prepare_splits(cfg, ds, report.duplicate_groups)
-    splits_sha = file_sha256(splits_path)
-    if run.info.get("splits_sha256") not in (None, splits_sha):
-        raise SonoganInputError(splits_path, "changed since this run started (its sha256 differs from run.json's)",
-                                "restore the original splits file, or start a new run")
+    # the run's own copy: a resumed run continues on the splits it started with
+    splits_path = keep_splits(run, lambda: prepare_splits(cfg, ds, report.duplicate_groups)[1])
+    splits, splits_sha = Splits.load(splits_path, ds), run.info["splits_sha256"]
     rare = check_experiment(cfg, ds, splits.n_folds)
     info = read_info(build_cache(ds, cfg.preset, progress=progress, allow_no_masks=cfg.allow_no_masks))
     if info["n_roi_fallback"]:  # said on the command line, not only in the cache's info.json
@@ -162,7 +156,6 @@ def _run(cfg: ExperimentConfig, run: RunDir, ds: Dataset, progress: bool, report
         echo(line)
     folds = cfg.folds if cfg.folds is not None else list(range(splits.n_folds))
     run.set_info(dataset_name=ds.spec.name, rare_classes=rare, folds=folds,
-                 splits_file=splits_path.name, splits_sha256=splits_sha,
                  patients_known=ds.spec.patients_known, data_warnings=report.warnings)
     records = run_folds(cfg, ds, splits_path, folds, run, rare, progress, executor, echo)
     pooled = pool_predictions(cfg, ds, records, run.path)  # loaded once, used by the numbers and the figures

@@ -36,6 +36,7 @@ from sonogan.audit.report import audit_section
 from sonogan.config import to_yaml
 from sonogan.data.manifest import Dataset
 from sonogan.evaluate.calibration import reliability_curve
+from sonogan.layout import fold_dir, model_dir
 from sonogan.report import figures as fig
 from sonogan.report.html import Section, Table, format_ci, format_p, gain_table_rows, metrics_table_rows, render_report
 from sonogan.report.markdown import render_markdown_summary
@@ -117,7 +118,7 @@ def gan_figures(run_dir: Path, folds: list[int], rare: list[str]) -> list[tuple[
     out: list[tuple[Path, str]] = []
     for i, fold in enumerate(folds):
         for cls in rare:
-            gan = run_dir / "folds" / f"fold{fold}" / f"gan-{cls}"
+            gan = fold_dir(run_dir, fold) / f"gan-{cls}"
             if i == 0:
                 grids = sorted((gan / "grids").glob("*.png"))
                 picks = sorted({0, len(grids) // 3, 2 * len(grids) // 3, len(grids) - 1}) if grids else []
@@ -136,7 +137,7 @@ def _classifier_curves(run_dir: Path, arms: list[str], models: list[str], fold: 
     histories: dict[str, dict[str, list[float]]] = {}
     for arm in arms:
         for model in models:
-            path = run_dir / "folds" / f"fold{fold}" / arm / model / "history.json"
+            path = model_dir(run_dir, fold, arm, model) / "history.json"
             if path.is_file():
                 hist = json.loads(path.read_text())
                 epochs = hist["epochs"] if isinstance(hist, dict) and "epochs" in hist else hist
@@ -158,7 +159,7 @@ def load_features(path: Path) -> dict[str, np.ndarray]:
 def tsne_figure(run_dir: Path, folds: list[int], names: list[str], figdir: Path, seed: int) -> tuple[Path, str] | None:
     """t-SNE of the first fold that saved ``features.npz``, with its caption; None when no fold did."""
     for fold in folds:
-        path = run_dir / "folds" / f"fold{fold}" / "features.npz"
+        path = fold_dir(run_dir, fold) / "features.npz"
         if not path.is_file():
             continue
         f = load_features(path)

@@ -28,6 +28,7 @@ from sonogan.evaluate.aggregate import mean_sd_across_folds, pooled_out_of_fold
 from sonogan.evaluate.bootstrap import bootstrap_ci, paired_bootstrap_gain
 from sonogan.evaluate.metrics import classification_metrics, confusion_matrix, predictions
 from sonogan.experiment.config import ExperimentConfig
+from sonogan.layout import fold_dir
 
 ENSEMBLE = "ensemble"
 ENSEMBLE_EQUAL = "ensemble-equal"
@@ -67,7 +68,7 @@ def pool_predictions(cfg: ExperimentConfig, ds: Dataset, records: list[dict], ru
     arms, models = cfg.arm_names(), model_names(cfg)
     per_fold = []
     for rec in records:
-        saved = np.load(Path(run_dir) / "folds" / f"fold{rec['fold']}" / "predictions.npz")
+        saved = np.load(fold_dir(run_dir, rec["fold"]) / "predictions.npz")
         per_fold.append({"fold": rec["fold"], "val_y": saved["y|val"], "test_y": saved["y|test"],
                          "probs": {a: {m: {p: saved[f"{a}|{m}|{p}"] for p in ("val", "test")} for m in models} for a in arms}})
     test_ids = records[0]["test_ids"]

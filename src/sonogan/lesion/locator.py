@@ -9,7 +9,7 @@ back onto the original pixels (inverse of the scan-area crop and the padded resi
 caller can crop its own loose frame exactly as it would with a hand-drawn mask.
 
 Example:
-    >>> loc = load_locator("runs/lesion-demo-001/fold-0/segmentation/best.pt")   # doctest: +SKIP
+    >>> loc = load_locator("runs/lesion-demo-001/folds/fold0/segmentation/best.pt")   # doctest: +SKIP
     >>> masks = loc.predict_masks([image])                                         # doctest: +SKIP
     >>> masks[0].shape == image.shape[:2], masks[0].dtype                          # doctest: +SKIP
     (True, dtype('bool'))

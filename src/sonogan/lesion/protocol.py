@@ -25,14 +25,13 @@ Example:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from sonogan.config import load_config
+from sonogan import layout
 from sonogan.data.manifest import Dataset, load_dataset
 from sonogan.data.splits import Splits
 from sonogan.errors import SonoganInputError
@@ -87,13 +86,16 @@ def predicted_masks(probs: np.ndarray, size: int, post: bool) -> np.ndarray:
 class FoldRunner:
     """Trains and predicts every arm of one fold (see the module docstring)."""
 
-    def __init__(self, cfg: LesionExperimentConfig, ds: Dataset, fd: FoldData, fold_dir: Path, run: RunDir,
+    def __init__(self, cfg: LesionExperimentConfig, ds: Dataset, fd: FoldData, run: RunDir,
                  echo: Echo, progress: bool, pretrain: Callable[[ArmSpec], dict[str, torch.Tensor] | None]) -> None:
-        self.cfg, self.ds, self.fd, self.dir, self.run, self.echo = cfg, ds, fd, fold_dir, run, echo
+        self.cfg, self.ds, self.fd, self.run, self.echo = cfg, ds, fd, run, echo
         self.progress, self.pretrain = progress, pretrain
         self.classes = list(ds.spec.classes)
         self.has = {p: mask_flags(ds, getattr(fd, p).ids) for p in ("train", "val", "test")}
         self.preds: dict[str, dict[str, np.ndarray]] = {}
+
+    def arm_dir(self, arm: ArmSpec) -> Path:
+        return layout.arm_dir(self.run.path, int(self.fd.fold or 0), arm.name)
 
     def clinical(self, arm: ArmSpec) -> ClinicalEncoder | None:
         if not arm.clinical:
@@ -113,7 +115,7 @@ class FoldRunner:
               init: dict[str, torch.Tensor] | None = None) -> Any:
         c = self.cfg
         return train_lesion(model, c.train.model_copy(update={"image_size": int(data["train"]["image"].shape[-1])}),
-                            arm.task, task_kwargs(c, arm), data["train"], data["val"], self.dir / arm.name,
+                            arm.task, task_kwargs(c, arm), data["train"], data["val"], self.arm_dir(arm),
                             seed=c.seed + int(self.fd.fold or 0), device=c.device, amp=c.amp, meta=meta,
                             init_state=init, progress=self.progress,
                             description=f"fold {self.fd.fold} {arm.name}").model
@@ -181,7 +183,7 @@ class FoldRunner:
         self.echo(f"warning: {line}")
 
     def run_arm(self, arm: ArmSpec) -> None:
-        path = self.dir / arm.name / "predictions.npz"
+        path = self.arm_dir(arm) / "predictions.npz"
         if not path.is_file():
             runner = {"image": self.image_arm, "crop": self.crop_arm, "mask": self.mask_arm}[arm.input]
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -199,8 +201,8 @@ def arm_order(names: list[str]) -> list[ArmSpec]:
 
 def open_dataset(cfg: LesionExperimentConfig, run: RunDir, progress: bool) -> tuple[Dataset, Splits]:
     ds = load_dataset(cfg.dataset) if cfg.dataset else prepare_phantom(cfg, run, progress)  # type: ignore[arg-type]
-    splits, path = prepare_splits(cfg, ds)  # type: ignore[arg-type]
-    run.record_file("splits", path)
+    # the run's own copy: a resumed run continues on the splits it started with
+    splits = Splits.load(layout.keep_splits(run, lambda: prepare_splits(cfg, ds)[1]), ds)  # type: ignore[arg-type]
     if get_preset(cfg.preset).roi != "none":
         raise SonoganInputError(cfg.preset, "the lesion experiment needs a whole-scan preset (roi: none)",
                                 "use e.g. full-128 or full-rgb-160: the models must find the lesion themselves")
@@ -231,14 +233,17 @@ def make_pretrainer(cfg: LesionExperimentConfig, run: RunDir, progress: bool) ->
 def summarise_runs(run_dirs: list[Path]) -> dict[str, Any]:
     """Pool the folds of several finished runs of one config (e.g. folds run on different days or
     machines) into one results dict, as if one run had done them all. Only ``folds`` may differ."""
-    cfgs = [load_config(LesionExperimentConfig, Path(d) / "config.yaml") for d in run_dirs]
+    cfgs = [layout.resume_config(d, LesionExperimentConfig) for d in run_dirs]
     base = cfgs[0]
     if any(c.model_dump(exclude={"folds"}) != base.model_dump(exclude={"folds"}) for c in cfgs[1:]):
         raise SonoganInputError(run_dirs[1], "was run with another config than the first run",
                                 "pool only runs of the same config (folds may differ)")
     ds = load_dataset(base.dataset) if base.dataset else load_dataset(Path(run_dirs[0]) / "dataset")
-    info = json.loads((Path(run_dirs[0]) / "run.json").read_text(encoding="utf-8"))
-    splits = Splits.load(Path(info["splits_file"]), ds)
+    splits_path = layout.run_splits(run_dirs[0])
+    if splits_path is None:
+        raise SonoganInputError(run_dirs[0], "the splits file the run used was not found (or has changed)",
+                                "restore the run's splits.json")
+    splits = Splits.load(splits_path, ds)
     truth: dict[int, dict[str, np.ndarray]] = {}
     preds: dict[int, dict[str, dict[str, np.ndarray]]] = {}
     for run_dir, cfg in zip(run_dirs, cfgs):
@@ -249,7 +254,7 @@ def summarise_runs(run_dirs: list[Path]) -> dict[str, Any]:
             truth[fold] = truth_of(ds, fd, {p: mask_flags(ds, getattr(fd, p).ids) for p in PARTS}, cfg.train.image_size)
             preds[fold] = {}
             for arm in cfg.arms:
-                with np.load(Path(run_dir) / f"fold-{fold}" / arm / "predictions.npz") as saved:
+                with np.load(layout.arm_dir(run_dir, fold, arm) / "predictions.npz") as saved:
                     preds[fold][arm] = {k: saved[k] for k in saved.files}
     return summarise(base.model_copy(update={"folds": sorted(preds)}), list(ds.spec.classes), truth, preds)
 
@@ -259,12 +264,9 @@ def run_lesion(cfg: LesionExperimentConfig | None, out: str | Path, resume: bool
     """Run (or with ``resume=True`` continue, reading the folder's own config) the experiment in ``out``."""
     out = Path(out)
     if resume:
-        run = RunDir.resume(out)
-        cfg = load_config(LesionExperimentConfig, out / "config.yaml")
-    else:
-        assert cfg is not None
-        run = RunDir.create(out, config=cfg, kind="lesion")
-    with run:
+        cfg = layout.resume_config(out, LesionExperimentConfig)
+    assert cfg is not None
+    with RunDir.resume(out) if resume else RunDir.create(out, config=cfg, kind="lesion") as run:
         torch.set_num_threads(cfg.num_threads)
         ds, splits = open_dataset(cfg, run, progress)
         folds = cfg.folds if cfg.folds is not None else list(range(splits.n_folds))
@@ -273,7 +275,7 @@ def run_lesion(cfg: LesionExperimentConfig | None, out: str | Path, resume: bool
         preds: dict[int, dict[str, dict[str, np.ndarray]]] = {}
         for fold in folds:
             fd = load_fold(ds, splits, fold, cfg.preset)
-            runner = FoldRunner(cfg, ds, fd, run.path / f"fold-{fold}", run, echo, progress, pretrain)
+            runner = FoldRunner(cfg, ds, fd, run, echo, progress, pretrain)
             for arm in arm_order(cfg.arms):
                 runner.run_arm(arm)
             truth[fold], preds[fold] = truth_of(ds, fd, runner.has, cfg.train.image_size), runner.preds

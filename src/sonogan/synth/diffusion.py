@@ -115,14 +115,17 @@ def fit_diffusion(real: RealImages, cfg: DiffusionConfig, out: str | Path, resum
         ckpt = load_diffusion_checkpoint(last)
         check_same_images(ckpt, meta, out)
         cfg = DiffusionConfig.model_validate({**ckpt["config"], "iterations": cfg.iterations})
-        run = RunDir.resume(out)
+        opened: Any = RunDir.resume(out)
         state = build_state(cfg, int(ckpt["num_classes"]), device)  # the checkpoint's, like its config
         state.load_checkpoint(ckpt)
-        run.log(f"resumed at iteration {state.iteration}, budget {cfg.iterations}")
+        resumed = f"resumed at iteration {state.iteration}, budget {cfg.iterations}"
     else:
-        run = start_run(out, resume, cfg, "diffusion", len(real.ids), meta)
+        opened = start_run(out, resume, cfg, "diffusion", len(real.ids), meta)
         state = build_state(cfg, num_classes, device)
-    with run:  # a failure or Ctrl-C inside the loop marks the run failed / interrupted
+        resumed = None
+    with opened as run:  # a failure or Ctrl-C inside the loop marks the run failed / interrupted
+        if resumed is not None:
+            run.log(resumed)
         run.set_info(device=str(device))
         _loop(state, real, run, device, meta, progress)
     return out

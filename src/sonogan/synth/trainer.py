@@ -23,7 +23,7 @@ import contextlib
 import hashlib
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -83,12 +83,14 @@ def generator_meta(real: RealImages, meta: dict[str, Any] | None) -> dict[str, A
     return meta
 
 
-def start_run(out: Path, resume: bool, cfg: Any, kind: str, n_train: int, meta: dict[str, Any]) -> RunDir:
-    """A new generator run folder, or the one a kill left before its first checkpoint (resumed)."""
-    run = RunDir.resume(out) if resume and (out / "run.json").is_file() else \
-        RunDir.create(out, seed=cfg.seed, config=cfg, kind=kind)
-    run.set_info(n_train=n_train, family=cfg.family, **meta)
-    return run
+@contextlib.contextmanager
+def start_run(out: Path, resume: bool, cfg: Any, kind: str, n_train: int, meta: dict[str, Any]) -> Iterator[RunDir]:
+    """A new generator run folder, or the one a kill left before its first checkpoint (resumed),
+    open for the ``with`` block, its training images recorded."""
+    with RunDir.resume(out) if resume and (out / "run.json").is_file() else \
+            RunDir.create(out, seed=cfg.seed, config=cfg, kind=kind) as run:
+        run.set_info(n_train=n_train, family=cfg.family, **meta)
+        yield run
 
 
 def check_same_images(ckpt: dict[str, Any], meta: dict[str, Any], out: Path) -> None:
@@ -123,20 +125,22 @@ def fit_gan(real: RealImages, cfg: GanConfig, out: str | Path, resume: bool = Fa
         ckpt = load_checkpoint_file(last)
         check_same_images(ckpt, meta, out)
         cfg = GanConfig.model_validate({**ckpt["config"], "iterations": cfg.iterations})
-        run = RunDir.resume(out) if main else None
+        opened: Any = RunDir.resume(out) if main else None
         state = build_state(cfg, num_classes, device)
         state.load_checkpoint(ckpt)
-        if run is not None:
-            run.log(f"resumed at iteration {state.iteration}, budget {cfg.iterations}")
+        resumed = f"resumed at iteration {state.iteration}, budget {cfg.iterations}"
     else:
         state = build_state(cfg, num_classes, device)
         if init is not None:  # checked before any folder is made
             start_from(state, load_checkpoint_file(init))
             meta.update(init_from=Path(init).parent.parent.name, init_sha256=sha256_file(init))
-        run = start_run(out, resume, cfg, "gan", len(real.ids), meta) if main else None
+        opened = start_run(out, resume, cfg, "gan", len(real.ids), meta) if main else None
+        resumed = None
     # a failure or Ctrl-C inside the loop marks the GAN run failed / interrupted
-    with run if run is not None else contextlib.nullcontext():
+    with opened if opened is not None else contextlib.nullcontext() as run:
         if run is not None:
+            if resumed is not None:
+                run.log(resumed)
             run.set_info(device=str(device))
         _loop(state, real, run, out, device, meta, progress and main)
     return out

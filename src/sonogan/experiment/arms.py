@@ -7,12 +7,11 @@ classic augmentation of ``classic_arm`` is applied. The 'synthetic-pretrain' arm
 stages: :func:`pretraining_images` first, then the real training images alone. Names are only labels for folders and
 tables: nothing parses them.
 
+Which arms a config asks for is :meth:`sonogan.experiment.config.ExperimentConfig.arms`.
+
 Example:
-    >>> from sonogan.experiment.config import ExperimentConfig
-    >>> cfg = ExperimentConfig.model_validate({"dataset": "d", "classic_arm": {"hflip": True},
-    ...                                       "synthetic": {"n_per_class": 20, "sweep": [5]}, "classic_sweep": [7]})
-    >>> [(a.name, a.n_synthetic, a.n_classic) for a in arms_of(cfg)]
-    [('baseline', 0, 0), ('augmented', 20, 0), ('synthetic-5', 5, 0), ('classic-7', 0, 7)]
+    >>> Arm(name="synthetic-5", kind="synthetic", n_synthetic=5).needs_synthetic
+    True
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from pydantic import BaseModel, ConfigDict
 from sonogan.train.mixing import mix_real_synthetic
 
 if TYPE_CHECKING:
-    from sonogan.experiment.config import ExperimentConfig
     from sonogan.preprocess.fold import Partition
 
 
@@ -44,26 +42,6 @@ class Arm(BaseModel):
     @property
     def needs_synthetic(self) -> bool:
         return self.kind in ("synthetic", "pretrain")
-
-
-def arms_of(cfg: "ExperimentConfig") -> list[Arm]:
-    """Arms in report order: baseline, [classic], augmented, synthetic-N sweep, classic-N sweep."""
-    arms = [Arm(name="baseline", kind="baseline")]
-    if cfg.classic_arm is not None and not cfg.classic_sweep:  # with a sweep, classic-N arms stand for it
-        arms.append(Arm(name="classic", kind="classic", classic_augment=True))
-    if cfg.baseline_only:  # the classifier recipe alone: no generator is trained
-        return arms
-    arms.append(Arm(name="augmented", kind="synthetic", n_synthetic=cfg.synthetic.n_per_class,
-                    mix_mode=cfg.synthetic.mode))
-    arms += [Arm(name=f"synthetic-{n}", kind="synthetic", n_synthetic=n)
-             for n in sorted(set(cfg.synthetic.sweep)) if n > 0]
-    if cfg.synthetic.pretrain_finetune is not None:
-        arms.append(Arm(name="synthetic-pretrain", kind="pretrain", n_synthetic=cfg.synthetic.n_per_class))
-    counts = set(cfg.classic_sweep) | ({cfg.synthetic.n_per_class} if cfg.synthetic.matched_control else set())
-    # without a classic_arm the copies get the classifier's own augmentation, as the augmented arm's images do
-    arms += [Arm(name=f"classic-{n}", kind="oversample", n_classic=n, classic_augment=cfg.classic_arm is not None)
-             for n in sorted(counts) if n > 0]
-    return arms
 
 
 def training_images(arm: Arm, real: "Partition", synthetic: "Partition | None", rare_indices: list[int],

@@ -10,19 +10,20 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
 from sonogan.audit.config import AuditConfig
 from sonogan.config import StrictModel
+from sonogan.experiment.arms import Arm
+from sonogan.models.classifiers import CLASSIFIERS
 from sonogan.phantom import PhantomConfig
+from sonogan.preprocess.presets import PRESETS
 from sonogan.synth.config import GanConfig
 from sonogan.synth.diffusion_config import DiffusionConfig
+from sonogan.synth.nets import GAN_FAMILIES
 from sonogan.train.config import AugmentConfig, ClassifierTrainConfig
-
-if TYPE_CHECKING:
-    from sonogan.experiment.arms import Arm
 
 
 class SplitParams(StrictModel):
@@ -141,11 +142,32 @@ class ExperimentConfig(StrictModel):
         _check_registered(self)
         return self
 
-    def arms(self) -> list["Arm"]:
-        """The typed arms, in report order (see :mod:`sonogan.experiment.arms`)."""
-        from sonogan.experiment.arms import arms_of
+    def arms(self) -> list[Arm]:
+        """The typed arms (see :mod:`sonogan.experiment.arms`) in report order: baseline,
+        [classic], augmented, synthetic-N sweep, classic-N sweep.
 
-        return arms_of(self)
+        Example:
+            >>> cfg = ExperimentConfig.model_validate({"dataset": "d", "classic_arm": {"hflip": True},
+            ...     "synthetic": {"n_per_class": 20, "sweep": [5]}, "classic_sweep": [7]})
+            >>> [(a.name, a.n_synthetic, a.n_classic) for a in cfg.arms()]
+            [('baseline', 0, 0), ('augmented', 20, 0), ('synthetic-5', 5, 0), ('classic-7', 0, 7)]
+        """
+        arms = [Arm(name="baseline", kind="baseline")]
+        if self.classic_arm is not None and not self.classic_sweep:  # with a sweep, classic-N arms stand for it
+            arms.append(Arm(name="classic", kind="classic", classic_augment=True))
+        if self.baseline_only:  # the classifier recipe alone: no generator is trained
+            return arms
+        arms.append(Arm(name="augmented", kind="synthetic", n_synthetic=self.synthetic.n_per_class,
+                        mix_mode=self.synthetic.mode))
+        arms += [Arm(name=f"synthetic-{n}", kind="synthetic", n_synthetic=n)
+                 for n in sorted(set(self.synthetic.sweep)) if n > 0]
+        if self.synthetic.pretrain_finetune is not None:
+            arms.append(Arm(name="synthetic-pretrain", kind="pretrain", n_synthetic=self.synthetic.n_per_class))
+        counts = set(self.classic_sweep) | ({self.synthetic.n_per_class} if self.synthetic.matched_control else set())
+        # without a classic_arm the copies get the classifier's own augmentation, as the augmented arm's images do
+        arms += [Arm(name=f"classic-{n}", kind="oversample", n_classic=n, classic_augment=self.classic_arm is not None)
+                 for n in sorted(counts) if n > 0]
+        return arms
 
     def arm_names(self) -> list[str]:
         return [a.name for a in self.arms()]
@@ -160,11 +182,7 @@ class ExperimentConfig(StrictModel):
 
 def _check_registered(cfg: ExperimentConfig) -> None:
     """Every named part exists and fits, so a typo fails when the config is read, not after a
-    GAN has trained. Imported here, not at module top, to keep config reading light."""
-    from sonogan.models.classifiers import CLASSIFIERS
-    from sonogan.preprocess.presets import PRESETS
-    from sonogan.synth.nets import GAN_FAMILIES
-
+    GAN has trained."""
     checks = [("gan.family", cfg.gan.family, GAN_FAMILIES), ("preset", cfg.preset, PRESETS)]
     checks += [(f"classifiers.{i}.model", c.model, CLASSIFIERS) for i, c in enumerate(cfg.classifiers)]
     for key, name, registry in checks:

@@ -51,14 +51,16 @@ def test_shape_mismatch_raises() -> None:
         dice(np.zeros((2, 4, 4), bool), np.zeros((2, 4, 5), bool))
 
 
-def test_bootstrap_ci_brackets_the_point_and_is_seeded() -> None:
-    rng = np.random.default_rng(0)
-    true = rng.random((30, 8, 8)) > 0.5
-    pred = true ^ (rng.random((30, 8, 8)) > 0.8)
-    res = segmentation_ci(true, pred, n_resamples=200, seed=3)
-    point, low, high = res["mean_iou"]
-    assert low <= point <= high and high - low > 0
-    assert segmentation_ci(true, pred, n_resamples=200, seed=3)["mean_iou"] == res["mean_iou"]
+def test_bootstrap_ci_by_hand_and_seeded() -> None:
+    true = np.zeros((4, 4, 4), bool)
+    true[:, :2, :2] = True
+    pred = true.copy()
+    pred[0] = False  # IoU 0 on image 0, 1 on the others: mean IoU 3/4
+    # seed 0 draws the images [3,2,2,1], [1,0,0,0], [0,3,2,3], [2,2,3,2]: mean IoUs 1, 1/4, 3/4, 1;
+    # sorted 0.25, 0.75, 1, 1, linear percentiles at positions 0.75 and 2.25 (ci 0.5)
+    res = segmentation_ci(true, pred, n_resamples=4, seed=0, ci=0.5)
+    assert res["mean_iou"] == pytest.approx((0.75, 0.25 + 0.75 * 0.5, 1.0))
+    assert segmentation_ci(true, pred, n_resamples=4, seed=0, ci=0.5)["mean_iou"] == res["mean_iou"]
 
 
 def test_counts_give_the_same_metrics_and_a_paired_gain() -> None:

@@ -41,8 +41,11 @@ def test_every_arm_runs_and_is_scored(tmp_path: Path) -> None:
                                           "cascade+clinical@true", "mask-shape", "mask-shape@true"}
     assert {"segmentation", "segmentation+post", "cgan-segmentation", "multitask"} <= set(res["segmentation"])
     for name in ("multitask vs classification", "classification+clinical vs classification", "cascade vs cascade@true"):
-        gain = res["gains"][name]["accuracy"]
-        assert gain["low"] <= gain["point"] <= gain["high"]
+        a, b = res["gains"][name]["a"], res["gains"][name]["b"]
+        point = {arm: res["classification"][arm]["cv"]["accuracy"]["point"] for arm in (a, b)}
+        # B minus A on the same images: the difference of the two arms' own points
+        assert res["gains"][name]["accuracy"]["point"] == pytest.approx(point[b] - point[a])
+    assert res["bootstrap_unit"] == "patient"  # the phantom has 2 images per patient
     best = out / "folds" / "fold0" / "segmentation" / "best.pt"
     assert best.is_file() and (out / "config.yaml").is_file()
     assert json.loads((out / "run.json").read_text())["status"] == "completed"

@@ -34,7 +34,7 @@ import numpy as np
 from pydantic import Field
 
 from sonogan.config import StrictModel
-from sonogan.preprocess import transforms as T
+import sonogan.preprocess.transforms as T  # the module itself, not through preprocess/__init__.py (which imports this file)
 from sonogan.registry import Registry
 
 

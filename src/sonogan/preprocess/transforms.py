@@ -38,7 +38,7 @@ from typing import Any, ClassVar, Literal, Protocol, Sequence, runtime_checkable
 import cv2
 import numpy as np
 
-from sonogan.preprocess import functional as F
+import sonogan.preprocess.functional as F  # the module itself, not through preprocess/__init__.py (which imports this file)
 
 Sample = dict[str, Any]
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
+EXIT_BUG = 1  # an unexpected error: a bug, reported by the CLI in one line (traceback in the run's log.txt)
 EXIT_INPUT_ERROR = 2
 EXIT_INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
 

@@ -40,9 +40,19 @@ def export_command(
     # imported here: torch and the exporter are slow to import, and --help should stay fast
     from sonogan.infer.model_card import write_model_card
     from sonogan.infer.resolve import RUN_FILE, find_run
+    from sonogan.layout import read_info
 
     is_run = model.is_dir() and (model / RUN_FILE).is_file()
     run_dir = model if is_run else find_run(model).run_dir
+    kind = read_info(run_dir).get("kind") if run_dir is not None else None
+    if kind in ("lesion", "annotation-remover"):
+        # the model card and the ONNX graphs describe an experiment's classifiers (preset,
+        # normaliser, fusion); a lesion or remover model needs its own exporter
+        raise SonoganInputError(model, f"export takes experiment classifiers; this is a {kind} run's model",
+                                "use the checkpoint itself (remover.pt / best.pt) where it is needed, "
+                                "or export a 'sonogan experiment' run")
+    if kind is not None and kind != "experiment":
+        run_dir = None  # a run of another kind (e.g. 'sonogan train'): no experiment card
     if card and run_dir is None:
         raise SonoganInputError(model, "is not inside an experiment run, so its training data is unknown",
                                 "pass the run folder (or a model inside one) for --card")

@@ -1,4 +1,4 @@
-"""Find what a MODEL argument means: one checkpoint, one ensemble, or an experiment run's fold models.
+"""Find what a MODEL argument means: one checkpoint, one ensemble, or a run's fold models.
 
 ``MODEL`` may be
 
@@ -7,7 +7,13 @@
   predictions through ONNX Runtime (no Grad-CAM, no validation predictions: it has left its run);
 * an experiment run folder (``run.json`` + ``folds/``): one arm's models of every fold (or of
   ``fold``), averaged with equal weights after each fold's own temperature, the
-  cross-validation ensemble the experiment reports on its hold-out test.
+  cross-validation ensemble the experiment reports on its hold-out test;
+* a ``sonogan lesion`` run folder, or one of its arms' ``best.pt``: the whole-scan classifiers
+  (``classification``, ``multitask``; default arm ``classification``) the same way, each fold's
+  model reading the scan with its own preset and normaliser (:class:`LesionClassifier`);
+* an annotation-remover run is not a classifier: a one-line error says what to use instead.
+
+Paths inside a run come from :mod:`sonogan.layout`, the one run layout of every protocol.
 
 Inside a run the files around the model say more, read-only: each fold's **validation**
 predictions (``predictions.npz``), from which the referral operating point is chosen
@@ -23,18 +29,24 @@ Example:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+import torch
+from torch import nn
+
+from sonogan import layout
 from sonogan.errors import SonoganInputError
 from sonogan.infer.calibration import apply_temperature
 from sonogan.infer.predictor import ImageInput, Predictor
+from sonogan.lesion.train import load_lesion
+from sonogan.preprocess.fold import Normaliser
 from sonogan.preprocess.presets import PreprocessConfig
 
-RUN_FILE = "run.json"
+RUN_FILE = layout.RUN_FILE
+REMOVER_KIND = "annotation-remover"
 ONNX_META = "onnx_model.json"  # sonogan.infer.onnx.META_NAME, without importing ONNX Runtime here
 
 
@@ -56,6 +68,56 @@ class FoldAverage(ImageInput):
 
     def predict_pixels(self, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:
         return np.mean([p.predict_pixels(pixels, batch_size) for p in self.predictors], axis=0)
+
+
+@dataclass
+class LesionClassifier(ImageInput):
+    """A ``sonogan lesion`` whole-scan classifier (``classification`` or ``multitask`` arm) with
+    the preset, normaliser and input size of its training, behind the Predictor's API."""
+
+    model: nn.Module
+    normaliser: Normaliser
+    in_chans: int
+    image_size: int
+    class_names: list[str]
+    preset: PreprocessConfig
+    temperature: float = 1.0  # lesion models are not temperature-scaled
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LesionClassifier":
+        model, meta = load_lesion(path)
+        if meta["model_config"].get("outputs") not in ("classification", "multitask"):
+            raise SonoganInputError(path, f"the lesion arm '{meta.get('arm')}' does not classify the scan",
+                                    "choose --arm classification or multitask (a segmenter goes to --segmenter)")
+        if meta.get("clinical") is not None or meta.get("cascade") is not None:
+            raise SonoganInputError(path, f"the lesion arm '{meta.get('arm')}' needs clinical variables or its "
+                                    "segmenter's crops, which predict does not feed to it",
+                                    "choose --arm classification or multitask")
+        return cls(model, Normaliser.from_dict(meta["normaliser"]), int(meta["in_chans"]), int(meta["image_size"]),
+                   list(meta["class_names"]), PreprocessConfig.model_validate(meta["preprocess"]))
+
+    @torch.no_grad()
+    def predict_pixels(self, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        x = self.normaliser(pixels, self.in_chans, self.image_size)
+        probs = [torch.softmax(self.model(x[i:i + batch_size])["logits"].float(), 1).double().numpy()
+                 for i in range(0, len(x), batch_size)]
+        return np.concatenate(probs) if probs else np.zeros((0, len(self.class_names)))
+
+
+def _is_lesion_checkpoint(path: Path) -> bool:
+    """A ``sonogan lesion`` checkpoint: its run's run.json says so (no torch.load needed)."""
+    place = layout.locate(path)
+    return place is not None and layout.read_info(place.run).get("kind") == "lesion"
+
+
+def _refuse_remover(path: Path) -> None:
+    raise SonoganInputError(path, "an annotation remover is not a classifier",
+                            "clean the images with 'sonogan annotations apply RUN/remover.pt IMAGES --out DIR', "
+                            "then predict them with a classifier run")
+
+
+def _load_one(path: Path) -> ImageInput:
+    return LesionClassifier.load(path) if _is_lesion_checkpoint(path) else Predictor.load(path)
 
 
 @dataclass
@@ -87,17 +149,12 @@ class LoadedModel:
 
 
 def find_run(path: Path) -> ModelFile:
-    """``path`` (best.pt or ensemble.json) with its run, fold, arm and model when it lies in a run."""
+    """``path`` (a model file) with its run, fold, arm and model when it lies in a run (:func:`sonogan.layout.locate`)."""
     path = Path(path)
-    ensemble = path.suffix == ".json"
-    # folds/foldK/<arm>/<model>/best.pt or folds/foldK/<arm>/ensemble.json
-    arm_dir = path.resolve().parent if ensemble else path.resolve().parent.parent
-    fold_dir, run_dir = arm_dir.parent, arm_dir.parent.parent.parent
-    if fold_dir.name[:4] == "fold" and fold_dir.name[4:].isdigit() and fold_dir.parent.name == "folds" \
-            and (run_dir / RUN_FILE).is_file():
-        return ModelFile(path, run_dir, int(fold_dir.name[4:]), arm_dir.name,
-                         "ensemble" if ensemble else path.parent.name)
-    return ModelFile(path)
+    place = layout.locate(path)
+    if place is None:
+        return ModelFile(path)
+    return ModelFile(path, place.run, place.fold, place.arm, place.model)
 
 
 def run_model_files(run_dir: Path, arm: str | None = None, model: str | None = None,
@@ -107,31 +164,40 @@ def run_model_files(run_dir: Path, arm: str | None = None, model: str | None = N
     ``model``: a classifier name or "ensemble"; default the arm's ensemble when there is one,
     else its single classifier.
     """
-    info = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
+    info = layout.read_info(run_dir)
+    layout.check_layout(run_dir)
+    if info.get("kind") == REMOVER_KIND:
+        _refuse_remover(run_dir)
+    lesion = info.get("kind") == "lesion"
     run_folds = list(info.get("folds") or [])
     if fold is not None and fold not in run_folds:
         listed = ", ".join(map(str, run_folds)) or "none"
         raise SonoganInputError(run_dir, f"fold {fold} does not exist (the run's folds: {listed})",
                                 "choose one of them with --fold, or leave --fold out to average every fold")
     folds = [fold] if fold is not None else run_folds
-    arm = arm or "baseline"
+    arm = arm or ("classification" if lesion else "baseline")
     files = []
     for k in folds:
-        arm_dir = run_dir / "folds" / f"fold{k}" / arm
+        arm_dir = layout.arm_dir(run_dir, k, arm)
+        if lesion and (arm_dir / layout.BEST_FILE).is_file():  # a lesion arm is one model
+            if model is not None:
+                raise SonoganInputError(arm_dir, "a lesion arm holds one model", "drop --model")
+            files.append(ModelFile(arm_dir / layout.BEST_FILE, run_dir, k, arm, None))
+            continue
         if not arm_dir.is_dir():
             known = sorted(p.name for p in arm_dir.parent.glob("*") if p.is_dir())
             raise SonoganInputError(arm_dir, f"no arm '{arm}' in fold {k}", f"choose --arm from {known}")
         if model in (None, "ensemble") and (arm_dir / "ensemble.json").is_file():
             files.append(ModelFile(arm_dir / "ensemble.json", run_dir, k, arm, "ensemble"))
             continue
-        names = sorted(p.parent.name for p in arm_dir.glob("*/best.pt"))
+        names = sorted(p.parent.name for p in arm_dir.glob(f"*/{layout.BEST_FILE}"))
         name = model if model not in (None, "ensemble") else (names[0] if len(names) == 1 else None)
         if name is None or name not in names:
             raise SonoganInputError(arm_dir, f"no model '{model}' here" if model else f"{len(names)} models, no ensemble",
                                     f"choose --model from {names}")
-        files.append(ModelFile(arm_dir / name / "best.pt", run_dir, k, arm, name))
+        files.append(ModelFile(layout.model_dir(run_dir, k, arm, name) / layout.BEST_FILE, run_dir, k, arm, name))
     if not files:
-        raise SonoganInputError(run_dir, "the run has no finished fold", "finish the experiment first")
+        raise SonoganInputError(run_dir, "the run has no finished fold", "finish the run first")
     return files
 
 
@@ -141,9 +207,10 @@ def load_model(path: str | Path, arm: str | None = None, model: str | None = Non
     path = Path(path)
     if path.is_dir() and (path / RUN_FILE).is_file():
         files = run_model_files(path, arm, model, fold)
-        predictors = [Predictor.load(f.path) for f in files]
+        predictors = [_load_one(f.path) for f in files]
         folds = ", ".join(str(f.fold) for f in files)
-        what = f"{path} arm {files[0].arm}, model {files[0].model}, fold{'s' if len(files) > 1 else ''} {folds}"
+        what = (f"{path} arm {files[0].arm}" + (f", model {files[0].model}" if files[0].model else "")
+                + f", fold{'s' if len(files) > 1 else ''} {folds}")
         if len(predictors) == 1:
             return LoadedModel(predictors[0], files, what)
         return LoadedModel(FoldAverage(predictors), files, what + " averaged")
@@ -159,13 +226,14 @@ def load_model(path: str | Path, arm: str | None = None, model: str | None = Non
     if arm or model or fold is not None:
         raise SonoganInputError(path, "--arm / --model / --fold choose inside a run folder",
                                 "pass the run folder, or drop them")
-    return LoadedModel(Predictor.load(path), [find_run(path)], str(path))
+    if path.name == layout.REMOVER_FILE:
+        _refuse_remover(path)
+    return LoadedModel(_load_one(path), [find_run(path)], str(path))
 
 
 def _fold_validation(f: ModelFile) -> tuple[np.ndarray, np.ndarray]:
     """Raw validation probabilities and labels of one fold's model, from the run's saved files."""
-    fold_dir = f.run_dir / "folds" / f"fold{f.fold}"  # type: ignore[operator]
-    saved = np.load(fold_dir / "predictions.npz")
+    saved = np.load(layout.fold_dir(f.run_dir, f.fold) / "predictions.npz")  # type: ignore[arg-type]
     key = f"{f.arm}|{f.model}|val"
     if key not in saved.files:
         raise FileNotFoundError(key)

@@ -270,6 +270,7 @@ def run_lesion(cfg: LesionExperimentConfig | None, out: str | Path, resume: bool
         torch.set_num_threads(cfg.num_threads)
         ds, splits = open_dataset(cfg, run, progress)
         folds = cfg.folds if cfg.folds is not None else list(range(splits.n_folds))
+        run.set_info(folds=folds)  # as every run lists them (predict / evaluate average them)
         pretrain = make_pretrainer(cfg, run, progress)
         truth: dict[int, dict[str, np.ndarray]] = {}
         preds: dict[int, dict[str, dict[str, np.ndarray]]] = {}

@@ -82,7 +82,9 @@ def spreadsheet_safe(cell: Any) -> Any:
 
 def answers_csv(engine: Engine, study_id: int) -> str:
     """Every answer with its ground truth as CSV; every text cell made spreadsheet-safe."""
-    return answers_frame(engine, study_id).map(spreadsheet_safe).to_csv(index=False)
+    # RFC 4180 line ends: with them the csv writer also quotes a cell holding a bare carriage
+    # return, which would otherwise end the row early in a spreadsheet
+    return answers_frame(engine, study_id).map(spreadsheet_safe).to_csv(index=False, lineterminator="\r\n")
 
 
 def _class_accuracy(df: pd.DataFrame) -> dict[str, Any]:

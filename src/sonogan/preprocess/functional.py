@@ -21,27 +21,13 @@ from typing import Literal, Sequence
 import cv2
 import numpy as np
 
-Box = tuple[int, int, int, int]
-
-
-def _check_uint8(img: np.ndarray, name: str = "image") -> None:
-    if img.dtype != np.uint8 or img.ndim not in (2, 3):
-        raise ValueError(f"{name} must be a uint8 HxW or HxWxC array, got {img.dtype} {img.shape}")
-
-
-def to_grayscale(img: np.ndarray) -> np.ndarray:
-    """RGB (HxWx3) or grey (HxW / HxWx1) -> grey HxW uint8 (ITU-R 601 luma, as OpenCV)."""
-    _check_uint8(img)
-    if img.ndim == 2:
-        return img.copy()
-    if img.shape[2] == 1:
-        return img[:, :, 0].copy()
-    return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+# Below data/ so that the DICOM importer crops with the same code; the pixel ops use them too.
+from sonogan.data.scan_area import Box, check_uint8, crop_box, detect_scan_area, to_grayscale  # noqa: F401
 
 
 def to_rgb(img: np.ndarray) -> np.ndarray:
     """Grey HxW (or HxWx1) -> HxWx3 by repeating the channel; RGB is returned as a copy."""
-    _check_uint8(img)
+    check_uint8(img)
     if img.ndim == 3 and img.shape[2] == 3:
         return img.copy()
     grey = img if img.ndim == 2 else img[:, :, 0]
@@ -72,38 +58,13 @@ def binary_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def median_filter(img: np.ndarray, ksize: int = 3) -> np.ndarray:
     """Median filter with an odd ``ksize`` (the flagship uses 3x3 against speckle)."""
-    _check_uint8(img)
+    check_uint8(img)
     if ksize < 1 or ksize % 2 == 0:
         raise ValueError(f"ksize must be odd and >= 1, got {ksize}")
     if ksize == 1:
         return img.copy()
     out = cv2.medianBlur(np.ascontiguousarray(img), ksize)
     return out.reshape(img.shape)  # medianBlur drops a trailing channel axis of size 1
-
-
-def detect_scan_area(img: np.ndarray, threshold: int = 10,
-                     morph_ksize: int = 5) -> tuple[np.ndarray, Box]:
-    """Find the scan (fan/sector) on its black background.
-
-    Threshold the grey image at ``> threshold``, open (removes thin text and calliper marks
-    touching nothing) then close (fills dark cysts inside the fan), keep the largest external
-    contour and fill it. Returns the filled mask (uint8 0/1, HxW) and its bounding box.
-    An image with nothing above the threshold gives a full-image mask (nothing to remove).
-    """
-    grey = to_grayscale(img)
-    h, w = grey.shape
-    binary = (grey > threshold).astype(np.uint8)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (morph_ksize, morph_ksize))
-    binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, kernel)
-    binary = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, kernel)
-    contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    if not contours:
-        return np.ones((h, w), np.uint8), (0, 0, w, h)
-    largest = max(contours, key=cv2.contourArea)
-    mask = np.zeros((h, w), np.uint8)
-    cv2.drawContours(mask, [largest], -1, color=1, thickness=cv2.FILLED)
-    x, y, bw, bh = cv2.boundingRect(largest)
-    return mask, (int(x), int(y), int(x + bw), int(y + bh))
 
 
 def mask_box(mask: np.ndarray) -> Box | None:
@@ -114,15 +75,9 @@ def mask_box(mask: np.ndarray) -> Box | None:
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
-def crop_box(img: np.ndarray, box: Box) -> np.ndarray:
-    """Copy of ``img[y0:y1, x0:x1]``."""
-    x0, y0, x1, y1 = box
-    return img[y0:y1, x0:x1].copy()
-
-
 def apply_scan_area(img: np.ndarray, mask: np.ndarray, crop: bool = True) -> np.ndarray:
     """Zero everything outside the scan-area ``mask`` and (by default) crop to its box."""
-    _check_uint8(img)
+    check_uint8(img)
     keep = mask.astype(bool)
     out = img.copy()
     out[~keep] = 0
@@ -150,7 +105,7 @@ def roi_crop(img: np.ndarray, lesion_mask: np.ndarray, margin: float = 0.15) -> 
     Returns the crop and the clipped box. Raises ValueError on an empty mask (callers such as
     :func:`sonogan.preprocess.presets.apply_preset` fall back to the whole scan area).
     """
-    _check_uint8(img)
+    check_uint8(img)
     if lesion_mask.shape[:2] != img.shape[:2]:
         raise ValueError(f"mask shape {lesion_mask.shape} differs from image shape {img.shape}")
     box = mask_box(lesion_mask)
@@ -167,7 +122,7 @@ def resize(img: np.ndarray, size: int | tuple[int, int], mode: Literal["pad", "s
     ``pad`` keeps the aspect ratio: scale the long side to fit, then centre on zeros.
     ``stretch`` ignores the aspect ratio. Pass ``interpolation=cv2.INTER_NEAREST`` for masks.
     """
-    _check_uint8(img)
+    check_uint8(img)
     th, tw = (size, size) if isinstance(size, int) else size
     h, w = img.shape[:2]
     channels = img.shape[2:]
@@ -188,7 +143,7 @@ def resize(img: np.ndarray, size: int | tuple[int, int], mode: Literal["pad", "s
 def clahe(img: np.ndarray, clip_limit: float = 2.0, tile: int = 8) -> np.ndarray:
     """Contrast-limited adaptive histogram equalisation; RGB is equalised on the L of Lab so
     colours (overlays) keep their hue."""
-    _check_uint8(img)
+    check_uint8(img)
     op = cv2.createCLAHE(clipLimit=clip_limit, tileGridSize=(tile, tile))
     if img.ndim == 2:
         return op.apply(img)

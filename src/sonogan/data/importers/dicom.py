@@ -56,7 +56,7 @@ from sonogan.data.importers.common import IMPORTERS, ImportedDataset, ImportOpti
 from sonogan.data.importers.dicom_pixels import choose_crop, decode_frames
 from sonogan.errors import SonoganInputError
 from sonogan.imageio import MAX_PIXELS, MIN_SIDE
-from sonogan.preprocess.functional import crop_box
+from sonogan.data.scan_area import crop_box
 
 SALT_FILE = ".sonogan-salt"
 REPORT_FILE = "import-report.json"

@@ -8,7 +8,7 @@ The crop is chosen in this order (``choose_crop``), and the method is recorded p
 2. ``table``: a per-scanner band table, :data:`SCANNER_CROPS`, keyed by manufacturer
    (case-insensitive substring of ``Manufacturer``) and model (case-insensitive, exact
    ``ManufacturerModelName``). Each entry gives the pixels to remove at each edge.
-3. ``scan_area``: :func:`sonogan.preprocess.functional.detect_scan_area` on the per-pixel
+3. ``scan_area``: :func:`sonogan.data.scan_area.detect_scan_area` on the per-pixel
    maximum over all frames, so every frame of a cine loop gets the same crop.
 
 To support another scanner, add a line to :data:`SCANNER_CROPS`, e.g.
@@ -36,7 +36,7 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import pixel_array
 from pydicom.pixels.processing import apply_color_lut
 
-from sonogan.preprocess.functional import Box, detect_scan_area
+from sonogan.data.scan_area import Box, detect_scan_area
 
 #: RegionSpatialFormat value of a 2-D (B-mode) tissue region (PS3.3 C.8.5.5.1.1).
 SPATIAL_2D = 1

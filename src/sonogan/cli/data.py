@@ -61,10 +61,16 @@ def import_command(
     name: Optional[str] = typer.Option(None, "--name", help="Dataset name."),
     rare: Optional[str] = typer.Option(None, "--rare", help="Comma-separated rare classes."),
     salt: Optional[str] = typer.Option(None, "--salt", help="dicom: secret salt for the patient-id hashes (default: the .sonogan-salt file beside --out, made once)."),
+    image_col: str = typer.Option("image", "--image-col", help="csv: the column with the image paths."),
+    label_col: str = typer.Option("label", "--label-col", help="csv: the column with the class labels."),
+    mask_col: str = typer.Option("mask", "--mask-col", help="csv: the column with the mask paths (optional)."),
+    patient_col: str = typer.Option("patient_id", "--patient-col", help="csv: the column with the patient ids (optional)."),
 ) -> None:
     """Import images into a sonogan dataset (manifest.csv + dataset.yaml) and validate it.
 
     Example: sonogan data import ../shared/datasets/mmotu-2d --format mmotu --out runs/mmotu --link
+
+    Example: sonogan data import cases.csv --format csv --image-col file --label-col diagnosis --out runs/cases
     """
     from sonogan.data.importers import ImportOptions, import_dataset
     from sonogan.data.importers.dicom import DicomImportOptions, read_report
@@ -72,9 +78,14 @@ def import_command(
 
     if salt is not None and fmt != "dicom":
         raise SonoganInputError("--salt", f"only the dicom importer hashes patient ids (not {fmt})", "drop --salt")
+    columns = {"image_col": image_col, "label_col": label_col, "mask_col": mask_col, "patient_col": patient_col}
+    renamed = [f"--{k.replace('_', '-')}" for k, v in columns.items() if v != ImportOptions.model_fields[k].default]
+    if renamed and fmt != "csv":
+        raise SonoganInputError(renamed[0], f"only the csv importer reads named columns (not {fmt})",
+                                f"drop {', '.join(renamed)}")
     fields = dict(link=link, spec=spec, name=name,
                   rare_classes=[r.strip() for r in rare.split(",")] if rare else None)
-    options = DicomImportOptions(**fields, salt=salt) if fmt == "dicom" else ImportOptions(**fields)
+    options = DicomImportOptions(**fields, salt=salt) if fmt == "dicom" else ImportOptions(**fields, **columns)
     ds = import_dataset(src, fmt, out, options, progress=True)
     counts = ds.manifest["label"].value_counts()
     console.print(f"imported {len(ds.manifest)} images in {len(ds.spec.classes)} classes -> [bold]{out}[/]")

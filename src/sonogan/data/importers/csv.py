@@ -1,9 +1,12 @@
 """Import an existing CSV table of images (paths relative to the CSV's folder, or absolute).
 
-Columns (renamable with ImportOptions): ``image`` (required), ``label`` (required), ``mask``,
+Columns (renamable with ImportOptions, on the command line ``--image-col``, ``--label-col``,
+``--mask-col``, ``--patient-col``): ``image`` (required), ``label`` (required), ``mask``,
 ``patient_id``, optional ``image_id``, plus the clinical columns declared in ``--spec``.
-Without a spec, classes are inferred from the labels (sorted) and other columns are kept
-as plain extra columns (not clinical variables: their types are unknown without a spec).
+Without a spec, classes are inferred from the labels (sorted; at least two) and other columns
+are kept as plain extra columns (not clinical variables: their types are unknown without a spec).
+The delimiter is a comma, or what :func:`sniff_delimiter` finds in a header without commas
+(``;`` from spreadsheets in many locales, tab, ``|``).
 
 Example:
     >>> from sonogan.data.importers import import_dataset, ImportOptions
@@ -13,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import csv
 import re
 from pathlib import Path
 
@@ -44,17 +48,34 @@ def _dst(rel: str, label: str) -> str:
     return "/".join(parts)
 
 
+def sniff_delimiter(path: Path) -> str:
+    """',' unless the header has no comma; then the delimiter csv.Sniffer finds among ``; tab |``
+    in the first lines (a comma file is never re-guessed: its reading stays exactly as it was)."""
+    with open(path, encoding="utf-8", errors="replace", newline="") as fh:
+        head = fh.read(64 * 1024)
+    if "," in head.split("\n", 1)[0]:
+        return ","
+    try:
+        return csv.Sniffer().sniff(head, delimiters=";\t|").delimiter
+    except csv.Error:  # one column, or no consistent delimiter: read as a comma file, as before
+        return ","
+
+
+_COLUMN_OPTIONS = {"image_col": "--image-col", "label_col": "--label-col"}
+
+
 def scan_csv(src: Path, options: ImportOptions) -> tuple[Path, pd.DataFrame]:
     """Read and map the CSV's columns; rows hold absolute source paths."""
     path = find_csv(src)
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, sep=sniff_delimiter(path))
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise SonoganInputError(path, f"unreadable CSV ({str(exc).splitlines()[0]})", "repair the CSV") from None
-    for col in (options.image_col, options.label_col):
+    for field, flag in _COLUMN_OPTIONS.items():
+        col = getattr(options, field)
         if col not in table.columns:
             raise SonoganInputError(path, f"no '{col}' column (has {list(table.columns)})",
-                                    "rename the column or pass the column mapping (image_col/label_col)")
+                                    f"rename the column, or name yours with {flag} COLUMN")
     base = path.parent
     rename = {options.image_col: "image", options.label_col: "label",
               options.mask_col: "mask", options.patient_col: "patient_id"}
@@ -85,6 +106,10 @@ def import_csv(src: Path, out: Path, options: ImportOptions, progress: bool = Fa
     """Import the CSV ``src`` (file, or folder with one CSV) into ``out``."""
     path, df = scan_csv(Path(src), options)
     labels = sorted(set(df["label"]) - {""})
+    if options.spec is None and len(labels) < 2:  # said here: the user wrote no config to blame
+        found = f"only one class ('{labels[0]}')" if labels else "no class"
+        raise SonoganInputError(path, f"{found} in column '{options.label_col}'; at least two are needed",
+                                "add images of another class (or point --label-col at the column with the classes)")
     patients_known = bool((df["patient_id"] != "").all())
     if options.spec is None:
         spec = resolve_spec(options, path, labels, default_name=path.stem,

@@ -8,9 +8,6 @@ free-form ``extra`` (epoch, val loss, ...). Format 1 files (``norm: [mean, std]`
 
 Example:
     >>> from sonogan.models.classifiers import create_classifier
-
-if TYPE_CHECKING:
-    from sonogan.preprocess.fold import Normaliser
     >>> model = create_classifier("frid-adar-cnn", num_classes=3)
     >>> from sonogan.preprocess.fold import Normaliser
     >>> save_classifier("/tmp/m.pt", model, "frid-adar-cnn", 3, 1, ["a", "b", "c"],
@@ -24,7 +21,7 @@ if TYPE_CHECKING:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -34,8 +31,13 @@ from sonogan.torch_utils import atomic_torch_save, load_torch_file
 from sonogan.errors import SonoganInputError
 from sonogan.models.classifiers import create_classifier
 
-if TYPE_CHECKING:
-    from sonogan.preprocess.fold import Normaliser
+
+class SavesAsDict(Protocol):
+    """What a checkpoint needs of the normaliser (:class:`sonogan.preprocess.fold.Normaliser`,
+    one layer up: models/ do not import preprocess/): its plain-value dict."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
 
 FORMAT = "sonogan-classifier"
 FORMAT_VERSION = 2
@@ -43,7 +45,7 @@ FORMAT_VERSION = 2
 
 def save_classifier(path: str | Path, model: nn.Module, name: str, num_classes: int, in_chans: int,
                     class_names: list[str], preprocess: dict[str, Any] | None = None,
-                    normaliser: "Normaliser | None" = None, image_size: int | None = None, tta: str = "none",
+                    normaliser: SavesAsDict | None = None, image_size: int | None = None, tta: str = "none",
                     extra: dict[str, Any] | None = None, model_kwargs: dict[str, Any] | None = None) -> Path:
     """Save ``model`` with everything needed to rebuild it; returns the path.
 

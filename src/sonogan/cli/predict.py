@@ -52,14 +52,14 @@ def predict_command(
 
     Example: sonogan predict runs/exp scans/ --out out/predictions.csv --explain
     """
-    from sonogan.infer.decision import decide, operating_point, parse_clinical, write_decision
+    from sonogan.infer.decision import decide, decision_paths, operating_point, parse_clinical, write_decision
     from sonogan.infer.predict_files import collect_images, format_rows, read_inputs, read_patients
     from sonogan.infer.resolve import load_model
 
     if explain and out is None:
         raise SonoganInputError("--explain", "the heat maps need a place", "add --out FILE.csv")
-    if out is not None and out.exists():
-        raise SonoganInputError(out, "already exists", "choose a new --out file (results are never overwritten)")
+    if out is not None:  # every output file checked before any work: a bad --out costs nothing
+        decision_paths(out, explain)
     if patient_id and patients:
         raise SonoganInputError("--patient-id", "cannot be combined with --patients", "use one of them")
     values = parse_clinical(clinical or [])

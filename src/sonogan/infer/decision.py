@@ -30,6 +30,7 @@ from sonogan.infer.patient import (DEFAULT_TARGET_ACCURACY, OperatingPoint, aggr
                                    choose_referral_threshold, manual_operating_point)
 from sonogan.infer.predict_files import InputImage, locate_lesions, predict_items
 from sonogan.infer.resolve import LoadedModel, validation_predictions
+from sonogan.outpaths import check_output
 from sonogan.runs import atomic_write_text, write_json
 
 #: Grad-CAM PNGs of inputs smaller than this are enlarged (nearest neighbour) so they can be read.
@@ -118,16 +119,27 @@ def summary(decision: Decision) -> dict[str, Any]:
             "intended_use": "decision support / second reader; not a diagnosis"}
 
 
-def write_decision(decision: Decision, out: Path, loaded: LoadedModel | None = None) -> dict[str, Path]:
-    """Write the files beside ``out`` (a new .csv path); with ``loaded``, the Grad-CAM folder too."""
+def decision_paths(out: Path, explain: bool = False) -> dict[str, Path]:
+    """The files :func:`write_decision` writes for ``out``, each checked as a new output
+    (:func:`sonogan.outpaths.check_output`): call it before predicting, so a bad --out costs
+    no work; missing parent folders are made when writing."""
     out = Path(out)
     stem = out.with_suffix("")
     paths = {"images": out, "patients": Path(f"{stem}-patients.csv"), "summary": Path(f"{stem}-summary.json")}
-    if loaded is not None:
+    if explain:
         paths["explain"] = Path(f"{stem}-explain")
-    taken = [p for p in paths.values() if p.exists()]
-    if taken:
-        raise SonoganInputError(taken[0], "already exists", "choose a new --out file (results are never overwritten)")
+    for key, path in paths.items():
+        check_output(path, "folder" if key == "explain" else "file")
+        if key == "explain" and path.exists():  # a folder is fine to check_output; here it must be new
+            raise SonoganInputError(path, "already exists", "choose a new --out file (results are never overwritten)")
+    return paths
+
+
+def write_decision(decision: Decision, out: Path, loaded: LoadedModel | None = None) -> dict[str, Path]:
+    """Write the files beside ``out`` (a new .csv path); with ``loaded``, the Grad-CAM folder too."""
+    out = Path(out)
+    paths = decision_paths(out, explain=loaded is not None)
+    out.parent.mkdir(parents=True, exist_ok=True)
     images = decision.images.copy()
     for key, value in decision.clinical.items():
         images[f"clinical_{key}"] = value

@@ -23,6 +23,7 @@ from sonogan.data.importers.common import IMPORTERS, ImportedDataset, ImportOpti
 from sonogan.data.manifest import Dataset, write_dataset
 from sonogan.data.validate import ValidationErrors, validate_dataset
 from sonogan.errors import SonoganInputError
+from sonogan.outpaths import check_output
 from sonogan.runs import ensure_new_dir
 
 # importing the modules registers them
@@ -64,6 +65,7 @@ def import_dataset(src: Path, fmt: str, out: Path, options: ImportOptions | None
     src, out = Path(src), Path(out)
     options = options or ImportOptions()
     factory = IMPORTERS.get(fmt)  # unknown format fails before anything is created
+    check_output(out, "folder")  # a parent that is a file, a read-only or system folder: one line, now
     if not src.exists():
         raise SonoganInputError(src, "source not found", "check the path")
     if src.is_dir() and out.resolve().is_relative_to(src.resolve()):

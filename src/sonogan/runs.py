@@ -49,6 +49,7 @@ from pydantic import BaseModel
 
 from sonogan.config import to_yaml
 from sonogan.errors import SonoganInputError, expected_error_line, note_run
+from sonogan.outpaths import check_output
 
 PACKAGES = ("sonogan", "torch", "torchvision", "timm", "diffusers", "numpy", "pandas", "scikit-learn",
             "scipy", "opencv-python-headless", "pillow", "imagehash", "pydicom", "pydantic", "matplotlib")
@@ -81,8 +82,10 @@ def git_commit() -> str:
 
 
 def ensure_new_dir(path: str | Path, what: str = "output folder") -> Path:
-    """Create ``path``; refuse if it already exists and is not empty (never overwrite)."""
-    path = Path(path)
+    """Create ``path``; refuse if it already exists and is not empty (never overwrite), or if it
+    cannot be made there (a parent that is a file, a read-only or system folder: one line, by
+    :func:`sonogan.outpaths.check_output`, instead of an OSError's traceback)."""
+    path = check_output(path, "folder")
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise SonoganInputError(path, f"{what} already exists and is not empty",
                                 "choose a new --out path (earlier results are never overwritten)")

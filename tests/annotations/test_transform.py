@@ -49,7 +49,11 @@ def test_applies_the_remover_to_flagged_or_all_images(tmp_path, tiny_checkpoint)
     assert np.array_equal(RemoveAnnotations(ckpt, apply_to="all")(synthetic)["image"], img)
     remover, detector, cfg, _ = loaded_remover(ckpt)
     grey, prob = clean_image(img[:, :, :1], remover, detector, cfg, apply_to="all")
-    assert grey.shape == (60, 90, 1) and 0.0 <= prob <= 1.0
+    assert grey.shape == (60, 90, 1) and not np.array_equal(grey, img[:, :, :1])
+    # "detected": the same probability, and the image is left alone only when it is below the threshold
+    kept, same = clean_image(img[:, :, :1], remover, detector, cfg, threshold=np.nextafter(prob, 2.0))
+    assert same == prob and np.array_equal(kept, img[:, :, :1])
+    assert np.array_equal(clean_image(img[:, :, :1], remover, detector, cfg, threshold=prob)[0], grey)
 
 
 def test_an_identity_remover_keeps_every_pixel(tmp_path, tiny_checkpoint):

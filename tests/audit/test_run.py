@@ -41,7 +41,10 @@ def test_audit_command_end_to_end(sampled, tmp_path):
     assert a["extractors"]["imagenet-lite0"]["identity"].startswith("imagenet:efficientnet-lite0:")
     assert a["extractors"]["domain"]["identity"].startswith("domain:frid-adar-cnn:")
     for f in a["fidelity"].values():
-        assert np.isfinite(f["fid"]) and 0 <= f["precision"] <= 1 and 0 <= f["coverage"] <= 1
+        # precision is a share of the 10 synthetic images, coverage one of the real training images
+        assert np.isfinite(f["fid"]) and f["precision"] * 10 == pytest.approx(round(f["precision"] * 10))
+        n_real = f["coverage"] * a["n_real_training"]
+        assert n_real == pytest.approx(round(n_real))
     assert set(a["memorisation"]["spaces"]) == {"pixel", "domain", "imagenet-lite0"}
     assert set(a["quality"]["synthetic"]) == {"brisque", "piqe", "niqe"}
     for name in a["figures"].values():

@@ -28,16 +28,6 @@ study_app = typer.Typer(
 )
 
 
-def _existing_db(db: str) -> str:
-    """The database, which must already exist when it is a SQLite file."""
-    from sonogan.study.db import database_url
-
-    url = database_url(db)
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-        raise SonoganInputError(db, "no study database here", "create a study first with 'sonogan study create --db ...'")
-    return db
-
-
 @study_app.command("create")
 def create_command(
     real: Path = typer.Option(..., "--real", help="Real images: a dataset folder (its real rows) or a folder of images."),
@@ -58,6 +48,9 @@ def create_command(
 
     Example: sonogan study create --real runs/mmotu --synthetic runs/syn-hgs --n 40 --raters ana,ben
     """
+    from sonogan.study.db import check_database
+
+    check_database(db, must_exist=False)  # before a single image is decoded
     from sonogan.config import parse_config
     from sonogan.study.create import StudyConfig, create_study
 
@@ -97,7 +90,7 @@ def export_command(
     for path in (out, csv):
         if path is not None and path.exists():
             raise SonoganInputError(path, "already exists", "choose a new file (results are never overwritten)")
-    engine = make_engine(_existing_db(db), create=False)
+    engine = make_engine(db, create=False)
     study_id = pick_study(engine, study, db)
     summary = study_summary(engine, study_id)
     write_json(out, summary)
@@ -121,9 +114,12 @@ def serve_command(
 
     Example: sonogan serve --db runs/reader-study.db --port 8000
     """
+    from sonogan.study.db import check_database
+
+    check_database(db, must_exist=True)
     import uvicorn
 
     from sonogan.serve.app import create_app
 
-    uvicorn.run(create_app(_existing_db(db)), host=host, port=port, log_level="info",
+    uvicorn.run(create_app(db), host=host, port=port, log_level="info",
                 access_log=False)  # request paths hold the private tokens: keep them out of logs

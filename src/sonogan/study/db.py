@@ -24,13 +24,18 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import hashlib
+import os
 from pathlib import Path
 from typing import Any, Iterator
 
 from sqlalchemy import (JSON, DateTime, Engine, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint,
-                        create_engine, event)
+                        create_engine, event, make_url)
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from sonogan.errors import SonoganInputError
+from sonogan.locations import is_writable
 
 SOURCES = ("real", "synthetic")
 
@@ -127,8 +132,67 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+DB_FIX = "pass --db a file in a writable folder (e.g. runs/reader-study.db) or a postgresql:// URL"
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _stat(path: Path, db: str | Path) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except (OSError, ValueError) as exc:  # a name too long, a loop of links, no permission
+        raise SonoganInputError(db, f"not a usable database path ({exc.__class__.__name__})", DB_FIX) from None
+
+
+def check_database(db: str | Path, must_exist: bool) -> None:
+    """Refuse, in one line, a ``--db`` that cannot hold a study database, before any work starts.
+
+    A SQLite path must be a SQLite file (or not exist yet, unless ``must_exist``) whose nearest
+    existing folder is a folder in which a file can really be written: SQLite writes its journal
+    and WAL files beside the database, even to read it. That refuses a parent that is a regular
+    file, a read-only mount and ``/proc`` alike. A server URL is checked for its kind only; the
+    server itself answers when :func:`make_engine` connects.
+    """
+    try:
+        url = make_url(database_url(db))
+    except (ArgumentError, ValueError, OSError):
+        raise SonoganInputError(db, "not a database path or URL", DB_FIX) from None
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise SonoganInputError(db, f"unsupported database kind '{url.get_backend_name()}'", DB_FIX)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return
+    path = Path(url.database)
+    found = _stat(path, db)
+    if found is None and must_exist:
+        raise SonoganInputError(db, "no study database here", "create a study first with 'sonogan study create --db ...'")
+    if found is not None and not os.path.isfile(path):
+        raise SonoganInputError(db, "is not a regular file", DB_FIX)
+    if found is not None and found.st_size and _head(path, db) != SQLITE_MAGIC:
+        raise SonoganInputError(db, "is not a SQLite database", DB_FIX)
+    folder = path.parent
+    while _stat(folder, db) is None:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise SonoganInputError(db, f"its parent {folder} is a file, not a folder", DB_FIX)
+    if not is_writable(folder):
+        raise SonoganInputError(db, f"nothing can be written in {folder} (read-only, no permission, "
+                                "or a system folder such as /proc)", DB_FIX)
+
+
+def _head(path: Path, db: str | Path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(SQLITE_MAGIC))
+    except OSError as exc:
+        raise SonoganInputError(db, f"cannot be read ({exc.strerror or exc})", DB_FIX) from None
+
+
 def make_engine(db: str | Path, create: bool = True) -> Engine:
-    """An engine for a path or URL; creates the tables (and a SQLite file's folder) when ``create``."""
+    """An engine for a path or URL after :func:`check_database`; creates the tables (and a SQLite
+    file's folder) when ``create``, else the database must exist. It connects once, so a server that
+    does not answer is a one-line error here rather than a traceback on the first request."""
+    check_database(db, must_exist=not create)
     url = database_url(db)
     if url.startswith("sqlite"):
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:" and create:
@@ -140,8 +204,15 @@ def make_engine(db: str | Path, create: bool = True) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
-    if create:
-        Base.metadata.create_all(engine)
+    try:
+        if create:
+            Base.metadata.create_all(engine)
+        else:
+            engine.connect().close()
+    except DBAPIError as exc:
+        shown = engine.url.render_as_string(hide_password=True)
+        problem = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+        raise SonoganInputError(shown, f"cannot open the study database ({problem})", DB_FIX) from None
     return engine
 
 

@@ -19,7 +19,7 @@ from sonogan.evaluate.metrics import classification_metrics
 from sonogan.experiment.config import ExperimentConfig
 from sonogan.experiment.protocol import run_experiment
 from sonogan.infer import Predictor
-from sonogan.infer.provenance import HASHES_FILE, read_hashes, run_data, training_hashes, write_training_hashes
+from sonogan.infer.provenance import HASHES_FILE, read_hashes, run_data, training_hashes
 from sonogan.phantom import generate_phantom
 from sonogan.phantom.config import PhantomConfig
 from sonogan.preprocess.cache import decode_image
@@ -92,7 +92,9 @@ def test_evaluate_a_run_on_an_unseen_dataset_with_gains_and_duplicates(setup, tm
 def test_saved_and_recomputed_training_hashes_agree(setup, tmp_path):
     run, _, _ = setup
     copy = Path(shutil.copytree(run, tmp_path / "run", ignore=shutil.ignore_patterns(".lock")))
-    saved = read_hashes(write_training_hashes(copy))
+    (copy / HASHES_FILE).unlink(missing_ok=True)
+    training_hashes(copy, keep_in=copy)  # recomputed and saved in the run, as the experiment does
+    saved = read_hashes(copy / HASHES_FILE)
     recomputed = training_hashes(run, keep_in=tmp_path)
     assert saved["image_id"].tolist() == recomputed["image_id"].tolist() == run_data(run).development_ids
     assert saved["sha256"].tolist() == recomputed["sha256"].tolist() and saved["phash"].tolist() == recomputed["phash"].tolist()

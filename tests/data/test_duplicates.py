@@ -11,7 +11,7 @@ import imagehash
 import pandas as pd
 import pytest
 
-from sonogan.data.duplicates import (MAX_PIXELS, cross_duplicates, dataset_hashes, find_duplicate_groups,
+from sonogan.data.duplicates import (MAX_PIXELS, cross_pairs, dataset_hashes, find_duplicate_groups,
                                      group_hashes, phash_int, read_image, union_find)
 from sonogan.data.manifest import Dataset, DatasetSpec, load_dataset, write_dataset
 from sonogan.errors import SonoganInputError
@@ -123,9 +123,10 @@ def test_cross_duplicates_exact_and_near(tmp_path: Path, dh) -> None:
     spec = DatasetSpec(name="ext", classes=["x", "y"], masks="none", min_patients_per_class=1)
     write_dataset(ext, spec, pd.DataFrame({"image_id": ["t1", "t2", "t3"], "label": ["x", "y", "x"],
                                            "image": ["d_copy.png", "e_near.jpg", "new.png"]}))
-    pairs = cross_duplicates(train, load_dataset(ext), max_distance=4)
+    hashes = dataset_hashes(train), dataset_hashes(load_dataset(ext))
+    pairs = cross_pairs(*hashes, max_distance=4)
     assert [(p["a"], p["b"], p["kind"]) for p in pairs] == [("d", "t1", "exact"), ("e", "t2", "near")]
     assert pairs[0]["distance"] == 0 and 0 <= pairs[1]["distance"] <= 4
     assert pairs[1]["a_image"] == "e.png" and pairs[1]["b_image"] == "e_near.jpg"
     # a byte-identical pair is found even when no phash distance is allowed
-    assert [p["b"] for p in cross_duplicates(train, load_dataset(ext), max_distance=-1)] == ["t1"]
+    assert [p["b"] for p in cross_pairs(*hashes, max_distance=-1)] == ["t1"]

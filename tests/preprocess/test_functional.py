@@ -106,7 +106,7 @@ def test_channels_round_trip_and_clahe():
     assert F.clahe(np.stack([low] * 3, -1)).shape == (64, 64, 3)
 
 
-def test_zscore_stats_and_zscore():
+def test_zscore_stats():
     a = np.zeros((4, 4, 2), np.uint8)
     b = np.zeros((4, 4, 2), np.uint8)
     b[..., 0] = 2
@@ -114,8 +114,5 @@ def test_zscore_stats_and_zscore():
     mean, std = F.zscore_stats(np.stack([a, b]))
     np.testing.assert_allclose(mean, [1.0, 5.0])
     np.testing.assert_allclose(std, [1.0, 5.0])
-    z = F.zscore(b.astype(np.float32), mean, std)
-    np.testing.assert_allclose(z, 1.0)
     gmean, gstd = F.zscore_stats([np.full((3, 3), 4, np.uint8)])
-    assert gmean.shape == (1,) and gstd[0] == 0
-    assert F.zscore(np.full((3, 3), 4.0), gmean, gstd).shape == (3, 3)   # zero std does not divide by 0
+    assert gmean.tolist() == [4.0] and gstd.tolist() == [0.0]

@@ -17,7 +17,7 @@ NIQE = sqrt((mu1 - mu2)^T ((S1 + S2) / 2)^+ (mu1 - mu2)).
 Example:
     >>> import numpy as np
     >>> x = np.random.default_rng(0).normal(size=200_000)
-    >>> round(ggd_fit(x)[0], 1)         # a Gaussian has GGD shape 2
+    >>> round(float(ggd_fit_rows(x[None])[0, 0]), 1)         # a Gaussian has GGD shape 2
     2.0
     >>> niqe_distance(np.zeros(2), np.eye(2), np.array([3.0, 4.0]), np.eye(2))
     5.0
@@ -31,6 +31,8 @@ import cv2
 import numpy as np
 from scipy.special import gamma as G
 
+from sonogan.skipped import NotComputable
+
 _SHAPES = np.arange(0.2, 10.0, 0.001)
 # r(a) = Gamma(2/a)^2 / (Gamma(1/a) Gamma(3/a)): the (E|x|)^2 / E[x^2] of a GGD of shape a
 _R = G(2 / _SHAPES) ** 2 / (G(1 / _SHAPES) * G(3 / _SHAPES))
@@ -42,11 +44,11 @@ def _shape_for(ratio: np.ndarray) -> np.ndarray:
     return _SHAPES[np.abs(_R[None, :] - np.asarray(ratio).reshape(-1, 1)).argmin(axis=1)]
 
 
-def ggd_fit(x: np.ndarray) -> tuple[float, float]:
-    """(shape, variance) of a zero-mean generalised Gaussian by moment matching."""
-    x = np.ravel(x)
-    var = float(np.mean(x ** 2))
-    return float(_shape_for(np.mean(np.abs(x)) ** 2 / max(var, 1e-12))[0]), var
+def ggd_fit_rows(x: np.ndarray) -> np.ndarray:
+    """(shape, variance) of a zero-mean generalised Gaussian for each row of ``x``, by moment matching."""
+    var = np.mean(x ** 2, 1)
+    shape = _shape_for(np.mean(np.abs(x), 1) ** 2 / np.maximum(var, 1e-12))
+    return np.stack([shape, var], axis=1)
 
 
 def aggd_fit_rows(x: np.ndarray) -> np.ndarray:
@@ -80,9 +82,7 @@ def _scale_features(grey: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
     coef, sigma = mscn(grey)
     blocks = _patches(coef, p)
     flat = blocks.reshape(len(blocks), -1)
-    var = np.mean(flat ** 2, 1)
-    shape = _shape_for(np.mean(np.abs(flat), 1) ** 2 / np.maximum(var, 1e-12))
-    feats = [shape[:, None], var[:, None]]
+    feats = [ggd_fit_rows(flat)]
     for dy, dx in _SHIFTS:
         # products of each coefficient with its neighbour, inside each patch
         a = blocks[:, :p - dy, max(0, -dx):p - max(0, dx)]
@@ -123,7 +123,8 @@ def fit_niqe(images: np.ndarray, patch: int = 16, sharpness: float = 0.75) -> Ni
     f, s = np.concatenate(feats), np.concatenate(sharp)
     keep = f[s > sharpness * s.max()] if s.max() > 0 else f
     if len(keep) < 2:
-        raise ValueError("NIQE needs at least 2 sharp patches in the reference images")
+        raise NotComputable(f"NIQE needs at least 2 sharp {patch}-px patches in the fold's real training images "
+                            f"to fit its reference model, found {len(keep)}")
     return NiqeModel(keep.mean(0), np.cov(keep, rowvar=False), patch, int(len(keep)))
 
 

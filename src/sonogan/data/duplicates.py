@@ -14,7 +14,7 @@ Example:
     >>> ds = load_dataset("datasets/mmotu")                        # doctest: +SKIP
     >>> find_duplicate_groups(ds, max_distance=4)                  # doctest: +SKIP
     {'near-0001': ['mmotu_12', 'mmotu_845'], ...}
-    >>> cross_duplicates(ds, load_dataset("datasets/external"))    # doctest: +SKIP
+    >>> cross_pairs(dataset_hashes(ds), dataset_hashes(load_dataset("datasets/external")), 4)    # doctest: +SKIP
     [{'a': 'mmotu_12', 'b': 'ext_3', 'distance': 0, 'kind': 'exact', ...}]
 """
 
@@ -151,10 +151,3 @@ def cross_pairs(a: pd.DataFrame, b: pd.DataFrame, max_distance: int = 4) -> list
              "b_image": b["image"].iat[y], "distance": dist,
              "kind": "exact" if a["sha256"].iat[x] == b["sha256"].iat[y] else "near"}
             for (x, y), dist in sorted(found.items())]
-
-
-def cross_duplicates(ds_a: Dataset, ds_b: Dataset, max_distance: int = 4,
-                     progress: bool = False) -> list[dict[str, Any]]:
-    """Images of ``ds_a`` that also appear (exactly or nearly) in ``ds_b``: train-test leakage
-    between two datasets, e.g. an internal training set and an external test set."""
-    return cross_pairs(dataset_hashes(ds_a, progress), dataset_hashes(ds_b, progress), max_distance)

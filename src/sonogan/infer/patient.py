@@ -136,7 +136,7 @@ def aggregate_patients(table: pd.DataFrame, patient_col: str, class_names: Seque
     missing = [c for c in cols + [patient_col] if c not in table.columns]
     if missing:
         raise SonoganInputError("patients", f"prediction table lacks columns {missing}",
-                                "pass the table predict_files made")
+                                "pass the table predict_items made (sonogan predict)")
     rows = []
     for patient, part in table.groupby(patient_col, sort=True):
         probs = part[cols].to_numpy(dtype=np.float64)

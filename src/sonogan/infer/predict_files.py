@@ -162,13 +162,6 @@ def predict_items(predictor: ImageInput, items: Sequence[InputImage],
     return table
 
 
-def predict_files(predictor: ImageInput, files: Sequence[Path], masks: Sequence[Path | None] | None = None,
-                  class_names: Sequence[str] | None = None) -> pd.DataFrame:
-    """:func:`read_inputs` then :func:`predict_items`; unreadable DICOM files are left out."""
-    items, _ = read_inputs(files, masks)
-    return predict_items(predictor, items, class_names)
-
-
 def format_rows(table: pd.DataFrame, limit: int = 20) -> list[str]:
     """Short terminal lines: file (and frame), predicted class, confidence."""
     lines = [f"{Path(r.file).name}{f' frame {r.frame}' if r.frame else ''}: {r.predicted} ({r.confidence:.2f})"

@@ -4,11 +4,11 @@ The fold models of an experiment were trained and selected on the development im
 validation of every fold = every real non-test image of the saved splits). External
 validation must know them to warn about duplicates, and the model card reports their hash.
 
-:func:`write_training_hashes` saves ``training_hashes.csv`` in the run folder (image_id,
-label, sha256 of the file, 64-bit perceptual hash as hex), the one extra file the experiment
-writes for this; the checkpoints are unchanged, so older runs still load.
-:func:`training_hashes` reads that file, or, for a run made before it existed, recomputes the
-same table from the run's dataset and splits (read-only) and can keep it in another folder.
+:func:`training_hashes` reads ``training_hashes.csv`` from the run folder (image_id, label,
+sha256 of the file, 64-bit perceptual hash as hex), or, for a run made before it existed,
+recomputes the same table from the run's dataset and splits (read-only) and can keep it in
+another folder. The experiment keeps it in the run folder when it writes the model card, the
+one extra file it writes for this; the checkpoints are unchanged, so older runs still load.
 
 Example:
     >>> table = training_hashes(Path("runs/exp"))               # doctest: +SKIP
@@ -81,14 +81,6 @@ def read_hashes(path: Path) -> pd.DataFrame:
     table["phash"] = [int(h, 16) for h in table["phash"]]
     table["image"] = table["image_id"]
     return table
-
-
-def write_training_hashes(run_dir: Path, progress: bool = False) -> Path:
-    """Save ``training_hashes.csv`` (every development image) in the run folder; returns its path."""
-    data = run_data(run_dir)
-    path = Path(run_dir) / HASHES_FILE
-    atomic_write_text(path, hash_images(data.dataset, data.development_ids, progress).to_csv(index=False))
-    return path
 
 
 def training_hashes(run_dir: Path, keep_in: Path | None = None, progress: bool = False) -> pd.DataFrame:

@@ -30,10 +30,6 @@ class ArmSpec:
     clinical: bool = False
     input: Literal["image", "crop", "mask"] = "image"
 
-    @property
-    def classifies(self) -> bool:
-        return self.outputs != "segmentation"
-
 
 ARMS: Registry[ArmSpec] = Registry("lesion arm")
 

@@ -177,12 +177,3 @@ def zscore_stats(images: np.ndarray | Sequence[np.ndarray]) -> tuple[np.ndarray,
     return mean.astype(np.float32), np.sqrt(var).astype(np.float32)
 
 
-def zscore(img_float: np.ndarray, mean: np.ndarray | float, std: np.ndarray | float,
-           eps: float = 1e-6) -> np.ndarray:
-    """(img - mean) / std, channel-last broadcasting; a zero std is replaced by ``eps``."""
-    x = np.asarray(img_float, dtype=np.float32)
-    mean = np.asarray(mean, dtype=np.float32)
-    std = np.maximum(np.asarray(std, dtype=np.float32), eps)
-    if x.ndim == 2 and mean.ndim == 1 and mean.size == 1:
-        mean, std = mean[0], std[0]
-    return (x - mean) / std

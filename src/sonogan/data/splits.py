@@ -37,10 +37,14 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
+from pydantic import Field
+
 import sonogan
+from sonogan.config import StrictModel
 from sonogan.data.duplicates import find_duplicate_groups, union_find
 from sonogan.data.manifest import Dataset
 from sonogan.errors import SonoganInputError
+from sonogan.locations import splits_file
 
 PARTITIONS = ("train", "val", "test")
 
@@ -229,6 +233,38 @@ def make_splits(ds: Dataset, n_folds: int = 5, test_fraction: float = 0.15, seed
     }
     return Splits(seed=seed, n_folds=n_folds, test_fraction=test_fraction, dataset_name=ds.spec.name,
                   manifest_sha256=manifest_sha256(ds), test=test, folds=folds, groups=groups, meta=meta)
+
+
+class SplitParams(StrictModel):
+    """How a protocol's splits are made when none are saved yet (a config's ``split:`` section)."""
+
+    folds: int = Field(5, ge=2)
+    test_fraction: float = Field(0.15, gt=0, lt=0.5)
+    seed: int = 0
+
+
+def prepare_splits(ds: Dataset, params: SplitParams, splits: str | None = None,
+                   duplicate_groups: dict[str, list[str]] | None = None) -> tuple[Splits, Path]:
+    """The saved splits of ``ds`` (``splits``: a config's explicit file), made and saved once when
+    none exist yet (where :func:`~sonogan.locations.splits_file` says: never inside a read-only
+    dataset). A saved file made with other settings than ``params`` is refused instead of
+    silently winning, unless the config named that file on purpose."""
+    path = Path(splits) if splits else splits_file(ds.root)
+    if path.is_file():
+        loaded = Splits.load(path, ds)
+        made = {"folds": loaded.n_folds, "test_fraction": loaded.test_fraction, "seed": loaded.seed}
+        want = {"folds": params.folds, "test_fraction": params.test_fraction, "seed": params.seed}
+        if not splits and made != want:
+            raise SonoganInputError(path, f"was made with {made} but the config's split: says {want}",
+                                    "make the config's split: match the file, point splits: at the file on purpose, "
+                                    "or move the file away to make new splits")
+        return loaded, path
+    if splits:
+        raise SonoganInputError(path, "splits file not found", "run 'sonogan data split' or fix the 'splits' path")
+    made_now = make_splits(ds, n_folds=params.folds, test_fraction=params.test_fraction, seed=params.seed,
+                           duplicate_groups=duplicate_groups)
+    made_now.save(path)
+    return made_now, path
 
 
 def check_partition_ids(ds: Dataset, splits: Splits, fold: int | None, name: str, ids: list[str]) -> None:

@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 
 from sonogan.audit.config import AuditConfig
 from sonogan.config import StrictModel
+from sonogan.data.splits import SplitParams
 from sonogan.experiment.arms import Arm
 from sonogan.models.classifiers import CLASSIFIERS
 from sonogan.phantom import PhantomConfig
@@ -24,12 +25,6 @@ from sonogan.synth.config import GanConfig
 from sonogan.synth.diffusion_config import DiffusionConfig
 from sonogan.synth.nets import GAN_FAMILIES
 from sonogan.train.config import AugmentConfig, ClassifierTrainConfig
-
-
-class SplitParams(StrictModel):
-    folds: int = Field(5, ge=2)
-    test_fraction: float = Field(0.15, gt=0, lt=0.5)
-    seed: int = 0
 
 
 class PretrainFinetune(StrictModel):

@@ -18,14 +18,13 @@ Example:
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import torch
 
 from sonogan.config import load_config
 from sonogan.data.manifest import Dataset, load_dataset
-from sonogan.data.splits import Splits, make_splits
+from sonogan.data.splits import Splits, prepare_splits
 from sonogan.data.validate import ValidationReport, validate_dataset
 from sonogan.errors import SonoganInputError
 from sonogan.experiment.config import ExperimentConfig
@@ -33,45 +32,9 @@ from sonogan.experiment.executors import Executor, make_executor
 from sonogan.experiment.fold_tasks import run_folds
 from sonogan.infer.model_card import write_model_card
 from sonogan.layout import fold_dir, keep_splits, resume_config
-from sonogan.locations import splits_file
+from sonogan.phantom import prepare_phantom
 from sonogan.preprocess.cache import build_cache, read_info
 from sonogan.runs import RunDir
-
-
-def prepare_phantom(cfg: ExperimentConfig, run: RunDir, progress: bool) -> Dataset:
-    """The phantom of a config without a dataset, generated inside the run folder (once)."""
-    root = run.path / "dataset"
-    if (root / "manifest.csv").is_file():
-        return load_dataset(root)
-    if root.exists():  # an interrupted generation inside our own run folder: start it again
-        shutil.rmtree(root)
-    from sonogan.phantom import generate_phantom
-
-    assert cfg.phantom is not None
-    return generate_phantom(root, cfg.phantom, progress=progress)
-
-
-def prepare_splits(cfg: ExperimentConfig, ds: Dataset, duplicate_groups: dict[str, list[str]] | None = None) -> tuple[Splits, Path]:
-    """The saved splits, made and saved once when none exist yet (where
-    :func:`~sonogan.locations.splits_file` says: never inside a read-only dataset). A saved
-    file made with other split settings than the config's ``split:`` section is refused
-    instead of silently winning."""
-    path = Path(cfg.splits) if cfg.splits else splits_file(ds.root)
-    if path.is_file():
-        splits = Splits.load(path, ds)
-        made = {"folds": splits.n_folds, "test_fraction": splits.test_fraction, "seed": splits.seed}
-        want = {"folds": cfg.split.folds, "test_fraction": cfg.split.test_fraction, "seed": cfg.split.seed}
-        if not cfg.splits and made != want:
-            raise SonoganInputError(path, f"was made with {made} but the config's split: says {want}",
-                                    "make the config's split: match the file, point splits: at the file on purpose, "
-                                    "or move the file away to make new splits")
-        return splits, path
-    if cfg.splits:
-        raise SonoganInputError(path, "splits file not found", "run 'sonogan data split' or fix the 'splits' path")
-    splits = make_splits(ds, n_folds=cfg.split.folds, test_fraction=cfg.split.test_fraction, seed=cfg.split.seed,
-                         duplicate_groups=duplicate_groups)
-    splits.save(path)
-    return splits, path
 
 
 def check_experiment(cfg: ExperimentConfig, ds: Dataset, n_folds: int) -> list[str]:
@@ -110,7 +73,7 @@ def run_experiment(cfg: ExperimentConfig | None, out: str | Path, resume: bool =
         ex = make_executor(executor, address=address) if isinstance(executor, str) else executor
         try:
             run.set_info(executor=ex.name)
-            _run(cfg, run, ds if ds is not None else prepare_phantom(cfg, run, progress), progress, report,
+            _run(cfg, run, ds if ds is not None else prepare_phantom(cfg.phantom, run, progress), progress, report,
                  echo or (lambda line: None), ex)
         finally:
             if isinstance(executor, str):
@@ -145,7 +108,7 @@ def _run(cfg: ExperimentConfig, run: RunDir, ds: Dataset, progress: bool, report
 
     report = report or validate_dataset(ds)
     # the run's own copy: a resumed run continues on the splits it started with
-    splits_path = keep_splits(run, lambda: prepare_splits(cfg, ds, report.duplicate_groups)[1])
+    splits_path = keep_splits(run, lambda: prepare_splits(ds, cfg.split, cfg.splits, report.duplicate_groups)[1])
     splits, splits_sha = Splits.load(splits_path, ds), run.info["splits_sha256"]
     rare = check_experiment(cfg, ds, splits.n_folds)
     info = read_info(build_cache(ds, cfg.preset, progress=progress, allow_no_masks=cfg.allow_no_masks))

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from sonogan.config import StrictModel
-from sonogan.experiment.config import SplitParams
+from sonogan.data.splits import SplitParams
 from sonogan.phantom import PhantomConfig
 from sonogan.train.config import AugmentConfig
 

@@ -33,9 +33,8 @@ import torch
 
 from sonogan import layout
 from sonogan.data.manifest import Dataset, load_dataset
-from sonogan.data.splits import Splits
+from sonogan.data.splits import Splits, prepare_splits
 from sonogan.errors import SonoganInputError
-from sonogan.experiment.protocol import prepare_phantom, prepare_splits
 from sonogan.lesion.arms import ARMS, ArmSpec
 from sonogan.lesion.config import LesionExperimentConfig
 from sonogan.lesion.data import lesion_crops, mask_flags, partition_tensors, upsample_probs
@@ -45,6 +44,7 @@ from sonogan.models.clinical import ClinicalEncoder
 from sonogan.models.mask_classifier import MaskShapeCNN, masks_to_input
 from sonogan.models.multitask import LesionModelConfig
 from sonogan.models.segmentation import postprocess_mask
+from sonogan.phantom import prepare_phantom
 from sonogan.preprocess.fold import FoldData, Normaliser, Partition, load_fold
 from sonogan.preprocess.presets import get_preset
 from sonogan.runs import RunDir, save_npz_atomic, write_json
@@ -200,9 +200,9 @@ def arm_order(names: list[str]) -> list[ArmSpec]:
 
 
 def open_dataset(cfg: LesionExperimentConfig, run: RunDir, progress: bool) -> tuple[Dataset, Splits]:
-    ds = load_dataset(cfg.dataset) if cfg.dataset else prepare_phantom(cfg, run, progress)  # type: ignore[arg-type]
+    ds = load_dataset(cfg.dataset) if cfg.dataset else prepare_phantom(cfg.phantom, run, progress)
     # the run's own copy: a resumed run continues on the splits it started with
-    splits = Splits.load(layout.keep_splits(run, lambda: prepare_splits(cfg, ds)[1]), ds)  # type: ignore[arg-type]
+    splits = Splits.load(layout.keep_splits(run, lambda: prepare_splits(ds, cfg.split, cfg.splits)[1]), ds)
     if get_preset(cfg.preset).roi != "none":
         raise SonoganInputError(cfg.preset, "the lesion experiment needs a whole-scan preset (roi: none)",
                                 "use e.g. full-128 or full-rgb-160: the models must find the lesion themselves")
@@ -215,7 +215,7 @@ def make_pretrainer(cfg: LesionExperimentConfig, run: RunDir, progress: bool) ->
         if cfg.pretrain is None or arm.input != "image":
             return None
         ds = load_dataset(cfg.pretrain.dataset)
-        splits, _ = prepare_splits(cfg, ds)  # type: ignore[arg-type]
+        splits, _ = prepare_splits(ds, cfg.split, cfg.splits)
         preset = cfg.pretrain.preset or cfg.preset
         fd = load_fold(ds, splits, None, preset)
         norm = normaliser_for(cfg, fd.normaliser)

@@ -16,7 +16,7 @@ Example:
     ['benign', 'borderline', 'malignant']
 """
 
-from sonogan.phantom.cohort import CLASSES, generate_phantom, phantom_montage, phantom_spec
+from sonogan.phantom.cohort import CLASSES, generate_phantom, phantom_montage, phantom_spec, prepare_phantom
 from sonogan.phantom.config import PhantomConfig
 
-__all__ = ["CLASSES", "PhantomConfig", "generate_phantom", "phantom_montage", "phantom_spec"]
+__all__ = ["CLASSES", "PhantomConfig", "generate_phantom", "phantom_montage", "phantom_spec", "prepare_phantom"]

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 from rich.progress import track
 
-from sonogan.data.manifest import Dataset, DatasetSpec, write_dataset
+from sonogan.data.manifest import Dataset, DatasetSpec, load_dataset, write_dataset
 from sonogan.imageio import decode_image
 from sonogan.phantom.anatomy import Scene, build_scene
 from sonogan.phantom.annotations import annotate
@@ -31,7 +32,7 @@ from sonogan.phantom.config import PhantomConfig
 from sonogan.phantom.lesions import Lesion, sample_lesion
 from sonogan.phantom.render import (FanGeometry, draw_scanner_overlay, fan_geometry, render_bmode,
                                          scanner_style, tgc_profile, to_display, view_matrix)
-from sonogan.runs import atomic_write_bytes, ensure_new_dir
+from sonogan.runs import RunDir, atomic_write_bytes, ensure_new_dir
 
 CLASSES = ("benign", "borderline", "malignant")
 PREFIX = {"benign": "b", "borderline": "bl", "malignant": "m"}
@@ -174,6 +175,17 @@ def generate_phantom(out: str | Path, config: PhantomConfig | None = None, progr
                          "subtype": patient.lesion.kind})
     manifest = pd.DataFrame(rows)
     return write_dataset(root, phantom_spec(), manifest)
+
+
+def prepare_phantom(config: PhantomConfig | None, run: RunDir, progress: bool = False) -> Dataset:
+    """The phantom of a protocol run without a dataset: ``RUN/dataset``, generated once (a
+    generation an interruption left half-written inside the run is started again)."""
+    root = run.path / "dataset"
+    if (root / "manifest.csv").is_file():
+        return load_dataset(root)
+    if root.exists():
+        shutil.rmtree(root)
+    return generate_phantom(root, config, progress=progress)
 
 
 def phantom_montage(ds: Dataset, path: str | Path, per_class: int = 5, tile: int = 112) -> Path:

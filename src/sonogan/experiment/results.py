@@ -56,13 +56,6 @@ def primary_model(cfg: ExperimentConfig) -> str:
     return ENSEMBLE if len(cfg.classifiers) > 1 else cfg.classifiers[0].model
 
 
-def _groups(ds: Dataset, ids: list[str]) -> np.ndarray | None:
-    if not ds.spec.patients_known:
-        return None  # each image is its own case: plain case resampling
-    patient = ds.manifest.set_index("image_id")["patient_id"]
-    return np.array([patient[i] for i in ids])
-
-
 def pool_predictions(cfg: ExperimentConfig, ds: Dataset, records: list[dict], run_dir: Path) -> tuple[Pooled, Pooled, list[dict]]:
     """(out-of-fold validation, fold-averaged test, per-fold raw) predictions of every arm and model."""
     arms, models = cfg.arm_names(), model_names(cfg)
@@ -74,12 +67,12 @@ def pool_predictions(cfg: ExperimentConfig, ds: Dataset, records: list[dict], ru
     test_ids = records[0]["test_ids"]
     val_y = [f["val_y"] for f in per_fold]
     # patients when known, else image ids: pooled_out_of_fold refuses a case held out in two folds
-    val_groups = [_groups(ds, rec["val_ids"]) if ds.spec.patients_known else np.array(rec["val_ids"]) for rec in records]
+    val_groups = [ds.patient_groups(rec["val_ids"]) if ds.spec.patients_known else np.array(rec["val_ids"]) for rec in records]
     pool = lambda a, m: pooled_out_of_fold(val_y, [f["probs"][a][m]["val"] for f in per_fold], val_groups)  # noqa: E731
     y_oof, _, groups_oof, _ = pool(arms[0], models[0])
     oof = Pooled(y_oof, groups_oof if ds.spec.patients_known else None,
                  {a: {m: pool(a, m)[1] for m in models} for a in arms})
-    test = Pooled(per_fold[0]["test_y"], _groups(ds, test_ids),
+    test = Pooled(per_fold[0]["test_y"], ds.patient_groups(test_ids),
                   {a: {m: np.mean([f["probs"][a][m]["test"] for f in per_fold], axis=0) for m in models} for a in arms})
     return oof, test, per_fold
 

@@ -7,6 +7,11 @@ synthetic features and the memorisation panel, and writes ``audit.json`` into it
 Every number names the extractor that produced it. :func:`audit_section` renders audits as one
 report section (HTML through :mod:`sonogan.report.html`).
 
+A measurement the set is too small for (NIQE without 2 sharp reference patches, FID/KID, PRDC or
+diversity with fewer than 2 images, a t-SNE with fewer than 3 points) is ``null`` in
+``audit.json`` and its reason is listed under ``"skipped"`` (:mod:`sonogan.skipped`); the audit
+goes on, and the memorisation gate decides on the spaces it has.
+
 Only training images are ever passed in: the real set is the class's training partition (what
 the generator saw) and the NIQE reference is the fold's whole training partition.
 
@@ -37,6 +42,7 @@ from sonogan.audit.quality import quality_summary
 from sonogan.audit.report import FORMAT
 from sonogan.progress import progress_bar
 from sonogan.runs import write_json
+from sonogan.skipped import Skipped, attempt
 
 @dataclass
 class AuditInputs:
@@ -54,11 +60,35 @@ def _subset(images: np.ndarray, n: int, seed: int) -> np.ndarray:
     return images[np.sort(np.random.default_rng(seed).permutation(len(images))[:n])]
 
 
+FID_KID_KEYS = ("fid", "kid_mean", "kid_std", "kid_subset_size")
+PRDC_KEYS = ("precision", "recall", "density", "coverage")
+
+
+def _or_nulls(value: dict[str, Any] | Skipped, keys: tuple[str, ...]) -> dict[str, Any]:
+    return dict.fromkeys(keys) if isinstance(value, Skipped) else value
+
+
 def fidelity_block(real: np.ndarray, fake: np.ndarray, cfg: AuditConfig) -> dict[str, Any]:
-    """FID/KID and PRDC of one feature space (k shrunk when a set is smaller than k + 1)."""
+    """FID/KID and PRDC of one feature space (k shrunk when a set is smaller than k + 1); a part
+    the sets are too small for is null, with its reason under ``"skipped"``."""
     k = max(1, min(cfg.prdc_k, len(real) - 1, len(fake) - 1))
-    return {**fid_kid(real, fake, cfg.kid_subsets, cfg.seed), **prdc(real, fake, k), "prdc_k": k,
-            "n_real": int(len(real)), "n_synthetic": int(len(fake)), "dim": int(real.shape[1])}
+    parts = {"fid_kid": attempt(fid_kid, real, fake, cfg.kid_subsets, cfg.seed), "prdc": attempt(prdc, real, fake, k)}
+    block = {**_or_nulls(parts["fid_kid"], FID_KID_KEYS), **_or_nulls(parts["prdc"], PRDC_KEYS), "prdc_k": k,
+             "n_real": int(len(real)), "n_synthetic": int(len(fake)), "dim": int(real.shape[1])}
+    skipped = {name: v.reason for name, v in parts.items() if isinstance(v, Skipped)}
+    return {**block, "skipped": skipped} if skipped else block
+
+
+def skipped_measurements(record: dict[str, Any], niqe: Any, tsne: Any) -> dict[str, str]:
+    """``{what: reason}`` of every measurement this audit could not make (see :mod:`sonogan.skipped`)."""
+    out = {f"fidelity.{space}.{part}": reason for space, block in record["fidelity"].items()
+           for part, reason in block.get("skipped", {}).items()}
+    out.update({f"diversity.{part}": f"diversity (pairwise SSIM) needs at least 2 {part} images"
+                for part, v in record["diversity"].items() if v is None})
+    for name, value in (("quality.niqe", niqe), ("figures.tsne", tsne)):
+        if isinstance(value, Skipped):
+            out[name] = value.reason
+    return out
 
 
 def audit_class(inputs: AuditInputs, cfg: AuditConfig, extractors: dict[str, nn.Module], out_dir: Path,
@@ -79,11 +109,11 @@ def audit_class(inputs: AuditInputs, cfg: AuditConfig, extractors: dict[str, nn.
             "fidelity": {name: fidelity_block(r, s, cfg) for name, (r, s) in feats.items()},
             "diversity": diversity(real, syn, cfg.diversity_pairs, cfg.seed)}
         bar.update(step, advance=1, description="quality (BRISQUE, PIQE, NIQE)")
-        niqe = fit_niqe(_subset(inputs.reference, 400, cfg.seed), cfg.niqe_patch)
+        niqe = attempt(fit_niqe, _subset(inputs.reference, 400, cfg.seed), cfg.niqe_patch)
         record["quality"] = {"real": quality_summary(_subset(real, cfg.quality_max_images, cfg.seed), niqe),
                              "synthetic": quality_summary(_subset(syn, cfg.quality_max_images, cfg.seed), niqe),
-                             "niqe_reference": f"{niqe.n_patches} sharp {niqe.patch}-px patches of the fold's "
-                                               "real training images"}
+                             "niqe_reference": None if isinstance(niqe, Skipped) else
+                             f"{niqe.n_patches} sharp {niqe.patch}-px patches of the fold's real training images"}
         bar.update(step, advance=1, description="memorisation")
         embeds: dict[str, Embed] = {"pixel": partial(pixel_embed, size=cfg.pixel_size)}
         embeds.update({name: (lambda imgs, fx=fx: extract(fx, imgs)) for name, fx in extractors.items()})
@@ -91,23 +121,28 @@ def audit_class(inputs: AuditInputs, cfg: AuditConfig, extractors: dict[str, nn.
         mem = memorisation_check(real, syn, spaces, cfg.copy_quantile, cfg.copies_per_image, cfg.seed, cfg.max_ratio)
         record["memorisation"] = mem.summary(inputs.synthetic_ids)
         bar.update(step, advance=1, description="figures")
-        record["figures"] = _figures(inputs, cfg, mem, feats, out_dir)
+        record["figures"], tsne = _figures(inputs, cfg, mem, feats, out_dir)
+        record["skipped"] = skipped_measurements(record, niqe, tsne)
         bar.update(step, advance=1)
     write_json(out_dir / "audit.json", record)
     return record
 
 
 def _figures(inputs: AuditInputs, cfg: AuditConfig, mem: Memorisation, feats: dict[str, tuple[np.ndarray, np.ndarray]],
-             out_dir: Path) -> dict[str, str]:
-    """The memorisation panel of each space and the t-SNE of the first extractor's features."""
+             out_dir: Path) -> tuple[dict[str, str], Path | Skipped | None]:
+    """The memorisation panel of each space and the t-SNE of the first extractor's features
+    (also returned: its path, Skipped when too few points, None when not asked for)."""
     figures = {}
     for space in mem.spaces:
         path = plot_memorisation_panel(inputs.synthetic, inputs.real, mem, space, out_dir / f"memorisation_{space}.png")
         figures[f"memorisation_{space}"] = path.name
+    tsne = None
     if cfg.tsne and feats:
         name, (r, s) = next(iter(feats.items()))
-        figures["tsne"] = tsne_figure(r, s, inputs.class_name, name, out_dir / "tsne.png", cfg.seed).name
-    return figures
+        tsne = attempt(tsne_figure, r, s, inputs.class_name, name, out_dir / "tsne.png", cfg.seed)
+        if isinstance(tsne, Path):
+            figures["tsne"] = tsne.name
+    return figures, tsne
 
 
 def tsne_figure(real: np.ndarray, syn: np.ndarray, class_name: str, extractor: str, path: Path, seed: int) -> Path:

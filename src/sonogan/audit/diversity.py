@@ -24,6 +24,8 @@ import torch
 from torchmetrics.functional.image import (multiscale_structural_similarity_index_measure,
                                            structural_similarity_index_measure)
 
+from sonogan.skipped import NotComputable, attempt, value_or_none
+
 # Wang, Simoncelli & Bovik 2003, Table 1 (torchmetrics' default betas)
 MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
@@ -52,7 +54,7 @@ def _grey(images: np.ndarray) -> torch.Tensor:
 def pairwise_similarity(images: np.ndarray, n_pairs: int = 200, seed: int = 0, kernel_size: int = 7) -> dict:
     """Mean SSIM and MS-SSIM over random pairs of uint8 (N, S, S, C) images."""
     if len(images) < 2:
-        raise ValueError("diversity needs at least 2 images")
+        raise NotComputable(f"diversity (pairwise SSIM) needs at least 2 images, got {len(images)}")
     pairs = random_pairs(len(images), n_pairs, seed)
     x = _grey(images)
     a, b = x[pairs[:, 0]], x[pairs[:, 1]]
@@ -65,6 +67,7 @@ def pairwise_similarity(images: np.ndarray, n_pairs: int = 200, seed: int = 0, k
 
 
 def diversity(real: np.ndarray, synthetic: np.ndarray, n_pairs: int = 200, seed: int = 0) -> dict:
-    """Within-set similarity of the real and of the synthetic images (lower = more diverse)."""
-    return {"real": pairwise_similarity(real, n_pairs, seed),
-            "synthetic": pairwise_similarity(synthetic, n_pairs, seed)}
+    """Within-set similarity of the real and of the synthetic images (lower = more diverse); a set
+    of fewer than 2 images gets None (nothing to pair)."""
+    return {part: value_or_none(attempt(pairwise_similarity, images, n_pairs, seed))
+            for part, images in (("real", real), ("synthetic", synthetic))}

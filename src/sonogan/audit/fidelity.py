@@ -30,6 +30,8 @@ from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
+from sonogan.skipped import NotComputable
+
 
 class PrecomputedFeatures(nn.Module):
     """torchmetrics' ``feature=`` module for features computed beforehand: the identity."""
@@ -49,7 +51,7 @@ def fid_kid(real: np.ndarray, fake: np.ndarray, kid_subsets: int = 50, seed: int
     so it runs under a forked, seeded RNG: same features, same KID).
     """
     if len(real) < 2 or len(fake) < 2:
-        raise ValueError("FID/KID need at least 2 real and 2 synthetic images")
+        raise NotComputable(f"FID/KID need at least 2 real and 2 synthetic images, got {len(real)} and {len(fake)}")
     dim = real.shape[1]
     r, f = torch.from_numpy(np.asarray(real, np.float64)), torch.from_numpy(np.asarray(fake, np.float64))
     fid = FrechetInceptionDistance(feature=PrecomputedFeatures(dim)).set_dtype(torch.float64)
@@ -71,7 +73,7 @@ def fid_kid(real: np.ndarray, fake: np.ndarray, kid_subsets: int = 50, seed: int
 def knn_radii(x: np.ndarray, k: int) -> np.ndarray:
     """Distance of each row of ``x`` to its k-th nearest other row."""
     if len(x) <= k:
-        raise ValueError(f"k-NN radii need more than k={k} samples, got {len(x)}")
+        raise NotComputable(f"PRDC's k-NN balls need more than k={k} images per set, got {len(x)}")
     d = cdist(x, x)
     return np.partition(d, k, axis=1)[:, k]  # column 0 is the point itself (distance 0)
 

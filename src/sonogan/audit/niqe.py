@@ -31,6 +31,8 @@ import cv2
 import numpy as np
 from scipy.special import gamma as G
 
+from sonogan.skipped import NotComputable
+
 _SHAPES = np.arange(0.2, 10.0, 0.001)
 # r(a) = Gamma(2/a)^2 / (Gamma(1/a) Gamma(3/a)): the (E|x|)^2 / E[x^2] of a GGD of shape a
 _R = G(2 / _SHAPES) ** 2 / (G(1 / _SHAPES) * G(3 / _SHAPES))
@@ -121,7 +123,8 @@ def fit_niqe(images: np.ndarray, patch: int = 16, sharpness: float = 0.75) -> Ni
     f, s = np.concatenate(feats), np.concatenate(sharp)
     keep = f[s > sharpness * s.max()] if s.max() > 0 else f
     if len(keep) < 2:
-        raise ValueError("NIQE needs at least 2 sharp patches in the reference images")
+        raise NotComputable(f"NIQE needs at least 2 sharp {patch}-px patches in the fold's real training images "
+                            f"to fit its reference model, found {len(keep)}")
     return NiqeModel(keep.mean(0), np.cov(keep, rowvar=False), patch, int(len(keep)))
 
 

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from sonogan.audit.niqe import NiqeModel, mscn, niqe_score, to_grey
+from sonogan.skipped import Skipped
 
 PIQE_BLOCK = 16
 PIQE_ACTIVITY = 0.1
@@ -105,8 +106,10 @@ def _summary(values: list[float]) -> dict[str, float]:
             "n": int(len(v))}
 
 
-def quality_summary(images: np.ndarray, niqe_model: NiqeModel) -> dict[str, dict[str, float]]:
-    """Mean and SD of BRISQUE, PIQE and NIQE over uint8 (N, S, S, C) images."""
+def quality_summary(images: np.ndarray, niqe_model: NiqeModel | Skipped) -> dict[str, dict[str, float] | None]:
+    """Mean and SD of BRISQUE, PIQE and NIQE over uint8 (N, S, S, C) images; NIQE is None when its
+    reference model could not be fitted (``niqe_model`` is :class:`~sonogan.skipped.Skipped`)."""
     return {"brisque": _summary([brisque_score(im) for im in images]),
             "piqe": _summary([piqe_score(im) for im in images]),
-            "niqe": _summary([niqe_score(niqe_model, im) for im in images])}
+            "niqe": None if isinstance(niqe_model, Skipped) else
+            _summary([niqe_score(niqe_model, im) for im in images])}

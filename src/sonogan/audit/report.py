@@ -39,24 +39,37 @@ def load_audit(path: Path) -> dict[str, Any]:
     return record
 
 
-def _pm(mean: float, sd: float, digits: int = 3) -> str:
-    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
+SKIPPED = "skipped"  # the cell of a measurement the set was too small for; the reason is in skipped_rows
+
+
+def _pm(mean: float | None, sd: float, digits: int = 3) -> str:
+    return SKIPPED if mean is None else f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+def _num(value: float | None, digits: int) -> str:
+    return SKIPPED if value is None else f"{value:.{digits}f}"
 
 
 def fidelity_rows(label: str, a: dict[str, Any]) -> list[dict[str, str]]:
-    return [{"set": label, "features": name, "FID": f"{f['fid']:.2f}", "KID": _pm(f["kid_mean"], f["kid_std"], 4),
-             "precision": f"{f['precision']:.2f}", "recall": f"{f['recall']:.2f}", "density": f"{f['density']:.2f}",
-             "coverage": f"{f['coverage']:.2f}", "n real / synthetic": f"{f['n_real']} / {f['n_synthetic']}"}
+    return [{"set": label, "features": name, "FID": _num(f["fid"], 2), "KID": _pm(f["kid_mean"], f["kid_std"], 4),
+             **{m: _num(f[m], 2) for m in ("precision", "recall", "density", "coverage")},
+             "n real / synthetic": f"{f['n_real']} / {f['n_synthetic']}"}
             for name, f in a["fidelity"].items()]
 
 
 def diversity_quality_rows(label: str, a: dict[str, Any]) -> list[dict[str, str]]:
     rows = []
     for part in ("real", "synthetic"):
-        d, q = a["diversity"][part], a["quality"][part]
-        rows.append({"set": label, "images": part, "MS-SSIM": f"{d['ms_ssim']:.3f}", "SSIM": f"{d['ssim']:.3f}",
-                     **{m.upper(): _pm(q[m]["mean"], q[m]["sd"], 1) for m in ("brisque", "piqe", "niqe")}})
+        d, q = a["diversity"][part] or {}, a["quality"][part]
+        rows.append({"set": label, "images": part, "MS-SSIM": _num(d.get("ms_ssim"), 3), "SSIM": _num(d.get("ssim"), 3),
+                     **{m.upper(): _pm(*((q[m]["mean"], q[m]["sd"]) if q[m] else (None, 0.0)), 1)
+                        for m in ("brisque", "piqe", "niqe")}})
     return rows
+
+
+def skipped_rows(label: str, a: dict[str, Any]) -> list[dict[str, str]]:
+    """One row per measurement the audit could not make, with its reason (older audits: none)."""
+    return [{"set": label, "measurement": what, "reason": why} for what, why in a.get("skipped", {}).items()]
 
 
 def memorisation_rows(label: str, a: dict[str, Any]) -> list[dict[str, str]]:
@@ -72,11 +85,11 @@ def audit_section(audits: list[tuple[str, Path]], gate: bool | None = None,
     """One section from ``(label, folder with audit.json)`` pairs; ``gate``: whether flagged images
     were excluded from training (None: not said); ``figures_of``: draw the figures of the first
     this many audits only (every audit has its row in the tables)."""
-    tables: list[Any] = [[], [], []]
+    tables: list[Any] = [[], [], [], []]
     figures: list[tuple[Path, str]] = []
     for i, (label, folder) in enumerate(audits):
         a = load_audit(folder / "audit.json")
-        for rows, make in zip(tables, (fidelity_rows, diversity_quality_rows, memorisation_rows)):
+        for rows, make in zip(tables, (fidelity_rows, diversity_quality_rows, memorisation_rows, skipped_rows)):
             rows += make(label, a)
         for key, name in (a["figures"].items() if figures_of is None or i < figures_of else []):
             what = ("t-SNE of real (dots) vs synthetic (crosses) features" if key == "tsne" else
@@ -88,4 +101,7 @@ def audit_section(audits: list[tuple[str, Path]], gate: bool | None = None,
     return Section(title, TEXT.format(gate=gate_text),
                    tables=[Table(tables[0], "Fidelity (per feature space)"),
                            Table(tables[1], "Diversity and no-reference quality (mean ± SD)"),
-                           Table(tables[2], "Memorisation")], figures=figures)
+                           Table(tables[2], "Memorisation")]
+                   + ([Table(tables[3], "Skipped: measurements these sets are too small for (the gate decided on "
+                                        "the memorisation test above)")] if tables[3] else []),
+                   figures=figures)

@@ -25,6 +25,8 @@ from PIL import Image
 from sklearn.manifold import TSNE
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from sonogan.skipped import NotComputable
+
 DPI = 120
 # left to right in a GAN's final_vs_real.png (sonogan.synth.figures); report captions name the sides from it
 FINAL_VS_REAL_PANELS = ("real (training)", "generated (EMA G)")
@@ -235,8 +237,12 @@ def plot_reliability(curves: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 def tsne_embedding(features: np.ndarray, seed: int = 0) -> np.ndarray:
-    """2-D sklearn t-SNE of (N, D) features; perplexity shrunk for small N (must be < N)."""
+    """2-D sklearn t-SNE of (N, D) features; perplexity shrunk for small N (must be < N, and at
+    least 2, so N >= 3: fewer points raise :class:`~sonogan.skipped.NotComputable`)."""
     features = np.asarray(features, dtype=np.float64)
+    if len(features) < 3:
+        raise NotComputable(f"t-SNE needs at least 3 points (perplexity 2 must be below their number), "
+                            f"got {len(features)}")
     perplexity = float(min(30.0, max(2.0, (len(features) - 1) / 3)))
     return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(features)
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from sonogan.lesion.data import lesion_crops, resize_masks, upsample_probs
-from sonogan.lesion.train import augment_pair
+from sonogan.train.augment import augment_pair
 from sonogan.train.config import AugmentConfig
 
 

@@ -34,34 +34,43 @@ def test_a_changed_config_is_refused_and_runs_repeat_exactly(tmp_path: Path) -> 
     assert [h["train_loss"] for h in again.history] == [h["train_loss"] for h in full.history]
 
 
-def test_resume_continues_mid_run(tmp_path: Path) -> None:
-    tcfg = LesionTrainConfig(image_size=32, epochs=2, batch_size=4, keep="last")
-    full = train_lesion(MCFG, tcfg, "multitask", {}, _data(), None, tmp_path / "full")
+class _Stop(Exception):
+    pass
 
-    class Stop(Exception):
-        pass
 
-    import sonogan.lesion.train as lt
+def _stop_after(k: int):
+    def hook(epoch: int, record: dict) -> None:  # kill the run right after epoch k's files are written
+        if epoch == k:
+            raise _Stop
+    return hook
 
-    calls = {"n": 0}
-    real_write = lt.write_json
 
-    def stop_after_first(path, data):  # kill the run right after epoch 1's files are written
-        real_write(path, data)
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise Stop
-
-    lt.write_json = stop_after_first
-    try:
-        with pytest.raises(Stop):
-            train_lesion(MCFG, tcfg, "multitask", {}, _data(), None, tmp_path / "cut")
-    finally:
-        lt.write_json = real_write
-    resumed = train_lesion(MCFG, tcfg, "multitask", {}, _data(), None, tmp_path / "cut")
-    assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in full.history]
+@pytest.mark.parametrize("task, outputs, kwargs", [("multitask", "multitask", {}),
+                                                   ("cgan-segmentation", "segmentation", {"disc_width": 4})],
+                         ids=["multitask", "cgan"])
+def test_resume_continues_mid_run(tmp_path: Path, task: str, outputs: str, kwargs: dict) -> None:
+    # the cGAN's discriminator and its optimiser are the task's own state: resumed too
+    mcfg = MCFG.model_copy(update={"outputs": outputs})
+    tcfg = LesionTrainConfig(image_size=32, epochs=3, batch_size=4)
+    full = train_lesion(mcfg, tcfg, task, kwargs, _data(), _data(4), tmp_path / "full")
+    with pytest.raises(_Stop):
+        train_lesion(mcfg, tcfg, task, kwargs, _data(), _data(4), tmp_path / "cut", on_epoch_end=_stop_after(1))
+    resumed = train_lesion(mcfg, tcfg, task, kwargs, _data(), _data(4), tmp_path / "cut")
+    assert resumed.history == full.history and resumed.best_epoch == full.best_epoch
     a, b = full.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_truncated_last_pt_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    tcfg = LesionTrainConfig(image_size=32, epochs=2, batch_size=4)
+    with pytest.raises(_Stop):
+        train_lesion(MCFG, tcfg, "multitask", {}, _data(), None, tmp_path, on_epoch_end=_stop_after(1))
+    last = tmp_path / "last.pt"
+    last.write_bytes(last.read_bytes()[:200])
+    with pytest.raises(SonoganInputError) as err:
+        train_lesion(MCFG, tcfg, "multitask", {}, _data(), None, tmp_path)
+    assert str(last) in str(err.value) and "truncated" in str(err.value) and "delete last.pt" in str(err.value)
+    assert "\n" not in str(err.value)
 
 
 def test_checkpoint_rebuilds_the_model(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""GPU settings: identities on CPU; the CUDA choices (dtype, scaler, cuDNN autotuning) by construction."""
+"""Precision and GPU settings: identities on CPU; the CUDA choices (dtype, scaler, layout, cuDNN
+autotuning) by construction."""
 
 from __future__ import annotations
 
@@ -15,15 +16,24 @@ def test_cpu_run_is_untouched() -> None:
     x = torch.randn(2, 3, 4, 4)
     model = torch.nn.Conv2d(3, 3, 1)
     assert accel.to_device(x, CPU) is x and accel.pinned(x, CPU) is x and not x.is_pinned()
-    assert not accel.channels_last_model(model, CPU) and model.weight.is_contiguous()
-    assert not accel.grad_scaler(CPU, amp=True).is_enabled()
+    precision = accel.precision_for(CPU, amp=True)
+    assert precision == accel.Precision(CPU, None, False)
+    assert precision.model(model) is model and model.weight.is_contiguous() and precision.inputs(x) is x
+    assert not precision.scaler().is_enabled() and not torch.is_autocast_enabled("cpu")
+    with precision.autocast():  # float32 eager: no autocast context at all
+        assert not torch.is_autocast_enabled("cpu")
     assert accel.compiled(model, False) is model
 
 
-@pytest.mark.parametrize("bf16, dtype", [(True, torch.bfloat16), (False, torch.float16)])
-def test_autocast_dtype_is_bf16_where_supported(monkeypatch, bf16: bool, dtype: torch.dtype) -> None:
+@pytest.mark.parametrize("bf16, dtype, scaled", [(True, torch.bfloat16, False), (False, torch.float16, True)])
+def test_cuda_precision_is_bf16_where_supported(monkeypatch, bf16: bool, dtype: torch.dtype, scaled: bool) -> None:
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
     assert accel.amp_dtype(CUDA) == dtype and accel.amp_dtype(CPU) == torch.float16
+    precision = accel.precision_for(CUDA, amp=True)
+    assert precision == accel.Precision(CUDA, dtype, True)
+    assert precision.describe() == {"device": "cuda", "autocast": str(dtype)[6:], "memory_format": "channels_last"}
+    assert precision.loss_scaling is scaled
+    assert accel.precision_for(CUDA, amp=False, channels_last=False) == accel.Precision(CUDA, None, False)
 
 
 def test_cudnn_autotuning_on_cuda_unless_determinism_is_asked(monkeypatch) -> None:
@@ -40,6 +50,11 @@ def test_cudnn_autotuning_on_cuda_unless_determinism_is_asked(monkeypatch) -> No
 def test_channels_last_layout_when_asked() -> None:
     x = accel.to_device(torch.randn(2, 3, 4, 4), CPU, channels_last=True)
     assert x.is_contiguous(memory_format=torch.channels_last)
+    precision = accel.Precision(CPU, None, channels_last=True)
+    model = precision.model(torch.nn.Conv2d(3, 3, 1))
+    assert model.weight.is_contiguous(memory_format=torch.channels_last)
+    assert precision.inputs(torch.randn(2, 3, 4, 4)).is_contiguous(memory_format=torch.channels_last)
+    assert precision.inputs(torch.arange(2)).shape == (2,)  # labels keep their layout
 
 
 def test_compile_option_refuses_the_double_backward_family() -> None:

@@ -30,11 +30,12 @@ def test_every_task_gives_a_finite_loss(name: str) -> None:
     else:
         model = _model(outputs.get(name, "classification"))
     task = TASKS.create(name, loss="ce", train_y=torch.tensor([0, 1]), num_classes=2)
-    loss, score = task.batch_loss(model, _batch())
-    assert torch.isfinite(loss) and float(score) >= 0
+    loss, sums = task.batch_loss(model, _batch())
+    assert torch.isfinite(loss) and list(sums) == list(task.metrics) and task.monitor == "loss"
+    assert sums["loss"][1] == 4 and float(sums["loss"][0]) == pytest.approx(4 * float(loss))  # a mean over 4 images
     loss.backward()
-    val_loss, val_score = task.evaluate(model, _batch())
-    assert val_loss > 0 and 0 <= val_score <= 1
+    scores = task.evaluate(model, _batch())
+    assert list(scores) == list(task.metrics) and scores["loss"] > 0
 
 
 @torch.no_grad()

@@ -5,9 +5,12 @@ pairs for evaluation come from that fold's validation partition; the test partit
 read). Optionally only "clean-ish" images are kept: MMOTU's own callipers and labels are
 yellow, and an image that already carries marks would teach the remover to keep them.
 
-Every iteration's pairs are a function of ``(seed, iteration)``, and ``state.pt`` (nets,
-optimisers, torch RNG, loss history) is written every ``checkpoint_every`` iterations, so a
-killed run resumed with ``resume=True`` continues exactly as an uninterrupted one on CPU.
+Training runs on the one supervised loop (:mod:`sonogan.train.supervised`) with the
+:class:`RemoverTask` (both nets in one module, one loss each) and an "epoch" of
+``checkpoint_every`` iterations. Every iteration's pairs are a function of ``(seed,
+iteration)``, and the loop's ``last.pt`` (nets, optimiser, torch RNG, loss history) is
+written after every such period, so a killed run resumed with ``resume=True`` continues
+exactly as an uninterrupted one on CPU.
 The result is ``remover.pt`` (both nets + config + version, :func:`~sonogan.annotations.model.save_remover`)
 and ``metrics.json`` (held-out PSNR / SSIM before and after, detector accuracy).
 
@@ -18,10 +21,11 @@ Example:
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable, Iterator, Literal
 
 import cv2
 import numpy as np
@@ -40,7 +44,12 @@ from sonogan.locations import splits_file
 from sonogan.preprocess.cache import decode_image
 from sonogan.progress import progress_bar
 from sonogan.runs import RunDir
-from sonogan.torch_utils import atomic_torch_save, load_torch_file, resolve_device
+from sonogan.torch_utils import resolve_device
+from sonogan.train.accel import Precision, precision_for
+from sonogan.train.supervised import LoopOptions, Parts, train_supervised
+from sonogan.train.tasks import Sums, Task
+
+STATE_FORMAT = "sonogan-remover-state"
 
 
 class RemoverTrainConfig(StrictModel):
@@ -126,64 +135,83 @@ def make_batch(data: CleanImages, rng: np.random.Generator, n: int, cfg: Remover
     return tensor(ann, 255.0), tensor(clean, 255.0), tensor(mask, 1.0)
 
 
-def _state(remover: nn.Module, detector: nn.Module, opts: list[torch.optim.Optimizer], iteration: int,
-           history: list[dict]) -> dict:
-    return {"iteration": iteration, "remover": remover.state_dict(), "detector": detector.state_dict(),
-            "opt_remover": opts[0].state_dict(), "opt_detector": opts[1].state_dict(),
-            "torch_rng": torch.get_rng_state(), "history": history}
+class RemoverTask(Task):
+    """The remover's weighted-MSE loss (:class:`~sonogan.annotations.model.AnnotationLoss`) and
+    the detector's cross-entropy on one batch of pairs, for the model ``{"remover", "detector"}``.
+    The two nets share no parameter, so one step on the sum of the losses is each net's own step."""
+
+    metrics = ("loss", "detector_loss")
+
+    def __init__(self, loss: LossConfig) -> None:
+        self.loss_fn, self.ce = AnnotationLoss(loss), nn.CrossEntropyLoss()
+
+    def batch_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, Sums]:
+        ann, clean = batch["annotated"], batch["clean"]
+        pred, gate = model["remover"].restore(ann)
+        loss = self.loss_fn(pred, clean, batch["mask"], gate)
+        # the detector sees the first half annotated, the second half clean: balanced, and
+        # no more images per step than the remover
+        half = (len(ann) + 1) // 2
+        labels = torch.cat([torch.ones(half), torch.zeros(len(ann) - half)]).long().to(ann.device)
+        det_loss = self.ce(model["detector"](torch.cat([ann[:half], clean[half:]])), labels)
+        # history: the mean per iteration of each loss
+        return loss + det_loss, {"loss": (loss.detach().double(), 1), "detector_loss": (det_loss.detach().double(), 1)}
+
+
+@dataclass
+class PairBatches:
+    """The batches of "epoch" ``k``: iterations ``(k-1) * checkpoint_every`` up to the next
+    checkpoint, each iteration's pairs drawn from ``(seed, iteration)`` (so the loop's own
+    generators are not used)."""
+
+    data: CleanImages
+    cfg: RemoverTrainConfig
+    precision: Precision | None = None
+
+    def steps_per_epoch(self) -> int:
+        return self.cfg.checkpoint_every
+
+    def to(self, precision: Precision) -> "PairBatches":
+        return replace(self, precision=precision)
+
+    def epoch(self, number: int, shuffle: torch.Generator, augment: torch.Generator) -> Iterator[dict[str, torch.Tensor]]:
+        every, cfg = self.cfg.checkpoint_every, self.cfg
+        for it in range((number - 1) * every, min(number * every, cfg.iterations)):
+            tensors = make_batch(self.data, np.random.default_rng([cfg.seed, it]), cfg.batch_size, cfg)
+            yield {k: t if self.precision is None else self.precision.inputs(t)
+                   for k, t in zip(("annotated", "clean", "mask"), tensors)}
 
 
 def fit(data: CleanImages, cfg: RemoverTrainConfig, out: Path, resume: bool = False, progress: bool = False,
         log: Callable[[str], None] = print) -> tuple[nn.Module, nn.Module, list[dict]]:
-    """The training loop (weighted-MSE remover and cross-entropy detector, one Adam each);
-    continues from ``out/state.pt`` when ``resume`` and it exists. Returns (remover, detector, history)."""
-    device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    remover, detector = build_nets(cfg.remover)
-    remover.to(device).train()
-    detector.to(device).train()
-    opts = [torch.optim.Adam(remover.parameters(), lr=cfg.lr), torch.optim.Adam(detector.parameters(), lr=cfg.detector_lr)]
-    start, history = 0, []
-    state_path = out / "state.pt"
-    if resume and state_path.is_file():
-        state = load_torch_file(state_path, "start a new run", "delete state.pt and start a new run")
-        remover.load_state_dict(state["remover"])
-        detector.load_state_dict(state["detector"])
-        opts[0].load_state_dict(state["opt_remover"])
-        opts[1].load_state_dict(state["opt_detector"])
-        torch.set_rng_state(state["torch_rng"])
-        start, history = int(state["iteration"]), list(state["history"])
-        log(f"resumed at iteration {start}")
-    loss_fn, ce = AnnotationLoss(cfg.loss), nn.CrossEntropyLoss()
-    sums = np.zeros(2)
-    with progress_bar(progress, "annotation remover") as bar:
-        task = bar.add_task("", total=cfg.iterations, completed=start)
-        for it in range(start, cfg.iterations):
-            ann, clean, mask = (t.to(device) for t in make_batch(data, np.random.default_rng([cfg.seed, it]),
-                                                                 cfg.batch_size, cfg))
-            pred, gate = remover.restore(ann)
-            loss = loss_fn(pred, clean, mask, gate)
-            opts[0].zero_grad(set_to_none=True)
-            loss.backward()
-            opts[0].step()
-            # the detector sees the first half annotated, the second half clean: balanced, and
-            # no more images per step than the remover
-            half = (len(ann) + 1) // 2
-            labels = torch.cat([torch.ones(half), torch.zeros(len(ann) - half)]).long().to(device)
-            det_loss = ce(detector(torch.cat([ann[:half], clean[half:]])), labels)
-            opts[1].zero_grad(set_to_none=True)
-            det_loss.backward()
-            opts[1].step()
-            sums += (loss.item(), det_loss.item())
-            done = it + 1
-            if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
-                n = done - (history[-1]["iteration"] if history else 0)
-                history.append({"iteration": done, "loss": float(sums[0] / n), "detector_loss": float(sums[1] / n)})
-                sums[:] = 0
-                atomic_torch_save(_state(remover, detector, opts, done, history), state_path)
-                log(f"iteration {done}: loss {history[-1]['loss']:.5f}, detector {history[-1]['detector_loss']:.4f}")
-            bar.update(task, advance=1, description=f"loss {loss.item():.4f}")
-    return remover.eval(), detector.eval(), history
+    """Train the remover and the detector (one Adam, a parameter group each) on the loop;
+    continues from ``out/last.pt`` when ``resume`` and it exists. Returns (remover, detector,
+    history) with one history entry ``{iteration, loss, detector_loss}`` per checkpoint."""
+    every = cfg.checkpoint_every
+
+    def iteration(epoch: int) -> int:
+        return min(epoch * every, cfg.iterations)
+
+    def report(epoch: int, record: dict) -> None:
+        log(f"iteration {iteration(epoch)}: loss {record['train_loss']:.5f}, "
+            f"detector {record['train_detector_loss']:.4f}")
+
+    parts = Parts(model=lambda: nn.ModuleDict(dict(zip(("remover", "detector"), build_nets(cfg.remover)))),
+                  task=lambda: RemoverTask(cfg.loss),
+                  optimizer=lambda nets: torch.optim.Adam([
+                      {"params": nets["remover"].parameters(), "lr": cfg.lr},
+                      {"params": nets["detector"].parameters(), "lr": cfg.detector_lr}]))
+    # float32 on every device, as the remover has always trained
+    options = LoopOptions(epochs=math.ceil(cfg.iterations / every), seed=cfg.seed, keep="last",
+                          precision=precision_for(resolve_device(cfg.device), amp=False, channels_last=False),
+                          description="annotation remover")
+    res = train_supervised(parts, PairBatches(data, cfg), options, out,
+                           identity={"format": STATE_FORMAT, "config": cfg.model_dump(mode="json"), "images": data.ids},
+                           resume=resume, progress=progress, on_epoch_end=report,
+                           on_resume=lambda epochs: log(f"resumed at iteration {iteration(epochs)}"))
+    history = [{"iteration": iteration(r["epoch"]), "loss": r["train_loss"], "detector_loss": r["train_detector_loss"]}
+               for r in res.history]
+    return res.model["remover"], res.model["detector"], history
 
 
 def train_remover(dataset: str | Path | None, out: str | Path, cfg: RemoverTrainConfig | None = None,

@@ -1,16 +1,25 @@
-"""GPU settings shared by the classifier and GAN loops: autocast dtype, loss scaling, cuDNN
-autotuning, pinned host memory, channels_last and torch.compile.
+"""Precision and device settings of training, decided in one place: autocast dtype, loss
+scaling, memory layout, cuDNN autotuning, pinned host memory and torch.compile.
 
-Every helper leaves a CPU run exactly as it was (same tensors, same numbers); they act on CUDA.
+:func:`precision_for` decides how a supervised loop runs on its device and returns a
+:class:`Precision`, which every supervised loop (:mod:`sonogan.train.supervised`) uses for
+its autocast context, its GradScaler and the layout of its model and batches; the GAN loops
+use the helpers below it. Today the policy is: on CUDA, bfloat16 autocast where the GPU
+supports it (else float16 with loss scaling) and channels_last; on the CPU, float32 eager in
+the default layout, so a CPU run keeps exactly its numbers. A CPU policy (bf16 on CPUs with
+native bf16 instructions, channels_last) belongs in :func:`precision_for` and nowhere else.
 
 Example:
     >>> import torch
-    >>> cpu = torch.device("cpu")
-    >>> grad_scaler(cpu, amp=True).is_enabled(), to_device(torch.ones(2), cpu).device.type
-    (False, 'cpu')
+    >>> cpu = precision_for(torch.device("cpu"), amp=True)
+    >>> cpu.autocast_dtype is None, cpu.channels_last, cpu.scaler().is_enabled(), cpu.describe()["autocast"]
+    (True, False, False, 'float32')
 """
 
 from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -23,9 +32,56 @@ def amp_dtype(device: torch.device) -> torch.dtype:
     return torch.float16
 
 
-def grad_scaler(device: torch.device, amp: bool) -> torch.amp.GradScaler:
-    """A GradScaler that is on only for float16 autocast on CUDA (bfloat16 gradients do not underflow)."""
-    return torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda" and amp_dtype(device) == torch.float16)
+@dataclass(frozen=True)
+class Precision:
+    """How training runs on ``device``: autocast in ``autocast_dtype`` (None = float32, no
+    autocast), loss scaling for float16, and conv nets and their image batches in
+    channels_last layout when ``channels_last``. Master weights, optimiser state, losses and
+    metrics stay float32 (the tasks cast logits to float before their loss)."""
+
+    device: torch.device
+    autocast_dtype: torch.dtype | None = None
+    channels_last: bool = False
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The forward pass's context (no context at all for float32: the CPU path stays eager fp32)."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+
+    @property
+    def loss_scaling(self) -> bool:
+        """Only float16 gradients underflow (bfloat16 has float32's exponent range)."""
+        return self.autocast_dtype == torch.float16
+
+    def scaler(self) -> torch.amp.GradScaler:
+        """A GradScaler that is on only with :attr:`loss_scaling`."""
+        return torch.amp.GradScaler(self.device.type, enabled=self.loss_scaling)
+
+    def model(self, model: nn.Module) -> nn.Module:
+        """``model`` (already on the device) in this layout, in place; the optimiser comes after."""
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        return model
+
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """A training tensor on the device, 4-D images in this layout (:func:`to_device`)."""
+        return to_device(x, self.device, self.channels_last)
+
+    def describe(self) -> dict[str, str]:
+        """What was used, for logs and run records."""
+        return {"device": str(self.device),
+                "autocast": "float32" if self.autocast_dtype is None else str(self.autocast_dtype).split(".")[-1],
+                "memory_format": "channels_last" if self.channels_last else "channels_first"}
+
+
+def precision_for(device: torch.device, amp: bool = True, channels_last: bool = True) -> Precision:
+    """The precision of a training run on ``device``: on CUDA, autocast in :func:`amp_dtype`
+    when ``amp`` and channels_last when ``channels_last`` (tensor-core convolutions need no
+    transposes under autocast); on any other device float32 eager in the default layout."""
+    if device.type != "cuda":
+        return Precision(device)
+    return Precision(device, amp_dtype(device) if amp else None, channels_last)
 
 
 def setup_device(device: torch.device) -> None:
@@ -47,15 +103,6 @@ def to_device(x: torch.Tensor, device: torch.device, channels_last: bool = False
     # asynchronous only towards the GPU: a non-blocking copy to the host could be read before it lands
     x = pinned(x, device).to(device, non_blocking=device.type == "cuda")
     return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
-
-
-def channels_last_model(model: nn.Module, device: torch.device) -> bool:
-    """Conv nets in channels_last layout on CUDA (tensor-core convolutions need no transposes
-    under autocast); returns whether it was applied (the inputs must follow)."""
-    if device.type != "cuda":
-        return False
-    model.to(memory_format=torch.channels_last)
-    return True
 
 
 def compiled(module: nn.Module, enabled: bool) -> nn.Module:

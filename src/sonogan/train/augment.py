@@ -1,4 +1,5 @@
-"""Seeded classic augmentation on batched tensors (rotation, flips, translation, scale).
+"""Seeded classic augmentation on batched tensors (rotation, flips, translation, scale), of
+images alone or of images with their lesion masks (:func:`augment_pair`).
 
 torchvision's random v2 transforms draw their parameters from torch's global RNG, which we
 never use; so the parameters are drawn here from a ``torch.Generator`` the caller owns and
@@ -100,3 +101,23 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generato
         return x
     x = apply_params(x, sample_params(x.shape[0], cfg, generator))
     return apply_intensity(x, cfg, generator) if cfg.intensity else x
+
+
+def augment_pair(image: torch.Tensor, mask: torch.Tensor, cfg: AugmentConfig,
+                 gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same random flips / rotation / shift / scale on images and masks (one resampling of
+    both, stacked as channels); the mask is re-binarised at 0.5. Intensity ops touch the image only."""
+    if not cfg.active or image.shape[0] == 0:
+        return image, mask
+    both = apply_params(torch.cat([image, mask], dim=1), sample_params(image.shape[0], cfg, gen))
+    image, mask = both[:, :-1], (both[:, -1:] > 0.5).float()
+    return (apply_intensity(image, cfg, gen) if cfg.intensity else image), mask
+
+
+def augment_fields(batch: dict[str, torch.Tensor], cfg: AugmentConfig,
+                   gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """A batch dict with its ``"image"`` augmented, and its ``"mask"`` moved with it when it has one."""
+    if "mask" in batch:
+        image, mask = augment_pair(batch["image"], batch["mask"], cfg, gen)
+        return {**batch, "image": image, "mask": mask}
+    return {**batch, "image": augment_batch(batch["image"], cfg, gen)}

@@ -1,12 +1,16 @@
-"""Loss objects for supervised training: what one batch costs, and how a whole set is scored.
+"""Task objects for supervised training: what one batch costs, what an epoch reports, how a
+whole set is scored, and which score the loop watches.
 
-The loop (:mod:`sonogan.train.loop`) knows nothing about labels, masks or heads: it hands a
-batch dict (``{"image": (B,C,H,W), "label": (B,), ...}``) to the task and gets back the loss
-and the number of correct predictions. Segmentation and multitask models plug in as new tasks
-(a mask term, a second head) without touching the loop, as the GAN loop's loss objects do:
+The loop (:mod:`sonogan.train.supervised`) knows nothing about labels, masks or heads: it hands
+a batch dict (``{"image": (B,C,H,W), "label": (B,), ...}``) to the task's ``batch_loss`` and
+gets back the loss to step on and the epoch sums of the task's ``metrics`` (``name -> (sum,
+weight)``: the epoch's value is the sum over batches divided by the summed weights); a
+validation set goes to ``evaluate`` (``name -> value``) and the loop stops early on
+``monitor`` (lower is better). Tasks: ``classification`` (:class:`ClassificationTask`),
 ``segmentation``, ``multitask``, ``lesion-classification`` (with clinical fusion when the batch
 carries ``"clinical"``) and ``cgan-segmentation`` (:class:`LesionTask`, :class:`CGanSegmentationTask`;
-their batches add ``"mask"`` (B,1,H,W) and ``"has_mask"`` (B,)).
+their batches add ``"mask"`` (B,1,H,W) and ``"has_mask"`` (B,)); the annotation remover's task
+lives with it (:class:`sonogan.annotations.train.RemoverTask`).
 
 Example:
     >>> import torch
@@ -14,13 +18,14 @@ Example:
     >>> task = ClassificationTask(nn.CrossEntropyLoss())
     >>> model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
     >>> batch = {"image": torch.zeros(3, 1, 2, 2), "label": torch.tensor([0, 1, 1])}
-    >>> loss, correct = task.batch_loss(model, batch)
-    >>> float(loss.detach()) > 0, int(correct) in (0, 1, 2, 3)
-    (True, True)
+    >>> loss, sums = task.batch_loss(model, batch)
+    >>> sorted(sums), sums["acc"][1]
+    (['acc', 'loss'], 3)
 """
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 import torch
@@ -31,11 +36,45 @@ from sonogan.models.segmentation import MaskDiscriminator
 from sonogan.registry import Registry
 from sonogan.train.losses import build_loss
 
-TASKS: Registry["ClassificationTask | LesionTask"] = Registry("training task")
+Sums = dict[str, tuple[torch.Tensor, float]]
 
 
-class ClassificationTask:
+class Task(abc.ABC):
+    """The interface the supervised loop trains through. Subclasses define ``batch_loss``;
+    tasks that can be validated also define ``evaluate(model, data) -> {metric: value}``;
+    a task with trainable state of its own (a discriminator) overrides ``state_dict`` /
+    ``load_state_dict`` so ``last.pt`` resumes it."""
+
+    metrics: tuple[str, ...] = ("loss",)   # what an epoch reports, as train_<name> / val_<name>
+    monitor = "loss"                        # the validation metric early stopping minimises
+
+    def to(self, device: torch.device) -> "Task":
+        return self
+
+    @abc.abstractmethod
+    def batch_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, Sums]:
+        """(loss to step on, {metric: (sum, weight)}) of one batch; runs under the loop's autocast."""
+
+    def state_dict(self) -> dict[str, Any] | None:
+        return None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        raise ValueError(f"{type(self).__name__} keeps no state")
+
+
+def mean_term(loss: torch.Tensor, n: int) -> tuple[torch.Tensor, float]:
+    """A batch-mean loss as an epoch sum weighted by its ``n`` images (float64, the arithmetic
+    of Python floats)."""
+    return loss.detach().double() * n, n
+
+
+TASKS: Registry[Task] = Registry("training task")
+
+
+class ClassificationTask(Task):
     """Logits from ``model(batch["image"])``; the criterion (CE, weighted CE, focal) on them."""
+
+    metrics = ("loss", "acc")
 
     def __init__(self, criterion: nn.Module) -> None:
         self.criterion = criterion
@@ -44,20 +83,21 @@ class ClassificationTask:
         self.criterion = self.criterion.to(device)
         return self
 
-    def batch_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(loss, number of correct predictions) of one batch; runs under the caller's autocast."""
+    def batch_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, Sums]:
+        """(loss, {loss, number of correct predictions}) of one batch."""
         logits = model(batch["image"])
         loss = self.criterion(logits.float(), batch["label"])
-        return loss, (logits.argmax(1) == batch["label"]).sum()
+        n = len(batch["image"])
+        return loss, {"loss": mean_term(loss, n), "acc": ((logits.argmax(1) == batch["label"]).sum(), n)}
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, data: dict[str, torch.Tensor], batch_size: int = 256) -> tuple[float, float]:
-        """(loss, accuracy) over the whole set, eval mode; the loss is computed once on all logits."""
+    def evaluate(self, model: nn.Module, data: dict[str, torch.Tensor], batch_size: int = 256) -> dict[str, float]:
+        """Loss and accuracy over the whole set, eval mode; the loss is computed once on all logits."""
         model.eval()
         device = next(model.parameters()).device
         x, y = data["image"], data["label"].to(device)
         logits = torch.cat([model(x[i:i + batch_size].to(device)).float() for i in range(0, x.shape[0], batch_size)])
-        return float(self.criterion(logits, y)), float((logits.argmax(1) == y).float().mean())
+        return {"loss": float(self.criterion(logits, y)), "acc": float((logits.argmax(1) == y).float().mean())}
 
 
 @TASKS.register("classification")
@@ -66,7 +106,7 @@ def _classification(loss: str, train_y: Any, num_classes: int, gamma: float = 2.
     return ClassificationTask(build_loss(loss, train_y, num_classes, gamma=gamma, label_smoothing=label_smoothing))
 
 
-class LesionTask:
+class LesionTask(Task):
     """Segmentation and/or classification terms on a lesion model's dict output
     (:class:`sonogan.models.multitask.LesionModel`): ``lambda_seg * (Dice + seg_bce * BCE) +
     lambda_cls * criterion``.
@@ -77,6 +117,8 @@ class LesionTask:
     model when present (intermediate fusion). ``score`` is the number of correct predictions,
     or for a segmentation-only model the summed Dice of the masked images.
     """
+
+    metrics = ("loss", "score")
 
     def __init__(self, criterion: nn.Module | None, lambda_seg: float = 0.3, lambda_cls: float = 1.0,
                  seg_bce: float = 0.0) -> None:
@@ -100,38 +142,42 @@ class LesionTask:
         soft_dice = 1 - self.dice(mask_logits.float().detach(), target).flatten(1).mean(1)
         return loss, (soft_dice * has).sum()
 
-    def terms(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(loss, score) of one model output against its batch."""
+    def terms(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]
+              ) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """(loss, score, what the score counts) of one model output against its batch: accuracy
+        over all images, Dice only over the images that have a mask."""
         loss = torch.zeros((), device=batch["image"].device)
         score = torch.zeros((), device=batch["image"].device)
+        weight = 0.0
         if "mask" in out:
             seg, score = self.seg_loss(out["mask"], batch)
             loss = loss + self.lambda_seg * seg
+            weight = float(batch["has_mask"].sum())
         if "logits" in out:
             assert self.criterion is not None
             loss = loss + self.lambda_cls * self.criterion(out["logits"].float(), batch["label"])
             score = (out["logits"].argmax(1) == batch["label"]).sum()
-        return loss, score
+            weight = len(batch["image"])
+        return loss, score, weight
 
-    def batch_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.terms(model(batch["image"], batch.get("clinical")), batch)
+    def batch_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, Sums]:
+        loss, score, weight = self.terms(model(batch["image"], batch.get("clinical")), batch)
+        return loss, {"loss": mean_term(loss, len(batch["image"])), "score": (score, weight)}
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, data: dict[str, torch.Tensor], batch_size: int = 64) -> tuple[float, float]:
-        """(mean loss, accuracy or mean Dice) over the whole set in eval mode."""
+    def evaluate(self, model: nn.Module, data: dict[str, torch.Tensor], batch_size: int = 64) -> dict[str, float]:
+        """Mean loss and accuracy (or mean Dice) over the whole set in eval mode."""
         model.eval()
         device = next(model.parameters()).device
         n = data["image"].shape[0]
         total_loss, total_score, weight = 0.0, 0.0, 0.0
         for i in range(0, n, batch_size):
             batch = {k: v[i:i + batch_size].to(device) for k, v in data.items()}
-            out = model(batch["image"], batch.get("clinical"))
-            loss, score = self.terms(out, batch)
+            loss, score, w = self.terms(model(batch["image"], batch.get("clinical")), batch)
             total_loss += float(loss) * len(batch["image"])
             total_score += float(score)
-            # accuracy over all images; Dice only over the images that have a mask
-            weight += len(batch["image"]) if "logits" in out else float(batch["has_mask"].sum())
-        return total_loss / max(n, 1), total_score / max(weight, 1.0)
+            weight += w
+        return {"loss": total_loss / max(n, 1), "score": total_score / max(weight, 1.0)}
 
 
 def _lesion_criterion(loss: str, train_y: Any, num_classes: int, gamma: float, label_smoothing: float) -> nn.Module:
@@ -179,7 +225,12 @@ class CGanSegmentationTask(LesionTask):
         target = torch.full_like(logits, 1.0 if real else 0.0)
         return nn.functional.binary_cross_entropy_with_logits(logits, target)
 
-    def batch_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, Sums]:
+        loss, score = self._losses(model, batch)
+        return loss, {"loss": mean_term(loss, len(batch["image"])), "score": (score, float(batch["has_mask"].sum()))}
+
+    def _losses(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(generator loss, summed Dice); takes the discriminator's step on the way."""
         out = model(batch["image"])
         seg, score = self.seg_loss(out["mask"], batch)
         has = batch["has_mask"].bool()
@@ -213,7 +264,7 @@ def _cgan_segmentation(in_chans: int = 1, disc_width: int = 32, adv_weight: floa
 
 
 def build_task(name: str, loss: str, train_y: Any, num_classes: int, gamma: float = 2.0,
-               label_smoothing: float = 0.0) -> ClassificationTask:
+               label_smoothing: float = 0.0) -> Task:
     """The task ``name`` with its loss built from the training labels (class weights)."""
     return TASKS.create(name, loss=loss, train_y=train_y, num_classes=num_classes, gamma=gamma,
                         label_smoothing=label_smoothing)

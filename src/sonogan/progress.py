@@ -70,7 +70,8 @@ class StepProgress(Progress):
 
     def _last_description(self) -> str | None:
         # the newest unfinished task's text: the audit names the phase it started, a loop its epoch
-        return next((t.description for t in reversed(self.tasks) if t.description and not t.finished), None)
+        text = next((t.description for t in reversed(self.tasks) if t.description and not t.finished), "")
+        return " ".join(text.split()) or None  # the loops pad their columns with double spaces
 
     def __enter__(self) -> "StepProgress":
         self._step.__enter__()

@@ -40,7 +40,7 @@ def _real_figure(ds: Any, ids: list[str], ckpt: Path, path: Path, n: int = 4) ->
     import matplotlib.pyplot as plt
 
     from sonogan.annotations.train import marker_fraction
-    from sonogan.annotations.transform import clean_image, loaded_remover
+    from sonogan.preprocess.remove_annotations import clean_image, loaded_remover
     from sonogan.preprocess.cache import decode_image
 
     remover, detector, cfg, _ = loaded_remover(ckpt)
@@ -64,7 +64,7 @@ def _real_figure(ds: Any, ids: list[str], ckpt: Path, path: Path, n: int = 4) ->
 
 def _real_flag_rate(ds: Any, ids: list[str], ckpt: Path) -> float:
     """Share of real validation images (which nearly all carry real marks) the detector flags."""
-    from sonogan.annotations.transform import loaded_remover, to_model_input
+    from sonogan.preprocess.remove_annotations import loaded_remover, to_model_input
     from sonogan.preprocess.cache import decode_image
 
     _, detector, cfg, _ = loaded_remover(ckpt)

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from sonogan.annotations.transform import ENV_VAR, RemoveAnnotations, clean_image, loaded_remover
+from sonogan.preprocess.remove_annotations import ENV_VAR, RemoveAnnotations, clean_image, loaded_remover
 from sonogan.data.manifest import load_dataset
 from sonogan.errors import SonoganInputError
 from sonogan.preprocess.cache import build_cache, cache_key, open_cache, read_info

@@ -18,7 +18,7 @@ from typing import Literal, Sequence
 import cv2
 import pandas as pd
 
-from sonogan.annotations.transform import clean_image, loaded_remover
+from sonogan.preprocess.remove_annotations import clean_image, loaded_remover
 from sonogan.infer.predict_files import collect_images, read_inputs
 from sonogan.runs import atomic_write_bytes, atomic_write_text, ensure_new_dir
 

@@ -35,6 +35,7 @@ from pydantic import Field
 
 from sonogan.config import StrictModel
 import sonogan.preprocess.transforms as T  # the module itself, not through preprocess/__init__.py (which imports this file)
+from sonogan.preprocess.remove_annotations import RemoveAnnotations, remover_options
 from sonogan.registry import Registry
 
 
@@ -125,15 +126,11 @@ def _gan_128() -> PreprocessConfig:
 # remover is $SONOGAN_ANNOTATION_REMOVER (default ~/.cache/sonogan/annotation-remover.pt).
 @PRESETS.register("roi-64-deannotated")
 def _roi_64_deannotated() -> PreprocessConfig:  # flagship-64 with annotations removed
-    from sonogan.annotations.transform import remover_options
-
     return PreprocessConfig(name="roi-64-deannotated", **remover_options())
 
 
 @PRESETS.register("roi-rgb-160-deannotated")
 def _roi_rgb_160_deannotated() -> PreprocessConfig:
-    from sonogan.annotations.transform import remover_options
-
     return PreprocessConfig(name="roi-rgb-160-deannotated", roi="lesion", size=160, channels=3, **remover_options())
 
 
@@ -150,8 +147,6 @@ def build_transforms(cfg: PreprocessConfig) -> list[T.DictTransform]:
     area -> lesion ROI -> CLAHE -> resize (each one only when the config asks for it)."""
     steps: list[T.DictTransform] = [T.Channels(cfg.channels)]
     if cfg.remove_annotations:
-        from sonogan.annotations.transform import RemoveAnnotations  # torch, loaded only when asked for
-
         steps.append(RemoveAnnotations(cfg.remove_annotations, cfg.remove_annotations_sha256, cfg.remove_annotations_on))
     if cfg.median_ksize:
         steps.append(T.MedianFilter(cfg.median_ksize))

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from sonogan.errors import SonoganInputError
-from sonogan.preprocess import functional as F
+import sonogan.preprocess.functional as F
 from sonogan.preprocess.transforms import DictTransform, Sample
 from sonogan.runs import sha256_file
 
@@ -84,6 +84,7 @@ def loaded_remover(path: str | Path, expect_sha256: str | None = None) -> tuple[
                                 f"{expect_sha256[:12]})", "use the remover the model was trained with, "
                                 "or retrain with the new one")
     if digest not in _LOADED:
+        # torch and timm only when a preset removes annotations: the cache's workers stay light otherwise
         from sonogan.annotations.model import load_remover
 
         _LOADED[digest] = load_remover(path)[:3]
@@ -101,7 +102,7 @@ def clean_image(image: np.ndarray, remover: Any, detector: Any, cfg: Any,
     """(image without annotations, detector probability of annotations) for one uint8 HxWxC
     image; ``apply_to="detected"`` returns the image unchanged when the probability is below
     ``threshold``."""
-    import torch
+    import torch  # only when a remover runs (see loaded_remover)
 
     h, w, c = image.shape
     x = torch.from_numpy(to_model_input(image, cfg.channels, cfg.size))[None]

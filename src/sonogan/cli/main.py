@@ -141,7 +141,7 @@ def run_command(args: list[str]) -> tuple[int, str | None]:
     except NoArgsIsHelpError as exc:  # `sonogan data`: the group's help, as click prints it
         exc.show()
         return exc.exit_code, None
-    except typer.TyperException as exc:  # click's usage errors (exit code 2)
+    except typer.TyperException as exc:  # click's usage (and file) errors: the user's to fix
         return EXIT_INPUT_ERROR, usage_line(exc)
     except RunInterrupted as exc:
         return EXIT_INTERRUPTED, str(exc)

@@ -25,3 +25,25 @@ def test_experiment_configs_parse(path: Path) -> None:
 def test_gan_configs_parse(path: Path) -> None:
     data = read_yaml(path)
     assert GanConfig.model_validate(data).family
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n# and another\n", "---\n"])
+def test_empty_config_is_refused(tmp_path: Path, text: str) -> None:
+    from sonogan.errors import SonoganInputError
+
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    with pytest.raises(SonoganInputError, match=r"exp.yaml: the file is empty \(or only comments\)"):
+        load_config(ExperimentConfig, path)
+
+
+def test_binary_and_deeply_nested_configs_are_one_line(tmp_path: Path) -> None:
+    from sonogan.errors import SonoganInputError
+
+    path = tmp_path / "exp.yaml"
+    path.write_bytes(b"name: \xff\xfe\x00")
+    with pytest.raises(SonoganInputError, match="not UTF-8 text"):
+        load_config(ExperimentConfig, path)
+    path.write_text("[" * 5000)
+    with pytest.raises(SonoganInputError, match="nested too deeply|invalid YAML"):
+        load_config(ExperimentConfig, path)

@@ -1,7 +1,8 @@
 """Typed configs: every component has a pydantic model; YAML in, YAML out.
 
 Configs forbid unknown keys, so a typo in a YAML file is an error that names the
-file and the key instead of a silently ignored option.
+file and the key instead of a silently ignored option; an empty (or all-comment) file is an
+error too, not a silent run of every default.
 
 Example:
     >>> from pydantic import BaseModel
@@ -37,12 +38,17 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise SonoganInputError(path, "file not found", "check the path")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise SonoganInputError(path, "not UTF-8 text", "save the file as UTF-8 YAML") from None
     except yaml.YAMLError as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         at = f" at line {line + 1}" if line is not None else ""
         raise SonoganInputError(path, f"invalid YAML{at}", "fix the YAML syntax") from None
-    if data is None:
-        return {}
+    except RecursionError:  # thousands of nested brackets: PyYAML's parser recurses
+        raise SonoganInputError(path, "YAML nested too deeply", "write a flat config") from None
+    if data is None:  # an empty or all-comment file would silently run every default
+        raise SonoganInputError(path, "the file is empty (or only comments)",
+                                "write the settings you want (see configs/ for examples)")
     if not isinstance(data, dict):
         raise SonoganInputError(path, "top level is not a mapping", "write 'key: value' pairs")
     return data

@@ -109,9 +109,10 @@ def check_size(where: str | Path, width: int, height: int, min_side: int = 1,
                                 "use the full-size scan (not a thumbnail or placeholder)")
 
 
-def read_header(data: bytes, where: str | Path, fix: str = DEFAULT_FIX) -> ImageHeader:
+def read_header(data: bytes, where: str | Path, fix: str = DEFAULT_FIX, multi_frame: bool = False) -> ImageHeader:
     """Size, frame count and format from the header of ``data`` (no pixels decoded); refuses
-    unknown formats, bombs and empty sizes with a one-line error naming ``where``."""
+    unknown formats, bombs, empty sizes and (unless ``multi_frame``) several frames with a
+    one-line error naming ``where``."""
     if not data:
         raise SonoganInputError(where, "file is empty (0 bytes)", fix)
     try:
@@ -132,7 +133,7 @@ def read_header(data: bytes, where: str | Path, fix: str = DEFAULT_FIX) -> Image
         raise SonoganInputError(where, f"unsupported image format {fmt}", fix)
     if width <= 0 or height <= 0:
         raise SonoganInputError(where, "image has zero size", fix)
-    if frames > 1 and fmt != "MPO":
+    if frames > 1 and fmt != "MPO" and not multi_frame:
         raise SonoganInputError(where, f"multi-frame image ({frames} frames; an animated {fmt} or a cine loop)",
                                 "export the one frame you want as PNG, or import the cine loop as DICOM")
     return ImageHeader(width, height, frames, fmt)

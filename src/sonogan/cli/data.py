@@ -72,8 +72,8 @@ def import_command(
 
     Example: sonogan data import cases.csv --format csv --image-col file --label-col diagnosis --out runs/cases
     """
-    from sonogan.data.importers import ImportOptions, import_dataset
-    from sonogan.data.importers.dicom import DicomImportOptions, read_report
+    from sonogan.data.importers import ImportOptions, import_dataset, read_report
+    from sonogan.data.importers.dicom import DicomImportOptions
     from sonogan.errors import SonoganInputError
 
     if salt is not None and fmt != "dicom":
@@ -90,7 +90,7 @@ def import_command(
     counts = ds.manifest["label"].value_counts()
     console.print(f"imported {len(ds.manifest)} images in {len(ds.spec.classes)} classes -> [bold]{out}[/]")
     console.print(", ".join(f"{c}: {counts.get(c, 0)}" for c in ds.spec.classes))
-    report = read_report(out) if fmt == "dicom" else None
+    report = read_report(out)
     if report and report["skipped"]:
         console.print(f"[yellow]skipped {len(report['skipped'])} files[/] (listed in {out / 'import-report.json'}):",
                       highlight=False)

@@ -2,8 +2,8 @@
 
 Errors (SonoganInputError, one line each naming the file and the fix): bad ids, labels,
 sources, provenance or clinical values (named by manifest line), empty classes or classes
-with too few patients, and per file: missing, empty, undecodable, too large, mask missing /
-wrong size / empty. All are collected (at most one per row) and raised together as
+with too few patients, and per file: missing, empty, undecodable, too large, multi-frame, a
+real image under 32 px a side, mask missing / wrong size / empty. All are collected (at most one per row) and raised together as
 :class:`ValidationErrors`, whose message lists the first 50. Warnings: unknown patients,
 exact and near-duplicate images. Every image is read and decoded exactly once; the hashes
 for duplicate search come from that same decode.
@@ -34,6 +34,7 @@ from rich.progress import track
 from sonogan.data.duplicates import group_hashes, phash_int, read_image
 from sonogan.data.manifest import SOURCES, Dataset, DatasetSpec, check_clinical_value
 from sonogan.errors import SonoganInputError
+from sonogan.imageio import MIN_SIDE, check_size
 
 
 @dataclass
@@ -165,10 +166,12 @@ def class_errors(ds: Dataset) -> list[SonoganInputError]:
     return errors
 
 
-def check_row_files(ds: Dataset, image: str, mask: str, masks_required: bool) -> dict[str, Any]:
-    """Decode one row's image (and mask) once; return sha256, phash and size stats."""
+def check_row_files(ds: Dataset, image: str, mask: str, masks_required: bool, min_side: int = 1) -> dict[str, Any]:
+    """Decode one row's image (and mask) once; return sha256, phash and size stats. An image
+    with a side under ``min_side`` px is refused (real rows get :data:`~sonogan.imageio.MIN_SIDE`)."""
     img_path = ds.path(image)
     sha, img = read_image(img_path)
+    check_size(img_path, img.width, img.height, min_side)
     stats: dict[str, Any] = {"sha256": sha, "phash": phash_int(img), "width": img.width,
                              "height": img.height, "mask_fraction": np.nan}
     if mask:
@@ -208,13 +211,13 @@ def _file_results(ds: Dataset, progress: bool, workers: int | None) -> list[dict
     """:func:`check_row_files` of every row, in row order: its stats, or its (first) problem."""
     required = ds.spec.masks == "required"
 
-    def one(job: tuple[str, str]) -> dict[str, Any] | SonoganInputError:
-        try:
-            return check_row_files(ds, job[0], job[1], required)
+    def one(job: tuple[str, str, str]) -> dict[str, Any] | SonoganInputError:
+        try:  # synthetic images are the preset's size, which may be below a real scan's minimum
+            return check_row_files(ds, job[0], job[1], required, MIN_SIDE if job[2] != "synthetic" else 1)
         except SonoganInputError as exc:
             return exc
 
-    jobs = list(zip(ds.manifest["image"], ds.manifest["mask"]))
+    jobs = list(zip(ds.manifest["image"], ds.manifest["mask"], ds.manifest["source"]))
     # PIL releases the GIL while decoding, so threads overlap file reads and decodes;
     # map() yields in row order, so problems are listed in manifest order
     with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:

@@ -5,6 +5,7 @@ One registry, ``IMPORTERS`` ("folder", "csv", "mmotu", "dicom"); each factory is
 ``out``, imports (copy or symlink; the source is never modified), validates, and on any
 error removes the half-made ``out`` and names the user's original files (every problem
 validation found, as :class:`~sonogan.data.validate.ValidationErrors` when there are several).
+Every import writes ``import-report.json``: counts, and each skipped source file with its reason.
 
 Example:
     >>> from pathlib import Path
@@ -19,12 +20,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from sonogan.data.importers.common import IMPORTERS, ImportedDataset, ImportOptions
+from sonogan.data.importers.common import IMPORTERS, REPORT_FILE, ImportedDataset, ImportOptions, read_report
 from sonogan.data.manifest import Dataset, write_dataset
 from sonogan.data.validate import ValidationErrors, validate_dataset
 from sonogan.errors import SonoganInputError
 from sonogan.outpaths import check_output
-from sonogan.runs import ensure_new_dir
+from sonogan.runs import ensure_new_dir, write_json
 
 # importing the modules registers them
 from sonogan.data.importers import csv as _csv  # noqa: E402,F401
@@ -32,7 +33,7 @@ from sonogan.data.importers import dicom as _dicom  # noqa: E402,F401
 from sonogan.data.importers import folder as _folder  # noqa: E402,F401
 from sonogan.data.importers import mmotu as _mmotu  # noqa: E402,F401
 
-__all__ = ["IMPORTERS", "ImportOptions", "ImportedDataset", "import_dataset"]
+__all__ = ["IMPORTERS", "REPORT_FILE", "ImportOptions", "ImportedDataset", "import_dataset", "read_report"]
 
 
 def _to_source(exc: SonoganInputError, ds: Dataset | None, src: Path) -> SonoganInputError:
@@ -81,7 +82,11 @@ def import_dataset(src: Path, fmt: str, out: Path, options: ImportOptions | None
         manifest = ds.manifest.assign(width=report.file_stats["width"].astype(str).to_numpy(),
                                       height=report.file_stats["height"].astype(str).to_numpy())
         written = write_dataset(out, ds.spec, manifest)
-        ds = ImportedDataset(written.root, written.spec, written.manifest, getattr(ds, "origins", {}))
+        skipped = getattr(ds, "skipped", [])
+        ds = ImportedDataset(written.root, written.spec, written.manifest, getattr(ds, "origins", {}), skipped)
+        if not (out / REPORT_FILE).is_file():  # the DICOM importer writes its own (with crop counts)
+            write_json(out / REPORT_FILE, {"format": fmt, "source": src.resolve().name, "images": len(manifest),
+                                           "files_skipped": len(skipped), "skipped": skipped})
     except SonoganInputError as exc:
         _remove(out, existed)
         raise _to_source(exc, ds, src) from None

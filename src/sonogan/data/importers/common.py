@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -52,9 +53,19 @@ class ImportedDataset(Dataset):
     so that errors found after import can name the user's original file."""
 
     origins: dict[str, str] = field(default_factory=dict)
+    #: source files not imported: {"file": path relative to the source, "reason": why}
+    skipped: list[dict[str, str]] = field(default_factory=list)
 
 
 IMPORTERS: Registry[Dataset] = Registry("importer")
+#: What an import did, beside manifest.csv: counts and every skipped source file with its reason.
+REPORT_FILE = "import-report.json"
+
+
+def read_report(out: Path) -> dict[str, Any] | None:
+    """The ``import-report.json`` of an imported dataset (None for datasets made otherwise)."""
+    path = Path(out) / REPORT_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def load_spec_file(path: Path) -> DatasetSpec:

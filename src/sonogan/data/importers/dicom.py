@@ -52,14 +52,14 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from rich.progress import track
 
-from sonogan.data.importers.common import IMPORTERS, ImportedDataset, ImportOptions, materialise, resolve_spec
+from sonogan.data.importers.common import (IMPORTERS, REPORT_FILE, ImportedDataset, ImportOptions, materialise,  # noqa: F401
+                                           read_report, resolve_spec)  # read_report: importable from here too
 from sonogan.data.importers.dicom_pixels import choose_crop, decode_frames
 from sonogan.errors import SonoganInputError
 from sonogan.imageio import MAX_PIXELS, MIN_SIDE
 from sonogan.data.scan_area import crop_box
 
 SALT_FILE = ".sonogan-salt"
-REPORT_FILE = "import-report.json"
 HASH_CHARS = 16  # 64 bits: collisions are negligible for any clinical cohort, ids stay short
 IGNORED_NAMES = {"DICOMDIR"}
 #: Most pixels one file may hold over all its frames: 4 full-limit frames, or about 745
@@ -265,12 +265,6 @@ def _report(src: Path, done: list[Converted], skipped: list[dict[str, str]]) -> 
             "files_skipped": len(skipped), "skipped": skipped}
 
 
-def read_report(out: Path) -> dict[str, Any] | None:
-    """The ``import-report.json`` of a DICOM import (None for other datasets)."""
-    path = Path(out) / REPORT_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-
-
 def _nothing_imported(src: Path, skipped: list[dict[str, str]]) -> SonoganInputError:
     first = f"; first: {skipped[0]['file']}: {skipped[0]['reason']}" if skipped else ""
     return SonoganInputError(src, f"no ultrasound DICOM image could be imported ({len(skipped)} files skipped{first})",
@@ -306,4 +300,4 @@ def import_dicom(src: Path, out: Path, options: ImportOptions, progress: bool = 
     (out / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     # errors found later must name the DICOM file and frame, not the temporary PNG
     origins = {r["_dst_image"]: f"{c.source} (frame {r['frame']})" for c in done for r in c.rows}
-    return ImportedDataset(ds.root, ds.spec, ds.manifest, origins)
+    return ImportedDataset(ds.root, ds.spec, ds.manifest, origins, skipped)

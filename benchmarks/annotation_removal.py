@@ -39,7 +39,7 @@ def _real_figure(ds: Any, ids: list[str], ckpt: Path, path: Path, n: int = 4) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sonogan.annotations.train import marker_fraction
+    from sonogan.annotations.images import marker_fraction
     from sonogan.preprocess.remove_annotations import clean_image, loaded_remover
     from sonogan.preprocess.cache import decode_image
 
@@ -82,7 +82,7 @@ def _synthetic_figure(data: Any, ckpt: Path, path: Path, n: int = 4) -> None:
     import matplotlib.pyplot as plt
 
     from sonogan.annotations.evaluate import held_out_pairs
-    from sonogan.annotations.model import load_remover
+    from sonogan.models.remover import load_remover
 
     remover, _, cfg, _ = load_remover(ckpt)
     pairs = held_out_pairs(data, n, cfg.size, cfg.channels, seed=123)
@@ -176,7 +176,8 @@ def main() -> int:
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
         print(json.dumps(results["classification"], indent=1))
         return 0
-    from sonogan.annotations.train import RemoverTrainConfig, load_clean_images, train_remover
+    from sonogan.annotations.images import load_clean_images
+    from sonogan.annotations.train import RemoverTrainConfig, train_remover
     from sonogan.config import load_config
     from sonogan.data.manifest import load_dataset
     from sonogan.data.splits import Splits

@@ -10,7 +10,7 @@ from typing import Callable
 
 import pytest
 
-from sonogan.annotations.model import RemoverConfig
+from sonogan.models.remover import RemoverConfig
 from sonogan.annotations.train import RemoverTrainConfig
 from sonogan.data.splits import make_splits
 from sonogan.phantom import PhantomConfig, generate_phantom
@@ -42,7 +42,7 @@ def write_tiny_checkpoint(path: Path, seed: int = 0, gain: float = 1.0) -> Path:
     """An untrained 32-px remover + detector; ``gain`` 1 makes the remover change its input."""
     import torch
 
-    from sonogan.annotations.model import build_nets, save_remover
+    from sonogan.models.remover import build_nets, save_remover
 
     cfg = tiny_train_cfg().remover
     torch.manual_seed(seed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sonogan.annotations.model import (REMOVERS, AnnotationLoss, LossConfig, RemoverConfig, build_nets,
+from sonogan.models.remover import (REMOVERS, AnnotationLoss, LossConfig, RemoverConfig, build_nets,
                                        create_detector, create_remover, load_remover, save_remover, weighted_mse)
 from sonogan.errors import SonoganInputError
 

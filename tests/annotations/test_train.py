@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from sonogan.annotations.model import REMOVERS, build_nets
-from sonogan.annotations.train import (RemoverTask, RemoverTrainConfig, fit, load_clean_images, marker_fraction,
-                                       train_remover)
+from sonogan.annotations.images import load_clean_images, marker_fraction
+from sonogan.annotations.train import RemoverTask, RemoverTrainConfig, fit, train_remover
 from sonogan.config import load_config
 from sonogan.data.manifest import load_dataset
 from sonogan.data.splits import Splits
 from sonogan.errors import SonoganInputError
+from sonogan.models.remover import REMOVERS, build_nets
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "annotations"
 

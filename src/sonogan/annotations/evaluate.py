@@ -18,10 +18,15 @@ import cv2
 import numpy as np
 import torch
 
+from sonogan import layout
+from sonogan.annotations.images import CleanImages, load_clean_images
 from sonogan.annotations.metrics import pair_metrics
-from sonogan.annotations.model import load_remover
 from sonogan.annotations.synthetic import AnnotatedPair, AnnotationConfig, downsized_pair
-from sonogan.annotations.train import CleanImages
+from sonogan.data.manifest import load_dataset
+from sonogan.data.splits import Splits
+from sonogan.errors import SonoganInputError
+from sonogan.locations import splits_file
+from sonogan.models.remover import load_remover
 
 
 def held_out_pairs(data: CleanImages, n_pairs: int, size: int, channels: int, seed: int,
@@ -80,13 +85,6 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset: str | Path | None = Non
                         n_pairs: int = 200, seed: int = 1) -> dict[str, Any]:
     """:func:`evaluate_remover` on the validation images of ``fold`` of ``dataset`` (by default
     the dataset and fold the remover was trained on, read from the checkpoint)."""
-    from sonogan import layout
-    from sonogan.annotations.train import load_clean_images
-    from sonogan.data.manifest import load_dataset
-    from sonogan.data.splits import Splits
-    from sonogan.errors import SonoganInputError
-    from sonogan.locations import splits_file
-
     _, _, rcfg, extra = load_remover(checkpoint)
     own_dataset = dataset is None
     dataset = dataset or extra.get("dataset")

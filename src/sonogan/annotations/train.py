@@ -11,7 +11,7 @@ Training runs on the one supervised loop (:mod:`sonogan.train.supervised`) with 
 iteration)``, and the loop's ``last.pt`` (nets, optimiser, torch RNG, loss history) is
 written after every such period, so a killed run resumed with ``resume=True`` continues
 exactly as an uninterrupted one on CPU.
-The result is ``remover.pt`` (both nets + config + version, :func:`~sonogan.annotations.model.save_remover`)
+The result is ``remover.pt`` (both nets + config + version, :func:`~sonogan.models.remover.save_remover`)
 and ``metrics.json`` (held-out PSNR / SSIM before and after, detector accuracy).
 
 Example:
@@ -34,13 +34,15 @@ from pydantic import Field
 from torch import nn
 
 from sonogan import layout
-from sonogan.annotations.model import AnnotationLoss, LossConfig, RemoverConfig, build_nets, save_remover
+from sonogan.annotations.evaluate import evaluate_remover
+from sonogan.annotations.images import CleanImages, load_clean_images
 from sonogan.annotations.synthetic import AnnotationConfig, downsized_pair
 from sonogan.config import StrictModel
 from sonogan.data.manifest import Dataset, load_dataset
 from sonogan.data.splits import Splits
 from sonogan.errors import SonoganInputError
 from sonogan.locations import splits_file
+from sonogan.models.remover import AnnotationLoss, LossConfig, RemoverConfig, build_nets, save_remover
 from sonogan.preprocess.cache import decode_image
 from sonogan.progress import progress_bar
 from sonogan.runs import RunDir
@@ -75,47 +77,6 @@ class RemoverTrainConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
-@dataclass
-class CleanImages:
-    ids: list[str]
-    images: list[np.ndarray]   # HxWx3 uint8 RGB at the drawing size
-    masks: list[np.ndarray]    # HxW uint8 lesion masks (all zero when the row has none)
-
-
-def marker_fraction(image: np.ndarray) -> float:
-    """Share of pixels that are saturated yellow (OpenCV hue 15-40 of 180, saturation and value
-    > 90): burned-in calliper marks and labels on most scanners, rare in grey ultrasound."""
-    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
-    h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
-    return float(((h >= 15) & (h <= 40) & (s > 90) & (v > 90)).mean())
-
-
-def load_clean_images(ds: Dataset, ids: list[str], draw_size: int, max_marker: float | None = None,
-                      progress: bool = False) -> CleanImages:
-    """Decode ``ids`` (real rows) and their masks, drop images with more marker colour than
-    ``max_marker``, and resize (stretch) the rest to ``draw_size`` x ``draw_size``."""
-    rows = ds.manifest.set_index("image_id").loc[ids]
-    out = CleanImages([], [], [])
-    with progress_bar(progress, "decode") as bar:
-        task = bar.add_task("", total=len(rows))
-        for image_id, row in rows.iterrows():
-            bar.update(task, advance=1)
-            image = decode_image(ds.path(row["image"]), context=f"manifest row {image_id}")
-            if max_marker is not None and marker_fraction(image) > max_marker:
-                continue
-            mask = (decode_image(ds.path(row["mask"]), grey=True) > 0).astype(np.uint8) if row["mask"] else \
-                np.zeros(image.shape[:2], np.uint8)
-            if mask.shape != image.shape[:2]:
-                mask = cv2.resize(mask, image.shape[1::-1], interpolation=cv2.INTER_NEAREST)
-            out.ids.append(str(image_id))
-            out.images.append(cv2.resize(image, (draw_size, draw_size), interpolation=cv2.INTER_AREA))
-            out.masks.append(cv2.resize(mask, (draw_size, draw_size), interpolation=cv2.INTER_NEAREST))
-    if not out.ids:
-        raise SonoganInputError(ds.root, "no clean image left to train on",
-                                "raise clean_max_marker_fraction (or set it to null)")
-    return out
-
-
 def make_batch(data: CleanImages, rng: np.random.Generator, n: int, cfg: RemoverTrainConfig
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``n`` random images, annotated: (annotated, clean, annotation mask) as float tensors in
@@ -136,7 +97,7 @@ def make_batch(data: CleanImages, rng: np.random.Generator, n: int, cfg: Remover
 
 
 class RemoverTask(Task):
-    """The remover's weighted-MSE loss (:class:`~sonogan.annotations.model.AnnotationLoss`) and
+    """The remover's weighted-MSE loss (:class:`~sonogan.models.remover.AnnotationLoss`) and
     the detector's cross-entropy on one batch of pairs, for the model ``{"remover", "detector"}``.
     The two nets share no parameter, so one step on the sum of the losses is each net's own step."""
 
@@ -222,8 +183,6 @@ def train_remover(dataset: str | Path | None, out: str | Path, cfg: RemoverTrain
     the fold's validation images. The splits are read where
     :func:`~sonogan.locations.splits_file` says, so a read-only dataset works. Returns
     ``out/remover.pt``."""
-    from sonogan.annotations.evaluate import evaluate_remover
-
     out = Path(out)
     if resume:
         cfg = layout.resume_config(out, RemoverTrainConfig, cfg)

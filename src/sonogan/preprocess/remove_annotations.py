@@ -85,7 +85,7 @@ def loaded_remover(path: str | Path, expect_sha256: str | None = None) -> tuple[
                                 "or retrain with the new one")
     if digest not in _LOADED:
         # torch and timm only when a preset removes annotations: the cache's workers stay light otherwise
-        from sonogan.annotations.model import load_remover
+        from sonogan.models.remover import load_remover
 
         _LOADED[digest] = load_remover(path)[:3]
     return (*_LOADED[digest], digest)

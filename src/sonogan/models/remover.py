@@ -1,5 +1,7 @@
 """The annotation remover (a U-Net denoising autoencoder with skip connections), its weighted
-MSE loss, the annotation detector, and their one checkpoint file.
+MSE loss, the annotation detector, and their one checkpoint file. Here in models/ (not in
+annotations/, which trains and scores it) because preprocessing runs it
+(:mod:`sonogan.preprocess.remove_annotations`) and sits above models/.
 
 ``001_*`` §3.1: a plain convolutional autoencoder lost high frequencies and contrast, so the
 remover is a U-Net (MONAI's or segmentation-models-pytorch's, behind :data:`REMOVERS`). The

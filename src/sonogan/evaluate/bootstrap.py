@@ -13,6 +13,14 @@ a patient together) nor handles dict-valued statistics with NaNs; the loop here 
 Percentiles ignore NaN resamples (e.g. a resample without any rare-class case has no
 sensitivity); how many were undefined is reported in ``result.n_undefined``.
 
+* ``too_few_to_test`` / ``withhold_tests``: a class with fewer than
+  :data:`MIN_CASES_TO_TEST` cases (patients when known) in the evaluated set gets its per-class
+  metrics' point estimates only, marked "too few to test", never a CI or p-value: with n
+  cases even an exact paired test (sign test / exact McNemar) cannot reach p < 0.05 when n <= 5
+  (all n discordant cases favouring one arm give p = 2 x 0.5^n = 0.0625 at n = 5, 0.031 at n = 6),
+  and a bootstrap cannot show between-case variation it never sees, so its interval and p would
+  be artefacts of resampling one or two cases (docs/experiment.md).
+
 Example (seed 0 draws the cases [3,2,2,1], [1,0,0,0], [0,3,2,3], [2,2,3,2]; accuracies 1, 1/4,
 3/4, 1; the 25th and 75th percentiles of those):
     >>> import numpy as np
@@ -25,12 +33,17 @@ Example (seed 0 draws the cases [3,2,2,1], [1,0,0,0], [0,3,2,3], [2,2,3,2]; accu
 from __future__ import annotations
 
 import warnings
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 from rich.progress import track
 
 MetricFn = Callable[[np.ndarray, np.ndarray], Mapping[str, float]]
+
+MIN_CASES_TO_TEST = 6
+"""Fewest cases (patients when known) of a class for a CI and p-value of its per-class metrics:
+the smallest n at which an exact paired test of n cases can reach p < 0.05 (2 x 0.5^6 = 0.031)."""
+TOO_FEW = "too few to test"
 
 
 class BootstrapResult(dict):
@@ -208,3 +221,46 @@ def paired_bootstrap_gain(
         values[k] = (gain, float(low[j]), float(high[j]), two_sided_p(gains[:, j], gain))
     undefined = {k: int(np.isnan(gains[:, j]).sum()) for j, k in enumerate(names)}
     return BootstrapResult(values, undefined, n_resamples, ci)
+
+
+def class_case_counts(y_true: np.ndarray, n_classes: int, groups: np.ndarray | None = None) -> np.ndarray:
+    """Cases of each class in ``y_true``: distinct ``groups`` (patients) when given, else images.
+
+    >>> class_case_counts(np.array([0, 0, 1, 1]), 3, groups=np.array(["a", "a", "b", "c"])).tolist()
+    [1, 2, 0]
+    """
+    y_true = np.asarray(y_true)
+    if groups is None:
+        return np.bincount(y_true.astype(np.int64), minlength=n_classes)[:n_classes]
+    groups = np.asarray(groups)
+    return np.array([len(np.unique(groups[y_true == k])) for k in range(n_classes)])
+
+
+def too_few_to_test(metric_names: Iterable[str], y_true: np.ndarray, class_names: Sequence[str],
+                    groups: np.ndarray | None = None, minimum: int = MIN_CASES_TO_TEST) -> dict[str, str]:
+    """``{metric: reason}`` for every per-class metric ``<name>/<class>`` whose class has fewer than
+    ``minimum`` cases (patients with ``groups``, else images) in the evaluated set; reports print
+    them as ``f"{TOO_FEW}: {reason}"``.
+
+    >>> too_few_to_test(["accuracy", "f1/bot", "f1/benign"], np.array([0] * 8 + [1]), ["benign", "bot"])
+    {'f1/bot': '1 bot image in this set, fewer than 6'}
+    """
+    unit = "patient" if groups is not None else "image"
+    counts = dict(zip(class_names, class_case_counts(y_true, len(class_names), groups).tolist()))
+    out = {}
+    for name in metric_names:
+        cls = name.split("/", 1)[1] if "/" in name else None
+        if cls in counts and counts[cls] < minimum:
+            n = counts[cls]
+            out[name] = f"{n} {cls} {unit}{'' if n == 1 else 's'} in this set, fewer than {minimum}"
+    return out
+
+
+def withhold_tests(values: Mapping[str, Sequence[float]], too_few: Collection[str]) -> dict[str, list[float]]:
+    """``values`` (``name -> (point, low, high[, p])``) as lists, keeping only the point of every
+    metric in ``too_few``: its bounds and p-value become NaN, as any undefined bound is.
+
+    >>> withhold_tests({"f1/bot": (0.4, 0.4, 0.86, 0.0), "accuracy": (0.75, 0.5, 1.0, 0.2)}, {"f1/bot"})
+    {'f1/bot': [0.4, nan, nan, nan], 'accuracy': [0.75, 0.5, 1.0, 0.2]}
+    """
+    return {k: [v[0]] + [float("nan")] * (len(v) - 1) if k in too_few else list(v) for k, v in values.items()}

@@ -38,7 +38,8 @@ from sonogan.data.manifest import Dataset
 from sonogan.evaluate.calibration import reliability_curve
 from sonogan.layout import fold_dir, model_dir
 from sonogan.report import figures as fig
-from sonogan.report.html import Section, Table, format_ci, format_p, gain_table_rows, metrics_table_rows, render_report
+from sonogan.report.html import (TOO_FEW, Section, Table, format_ci, format_p, gain_table_rows, metrics_table_rows,
+                                 render_report)
 from sonogan.report.markdown import render_markdown_summary
 from sonogan.runs import RunDir
 from sonogan.study.report import run_reader_study_section
@@ -57,10 +58,24 @@ def headline_metrics(rare: list[str]) -> list[str]:
     return HEADLINE + [f"f1/{c}" for c in rare] + [f"sensitivity/{c}" for c in rare]
 
 
+def _too_few(scope: dict[str, Any]) -> dict[str, str]:
+    return scope.get("too_few_to_test", {})  # absent from runs made before it existed
+
+
+def _ci_cell(scope: dict[str, Any], arm: str, metric: str) -> str:
+    """'point (low to high)', or 'point (too few to test)'."""
+    value = scope["ci"][arm][metric]
+    if metric in _too_few(scope):
+        return f"{format_ci(value[0], float('nan'), float('nan'))} ({TOO_FEW})"
+    return format_ci(*value[:3])
+
+
 def _change(scope: dict[str, Any], metric: str) -> str:
     # '0.600 → 0.700 (+0.100, CI +0.000 to +0.200, p = 0.040)': baseline → augmented (gain, CI, p)
     base, aug = scope["ci"]["baseline"][metric][0], scope["ci"]["augmented"][metric][0]
     gain, low, high, p = scope["gain_vs_baseline"]["augmented"][metric][:4]
+    if metric in _too_few(scope):  # the point only: no CI or p-value from so few cases
+        return f"{base:.3f} → {aug:.3f} ({gain:+.3f}, {TOO_FEW}: {_too_few(scope)[metric]})"
     p_text = format_p(p)
     p_text = f"p {p_text}" if p_text[0] in "<>n" else f"p = {p_text}"
     return f"{base:.3f} → {aug:.3f} ({gain:+.3f}, CI {low:+.3f} to {high:+.3f}, {p_text})"
@@ -73,7 +88,7 @@ def headline_lines(results: dict[str, Any], rare: list[str]) -> list[str]:
     if "augmented" not in results["arms"]:  # a baseline-only run: the recipe's numbers, no comparison
         return [f"{results['primary_model']}, baseline only ({round(100 * boot['ci'])} % bootstrap CI):"] + [
             f"{label.format(n=results['n_' + key])}: " + "; ".join(
-                f"{m} {format_ci(*results[key]['ci']['baseline'][m][:3])}" for m in
+                f"{m} {_ci_cell(results[key], 'baseline', m)}" for m in
                 ["accuracy", "macro_f1"] + [f"f1/{c}" for c in rare]) for key, label in SCOPES.items()]
     lines = [f"{results['primary_model']}, baseline → augmented (gain = augmented − baseline, paired "
              f"{round(100 * boot['ci'])} % bootstrap CI over {boot['n_resamples']} {boot['unit']} resamples, p):"]
@@ -85,20 +100,21 @@ def headline_lines(results: dict[str, Any], rare: list[str]) -> list[str]:
     return lines
 
 
-def small_class_warning(ds: Dataset, y: np.ndarray, groups: np.ndarray | None, names: list[str],
-                        minimum: int = 5) -> str:
-    """A sentence for classes with fewer than ``minimum`` test cases (patients when known):
-    a bootstrap cannot show between-case variation it never sees, so such CIs are too narrow."""
-    small = []
-    for k, name in enumerate(names):
-        cases = len(set(groups[y == k])) if groups is not None else int((y == k).sum())
-        if cases < minimum:
-            small.append(f"{name} ({cases})")
-    if not small:
+def too_few_note(results: dict[str, Any]) -> str:
+    """A paragraph naming the classes whose per-class metrics are point estimates only ('too few
+    to test'), per evaluated set; empty when every class had enough cases."""
+    parts = []
+    for key, label in (("test", "hold-out test"), ("cv", "pooled cross-validation")):
+        reasons = sorted(set(_too_few(results[key]).values()))
+        if reasons:
+            parts.append(f"{label}: {'; '.join(reasons)}")
+    if not parts:
         return ""
-    unit = "patients" if ds.spec.patients_known else "images"
-    return (f"\n\n**Caution:** the hold-out test holds few {unit} of {', '.join(small)}; their CIs and gains are "
-            f"unreliable (too narrow). Prefer the pooled cross-validation numbers below.")
+    minimum = results["bootstrap"].get("min_cases_to_test", "enough")
+    return (f"\n\n**Too few to test** ({'; '.join(parts)}): the per-class metrics of these classes are shown as "
+            f"point estimates without CI or p-value. Below {minimum} cases even an exact paired test cannot reach "
+            f"p < 0.05, and a bootstrap cannot show variation between cases it never sees (docs/experiment.md). "
+            f"Macro averages still weigh these classes equally with the others.")
 
 
 def _fmt(v: list[float], digits: int = 3) -> str:
@@ -107,9 +123,10 @@ def _fmt(v: list[float], digits: int = 3) -> str:
     return f"{v[0]:.{digits}f}" if v[1] != v[1] else f"{v[0]:.{digits}f} ± {v[1]:.{digits}f}"  # one fold: no SD
 
 
-def _gain_tables(gains: dict[str, dict], headline: list[str], where: str) -> list[Table]:
-    return [Table(gain_table_rows(g, headline, arm=arm), caption=f"Paired gain: {arm} − baseline ({where})")
-            for arm, g in gains.items()]
+def _gain_tables(scope: dict[str, Any], headline: list[str], where: str) -> list[Table]:
+    return [Table(gain_table_rows(g, headline, arm=arm, too_few=_too_few(scope)),
+                  caption=f"Paired gain: {arm} − baseline ({where})")
+            for arm, g in scope["gain_vs_baseline"].items()]
 
 
 def gan_figures(run_dir: Path, folds: list[int], rare: list[str]) -> list[tuple[Path, str]]:
@@ -174,10 +191,10 @@ def tsne_figure(run_dir: Path, folds: list[int], names: list[str], figdir: Path,
 
 
 def _summary_section(cfg: ExperimentConfig, ds: Dataset, results: dict[str, Any], rare: list[str],
-                     test: Pooled, headline: list[str]) -> Section:
-    names, ci = ds.spec.classes, results["test"]["ci"]
+                     headline: list[str]) -> Section:
+    names = ds.spec.classes
     unit = "patients" if ds.spec.patients_known else "images (no patient ids: each image is its own case)"
-    rows = [{"arm": arm, **{m: format_ci(*ci[arm][m][:3]) for m in headline}} for arm in cfg.arm_names()]
+    rows = [{"arm": arm, **{m: _ci_cell(results["test"], arm, m) for m in headline}} for arm in cfg.arm_names()]
     return Section(
         "Summary",
         f"Dataset **{ds.spec.name}**: {len(ds.manifest)} images, classes {', '.join(names)}; rare: "
@@ -188,9 +205,9 @@ def _summary_section(cfg: ExperimentConfig, ds: Dataset, results: dict[str, Any]
            "two-sided p-value. Synthetic images were used for training only; every evaluated image is real."
            if "augmented" in results["arms"] else "No generator in this run (baseline only); every evaluated "
                                                   "image is real.")
-        + small_class_warning(ds, test.y, test.groups, names),
+        + too_few_note(results),
         tables=[Table(rows, caption="Hold-out test, point (95 % CI)")]
-        + _gain_tables(results["test"]["gain_vs_baseline"], headline, "hold-out test"))
+        + _gain_tables(results["test"], headline, "hold-out test"))
 
 
 def _confusion_figures(results: dict[str, Any], names: list[str], arms: list[str],
@@ -251,7 +268,7 @@ def _cv_section(cfg: ExperimentConfig, results: dict[str, Any], headline: list[s
         "Cross-validation (mean ± SD across folds, validation partitions)",
         f"Pooled out-of-fold ({results['n_cv']} images), {results['primary_model']}: "
         + "; ".join(f"{arm} macro-F1 {format_ci(*cv_ci[arm]['macro_f1'][:3])}" for arm in cfg.arm_names()),
-        tables=[rows] + _gain_tables(results["cv"]["gain_vs_baseline"], headline, "pooled out-of-fold"))
+        tables=[rows] + _gain_tables(results["cv"], headline, "pooled out-of-fold"))
 
 
 def sweep_points(cfg: ExperimentConfig) -> dict[str, list[tuple[int, str]]]:
@@ -314,9 +331,10 @@ def write_report(cfg: ExperimentConfig, ds: Dataset, run: RunDir, results: dict[
     figdir.mkdir(exist_ok=True)
     headline = headline_metrics(rare)
     folds = [r["fold"] for r in records]
-    sections = [_summary_section(cfg, ds, results, rare, test, headline)]
+    sections = [_summary_section(cfg, ds, results, rare, headline)]
     sections += [Section(f"Table 1 — {arm} (hold-out test)", "",
-                         tables=[metrics_table_rows(results["test"]["ci"][arm], ds.spec.classes)])
+                         tables=[metrics_table_rows(results["test"]["ci"][arm], ds.spec.classes,
+                                                    too_few=_too_few(results["test"]))])
                  for arm in cfg.arm_names()]
     sections += [_comparison_section(ds, results, test, headline, figdir), _cv_section(cfg, results, headline)]
     calibration = calibration_section(results, test, figdir)

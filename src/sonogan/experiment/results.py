@@ -10,6 +10,10 @@ When several classifiers are fused, fusion weights are fitted on the fold's vali
 images, so the pooled validation numbers of the ensemble are slightly optimistic; the
 hold-out test numbers are not.
 
+A class with fewer than :data:`~sonogan.evaluate.bootstrap.MIN_CASES_TO_TEST` cases (patients
+when known) in an evaluated set keeps the point estimates of its per-class metrics but no CI or
+p-value (NaN), and each scope lists them with the reason under ``"too_few_to_test"``.
+
 Example:
     >>> pooled = pool_predictions(cfg, ds, records, run_dir)             # doctest: +SKIP
     >>> results = compute_results(cfg, ds, pooled, records, ["borderline"])   # doctest: +SKIP
@@ -25,7 +29,8 @@ import numpy as np
 
 from sonogan.data.manifest import Dataset
 from sonogan.evaluate.aggregate import mean_sd_across_folds, pooled_out_of_fold
-from sonogan.evaluate.bootstrap import bootstrap_ci, paired_bootstrap_gain
+from sonogan.evaluate.bootstrap import (MIN_CASES_TO_TEST, bootstrap_ci, paired_bootstrap_gain, too_few_to_test,
+                                        withhold_tests)
 from sonogan.evaluate.metrics import classification_metrics, confusion_matrix, predictions
 from sonogan.experiment.config import ExperimentConfig
 from sonogan.layout import fold_dir
@@ -77,18 +82,22 @@ def pool_predictions(cfg: ExperimentConfig, ds: Dataset, records: list[dict], ru
     return oof, test, per_fold
 
 
-def _ci_block(cfg: ExperimentConfig, metric_fn, pooled: Pooled, model: str) -> tuple[dict, dict]:
+def _ci_block(cfg: ExperimentConfig, metric_fn, pooled: Pooled, model: str,
+              class_names: list[str]) -> tuple[dict, dict, dict[str, str]]:
+    """(CIs per arm, paired gains per arm, ``{metric: reason}`` of the too-few-to-test metrics,
+    whose CIs and p-values are withheld)."""
     ev = cfg.evaluation
-    cis, gains = {}, {}
+    cis, gains, too_few = {}, {}, {}
     for arm, by_model in pooled.probs.items():
         res = bootstrap_ci(metric_fn, pooled.y, by_model[model], groups=pooled.groups,
                            n_resamples=ev.n_resamples, ci=ev.ci, seed=cfg.seed)
-        cis[arm] = {k: list(v) for k, v in res.items()}
+        too_few = too_few_to_test(res, pooled.y, class_names, pooled.groups)
+        cis[arm] = withhold_tests(res, too_few)
         if arm != "baseline":
             g = paired_bootstrap_gain(metric_fn, pooled.y, pooled.probs["baseline"][model], by_model[model],
                                       groups=pooled.groups, n_resamples=ev.n_resamples, ci=ev.ci, seed=cfg.seed)
-            gains[arm] = {k: list(v) for k, v in g.items()}
-    return cis, gains
+            gains[arm] = withhold_tests(g, too_few)
+    return cis, gains, too_few
 
 
 def compute_results(cfg: ExperimentConfig, ds: Dataset, pooled: tuple[Pooled, Pooled, list[dict]], records: list[dict],
@@ -107,8 +116,8 @@ def compute_results(cfg: ExperimentConfig, ds: Dataset, pooled: tuple[Pooled, Po
             folds[arm][m] = {"val_mean_sd": {k: list(v) for k, v in mean_sd_across_folds(val_m).items()},
                              "test_mean_sd": {k: list(v) for k, v in mean_sd_across_folds(test_m).items()},
                              "test_per_fold": test_m}
-    test_ci, test_gain = _ci_block(cfg, metric_fn, test, primary)
-    oof_ci, oof_gain = _ci_block(cfg, metric_fn, oof, primary)
+    test_ci, test_gain, test_few = _ci_block(cfg, metric_fn, test, primary, names)
+    oof_ci, oof_gain, oof_few = _ci_block(cfg, metric_fn, oof, primary, names)
     point = {scope: {arm: {m: metric_fn(pool.y, p) for m, p in by_model.items()} for arm, by_model in pool.probs.items()}
              for scope, pool in (("test", test), ("cv", oof))}
     confusion = {arm: confusion_matrix(test.y, predictions(p[primary]), len(names)).tolist()
@@ -118,10 +127,11 @@ def compute_results(cfg: ExperimentConfig, ds: Dataset, pooled: tuple[Pooled, Po
         "models": model_names(cfg), "folds_run": [r["fold"] for r in records],
         "patients_known": ds.spec.patients_known,
         "bootstrap": {"n_resamples": cfg.evaluation.n_resamples, "ci": cfg.evaluation.ci,
-                      "unit": "patient" if ds.spec.patients_known else "image"},
+                      "unit": "patient" if ds.spec.patients_known else "image",
+                      "min_cases_to_test": MIN_CASES_TO_TEST},
         "n_test": int(len(test.y)), "n_cv": int(len(oof.y)),
-        "test": {"ci": test_ci, "gain_vs_baseline": test_gain, "confusion": confusion},
-        "cv": {"ci": oof_ci, "gain_vs_baseline": oof_gain},
+        "test": {"ci": test_ci, "gain_vs_baseline": test_gain, "confusion": confusion, "too_few_to_test": test_few},
+        "cv": {"ci": oof_ci, "gain_vs_baseline": oof_gain, "too_few_to_test": oof_few},
         "point": point,
         "per_fold": folds,
         "fusion_weights": {r["fold"]: r.get("fusion_weights", {}) for r in records},

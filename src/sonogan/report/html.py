@@ -21,7 +21,7 @@ import mimetypes
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 import pandas as pd
 
@@ -29,6 +29,7 @@ from sonogan.errors import SonoganInputError
 from sonogan.runs import atomic_write_text
 
 DEFAULT_METRICS = ("sensitivity", "specificity", "f1", "auc")
+TOO_FEW = "too few to test"  # a point estimate whose class has too few cases for a CI or p-value
 METRIC_LABELS = {"sensitivity": "Sensitivity", "specificity": "Specificity", "f1": "F1",
                  "auc": "AUC", "precision": "Precision (PPV)", "npv": "NPV"}
 
@@ -112,16 +113,21 @@ def metrics_table_rows(
     digits: int = 3,
     percent: bool = False,
     macro: bool = True,
+    too_few: Collection[str] = (),
 ) -> list[dict[str, str]]:
     """Flagship Table 1 rows: one per class (plus 'Macro average'), cells 'point (low to high)'.
 
     ``results`` maps ``<metric>/<class>`` and ``macro_<metric>`` to ``(point, low, high)``
-    as :func:`sonogan.evaluate.bootstrap_ci` returns; a bare float gives a cell without CI.
+    as :func:`sonogan.evaluate.bootstrap_ci` returns; a bare float gives a cell without CI, and
+    a key in ``too_few`` gives 'point (too few to test)'.
     """
     def cell(key: str) -> str:
         value = results.get(key)
         if value is None:
             return "n/a"
+        if key in too_few:
+            point = float(value if isinstance(value, (int, float)) else value[0])
+            return f"{format_ci(point, float('nan'), float('nan'), digits, percent)} ({TOO_FEW})"
         if isinstance(value, (int, float)):
             return format_ci(float(value), float("nan"), float("nan"), digits, percent)
         return format_ci(float(value[0]), float(value[1]), float(value[2]), digits, percent)
@@ -150,13 +156,17 @@ def format_p(p: float) -> str:
 
 
 def gain_table_rows(gains: Mapping[str, Sequence[float]], names: Sequence[str], digits: int = 3,
-                    arm: str = "augmented", reference: str = "baseline") -> list[dict[str, str]]:
-    """Rows 'Metric | Gain (arm − reference) (95% CI) | p' from :func:`paired_bootstrap_gain` output."""
+                    arm: str = "augmented", reference: str = "baseline",
+                    too_few: Collection[str] = ()) -> list[dict[str, str]]:
+    """Rows 'Metric | Gain (arm − reference) (95% CI) | p' from :func:`paired_bootstrap_gain` output;
+    a metric in ``too_few`` shows its point gain and 'too few to test' instead of a CI and p."""
     rows = []
     for name in names:
         gain, low, high, p = (float(v) for v in gains[name][:4])
-        rows.append({"Metric": name, f"Gain ({arm} − {reference})": format_ci(gain, low, high, digits),
-                     "p (two-sided)": format_p(p)})
+        tested = name not in too_few
+        rows.append({"Metric": name, f"Gain ({arm} − {reference})": format_ci(gain, low, high, digits) if tested
+                     else format_ci(gain, float("nan"), float("nan"), digits),
+                     "p (two-sided)": format_p(p) if tested else TOO_FEW})
     return rows
 
 

@@ -41,7 +41,7 @@ from sonogan.synth.figures import save_final_vs_real, save_grid, save_loss_curve
 from sonogan.synth.nets import CONDITIONAL, GAN_FAMILIES, sample_z
 from sonogan.synth.quality import FeatureExtractor, feature_stats, frechet_distance
 from sonogan.torch_utils import atomic_torch_save, resolve_device
-from sonogan.train import distributed as ddp
+import sonogan.train.distributed as ddp  # the module itself, not through train/__init__.py (which imports the loop)
 from sonogan.train.accel import amp_dtype, compiled, setup_device, to_device
 from sonogan.synth.state import (GanState, batch_stats, build_state, load_checkpoint_file,
                                  use_channels_last)

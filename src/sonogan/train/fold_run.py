@@ -25,7 +25,7 @@ from sonogan.data.splits import Splits
 from sonogan.preprocess.fold import Normaliser, load_fold
 from sonogan.preprocess.presets import get_preset
 from sonogan.runs import RunDir
-from sonogan.train import distributed as ddp
+import sonogan.train.distributed as ddp  # the module itself, not through train/__init__.py (which imports the loop)
 from sonogan.train.config import ClassifierTrainConfig
 from sonogan.train.loop import train_classifier
 

@@ -37,7 +37,7 @@ from sonogan.models.checkpoint import save_classifier
 from sonogan.models.classifiers import check_input_size, create_classifier
 from sonogan.preprocess.fold import Normaliser
 from sonogan.torch_utils import resolve_device
-from sonogan.train import distributed as ddp
+import sonogan.train.distributed as ddp  # the module itself, not through train/__init__.py (which imports the loop)
 from sonogan.train.accel import precision_for
 from sonogan.train.config import ClassifierTrainConfig
 from sonogan.train.recipe import make_ema, make_optimizer, make_scheduler, tta_logits

@@ -73,7 +73,7 @@ from sonogan.errors import SonoganInputError
 from sonogan.progress import progress_bar
 from sonogan.runs import write_json
 from sonogan.torch_utils import atomic_torch_save, load_torch_file
-from sonogan.train import distributed as ddp
+import sonogan.train.distributed as ddp  # the module itself, not through train/__init__.py (which imports the loop)
 from sonogan.train.accel import Precision, compiled, pinned, setup_device
 from sonogan.train.augment import augment_fields
 from sonogan.train.config import AugmentConfig

@@ -17,7 +17,9 @@ $(STAMP): pyproject.toml
 demo: install
 	$(VENV)/bin/sonogan demo --out runs
 
+# lint-imports: the layers of .importlinter (docs/architecture.md), before the tests
 test: install
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 test-all: install

@@ -32,7 +32,7 @@ def test_every_task_gives_a_finite_loss(name: str) -> None:
     task = TASKS.create(name, loss="ce", train_y=torch.tensor([0, 1]), num_classes=2)
     loss, sums = task.batch_loss(model, _batch())
     assert torch.isfinite(loss) and list(sums) == list(task.metrics) and task.monitor == "loss"
-    assert sums["loss"][1] == 4 and float(sums["loss"][0]) == pytest.approx(4 * float(loss))  # a mean over 4 images
+    assert sums["loss"][1] == 4 and float(sums["loss"][0]) == pytest.approx(4 * float(loss.detach()))  # a mean over 4 images
     loss.backward()
     scores = task.evaluate(model, _batch())
     assert list(scores) == list(task.metrics) and scores["loss"] > 0

@@ -50,11 +50,11 @@ Example:
     >>> parts = Parts(model=lambda: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2)),
     ...               task=lambda: ClassificationTask(torch.nn.CrossEntropyLoss()),
     ...               optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=0.1))
-    >>> opts = LoopOptions(epochs=2, seed=0, precision=precision_for(torch.device("cpu")))
+    >>> opts = LoopOptions(epochs=2, seed=0, precision=precision_for(torch.device("cpu")), keep="last")
     >>> res = train_supervised(parts, TensorBatches({"image": x, "label": y}, 4), opts,
     ...                        "/tmp/sonogan-loop-doc", identity={"format": "doc"}, resume=False)
-    >>> [sorted(h) for h in res.history][0]
-    ['epoch', 'lr', 'train_acc', 'train_loss', 'val_acc', 'val_loss']
+    >>> sorted(res.history[0]), res.best_epoch, res.best_path
+    (['epoch', 'lr', 'train_acc', 'train_loss', 'val_acc', 'val_loss'], 2, None)
 """
 
 from __future__ import annotations

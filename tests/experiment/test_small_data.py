@@ -117,3 +117,25 @@ def test_experiment_with_audit_finishes_on_a_small_rare_class(phantom, tmp_path,
     assert code == 0, err
     code, _, err = cli(["evaluate", str(run), str(phantom), "--out", str(tmp_path / "ext")])
     assert code == 0, err
+
+
+def test_headline_marks_a_gain_from_one_image_too_few_to_test():
+    from sonogan.experiment.report import headline_lines, too_few_note
+
+    reason = {"f1/borderline": "1 borderline patient in this set, fewer than 6"}
+    scope = {"ci": {"baseline": {"accuracy": [0.5, 0.25, 0.75], "macro_f1": [0.3, 0.1, 0.5],
+                                 "f1/borderline": [0.0, float("nan"), float("nan")]},
+                    "augmented": {"accuracy": [0.75, 0.5, 1.0], "macro_f1": [0.5, 0.2, 0.8],
+                                  "f1/borderline": [0.4, float("nan"), float("nan")]}},
+             "gain_vs_baseline": {"augmented": {"accuracy": [0.25, 0.0, 0.5, 0.2], "macro_f1": [0.2, 0.0, 0.4, 0.1],
+                                                "f1/borderline": [0.4] + [float("nan")] * 3}},
+             "too_few_to_test": reason}
+    results = {"primary_model": "cnn", "arms": ["baseline", "augmented"], "n_cv": 4, "n_test": 4,
+               "bootstrap": {"ci": 0.95, "n_resamples": 1000, "unit": "patient", "min_cases_to_test": 6},
+               "cv": scope, "test": scope}
+    lines = headline_lines(results, ["borderline"])
+    assert lines[4] == ("  F1 borderline 0.000 → 0.400 (+0.400, too few to test: 1 borderline patient in this set, "
+                        "fewer than 6)")
+    assert "accuracy 0.500 → 0.750 (+0.250, CI +0.000 to +0.500, p = 0.20)" in lines[3]
+    note = too_few_note(results)
+    assert "hold-out test: 1 borderline patient in this set, fewer than 6" in note and "Below 6 cases" in note

@@ -89,3 +89,38 @@ def test_splits_file_rule(tmp_path, monkeypatch):
     assert splits_file(ds).parent.parent == tmp_path / "cache"   # read-only: the work folder
     (ds / "splits.json").write_text("{}")
     assert splits_file(ds) == ds / "splits.json"            # shipped with the dataset: read in place
+
+
+def test_run_of_fold():
+    assert layout.run_of_fold(Path("r/folds/fold2")) == Path("r")
+    with pytest.raises(ValueError):
+        layout.run_of_fold(Path("r/fold-2"))
+
+
+def test_resume_dataset_is_the_runs_own(tmp_path):
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    run = make_run(tmp_path / "run", dataset=str(ds.resolve()))
+    assert layout.resume_dataset(run, None) == ds.resolve()
+    assert layout.resume_dataset(run, ds) == ds.resolve()
+    with pytest.raises(SonoganInputError, match="this run was started on"):
+        layout.resume_dataset(run, tmp_path)
+    old = make_run(tmp_path / "old")  # an older sonogan recorded no dataset: the given one is used
+    assert layout.resume_dataset(old, ds) == ds
+    with pytest.raises(SonoganInputError, match="does not record its dataset"):
+        layout.resume_dataset(old, None)
+
+
+def test_resume_splits_before_the_run_is_opened(tmp_path):
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    (ds / "splits.json").write_text("{}")
+    run = make_run(tmp_path / "run")
+    assert layout.resume_splits(run, ds) == ds / "splits.json"  # no splits recorded: the one splits rule
+    with RunDir.resume(run) as opened:
+        layout.keep_splits(opened, lambda: ds / "splits.json")
+    (ds / "splits.json").write_text('{"changed": 1}')
+    assert layout.resume_splits(run, ds) == run / "splits.json"  # then its own copy
+    (run / "splits.json").unlink()
+    with pytest.raises(SonoganInputError, match="missing, or changed"):
+        layout.resume_splits(run, ds)

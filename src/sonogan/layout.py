@@ -38,6 +38,7 @@ from pydantic import BaseModel
 
 from sonogan.config import load_config
 from sonogan.errors import SonoganInputError
+from sonogan.locations import splits_file
 from sonogan.runs import RunDir, atomic_write_bytes, sha256_file
 
 RUN_FILE = "run.json"
@@ -72,6 +73,13 @@ def fold_of(path: Path) -> int | None:
     if path.parent.name == FOLDS and name.startswith("fold") and name[4:].isdigit():
         return int(name[4:])
     return None
+
+
+def run_of_fold(folder: Path) -> Path:
+    """``RUN`` of a ``RUN/folds/fold<K>`` folder."""
+    if fold_of(folder) is None:
+        raise ValueError(f"{folder} is not a {FOLDS}/fold<K> folder")  # a caller's bug, not the user's
+    return folder.parent.parent
 
 
 def is_run(path: str | Path) -> bool:
@@ -110,6 +118,36 @@ def resume_config(run: str | Path, model: type[Config], given: Config | None = N
         raise SonoganInputError(run, "this run was started with another config",
                                 "resume without a config or options (its config.yaml is used), or start a new run")
     return stored
+
+
+def resume_dataset(run: str | Path, given: str | Path | None) -> Path:
+    """The dataset a resumed run continues on: the one its run.json records (``dataset``); a
+    different ``given`` one is refused. A run that records none (made by an older sonogan)
+    continues on ``given``."""
+    started_on = read_info(run).get("dataset")
+    if started_on is None:
+        if given is None:
+            raise SonoganInputError(run, "this run does not record its dataset (an older sonogan made it)",
+                                    "pass the DATASET it was started on with --resume")
+        return Path(given)
+    if given is not None and Path(given).resolve() != Path(started_on):
+        raise SonoganInputError(given, f"this run was started on {started_on}",
+                                "resume without DATASET (the run's own is used), or start a new run")
+    return Path(started_on)
+
+
+def resume_splits(run: str | Path, dataset: str | Path) -> Path:
+    """The splits a resumed run continues on, before its folder is opened: its own copy
+    (checked against run.json's sha256, :func:`run_splits`); a run that recorded no splits
+    (made by an older sonogan) reads the dataset's (:func:`~sonogan.locations.splits_file`),
+    which :func:`keep_splits` then copies into it."""
+    path = run_splits(run)
+    if path is not None:
+        return path
+    if read_info(run).get("splits_sha256") is not None:
+        raise SonoganInputError(Path(run) / SPLITS_COPY, "missing, or changed since this run started",
+                                "restore the run's splits.json, or start a new run")
+    return splits_file(dataset)
 
 
 @dataclass(frozen=True)

@@ -186,11 +186,7 @@ def train_remover(dataset: str | Path | None, out: str | Path, cfg: RemoverTrain
     out = Path(out)
     if resume:
         cfg = layout.resume_config(out, RemoverTrainConfig, cfg)
-        started_on = layout.read_info(out).get("dataset")
-        if dataset is not None and started_on is not None and Path(dataset).resolve() != Path(started_on):
-            raise SonoganInputError(dataset, f"this run was started on {started_on}",
-                                    "resume without DATASET (the run's own is used), or start a new run")
-        dataset = dataset if started_on is None else started_on
+        dataset = layout.resume_dataset(out, dataset)
     cfg = cfg or RemoverTrainConfig()
     if dataset is None:
         raise SonoganInputError("annotations train", "no dataset given", "pass the DATASET folder")

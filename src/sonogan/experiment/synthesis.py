@@ -21,6 +21,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from sonogan import layout
 from sonogan.audit.audit import audit_class
 from sonogan.audit.memorisation import exclude_flagged
 from sonogan.audit.report import load_audit
@@ -162,7 +163,7 @@ def synthesise(cfg: ExperimentConfig, ds: Dataset, fd: FoldData, fold_dir: Path,
                               classes=None if cls else list(ds.spec.classes))
         part = load_synthetic(syn_ds, cfg.preset, ds.spec.classes, fd.fold)
         for c, p in _split_by_class(part, list(ds.spec.classes)).items():
-            out.info[c] = {"gan_run": gan_dir.relative_to(fold_dir.parent.parent).as_posix(),
+            out.info[c] = {"gan_run": gan_dir.relative_to(layout.run_of_fold(fold_dir)).as_posix(),
                            "n_sampled": len(p), "n_gan_training_images": n_seen}
             out.by_class[c] = audit_and_gate(cfg, ds, fd, c, p, fold_dir, out.info[c], log)
     return out
@@ -192,7 +193,7 @@ def audit_and_gate(cfg: ExperimentConfig, ds: Dataset, fd: FoldData, cls: str, p
     elif removed and len(kept) < want:
         log(f"fold {fd.fold}: the audit gate excluded {removed} {cls} near-copies and left {len(kept)} of the "
             f"{want} synthetic images wanted (raise audit.gate_headroom or train the generator longer)")
-    info["audit"] = {"folder": audit_dir.relative_to(fold_dir.parent.parent).as_posix(), "flagged": len(flagged),
+    info["audit"] = {"folder": audit_dir.relative_to(layout.run_of_fold(fold_dir)).as_posix(), "flagged": len(flagged),
                      "excluded_from_training": removed, "gate": cfg.audit.gate}
     return kept
 

@@ -158,8 +158,11 @@ def decode_bytes(data: bytes, where: str | Path, grey: bool = False, context: st
     orientation applied, 16 bit scaled to 8), so pixels match those of earlier runs.
     """
     suffix = f" ({context})" if context else ""
-    header = read_header(data, f"{where}{suffix}", fix)
-    check_size(f"{where}{suffix}", header.width, header.height, min_side)
+    try:
+        header = read_header(data, where, fix)
+        check_size(where, header.width, header.height, min_side)
+    except SonoganInputError as exc:  # the context goes after the problem, as for every error here
+        raise SonoganInputError(where, exc.what + suffix, exc.fix) from None
     flag = cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR
     try:
         img = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
@@ -171,7 +174,6 @@ def decode_bytes(data: bytes, where: str | Path, grey: bool = False, context: st
     if sorted(img.shape[:2]) != sorted((header.height, header.width)):
         raise SonoganInputError(where, f"decoded size {img.shape[1]} x {img.shape[0]} differs from the header's "
                                 f"{header.width} x {header.height}" + suffix, fix)
-    check_size(f"{where}{suffix}", img.shape[1], img.shape[0], min_side)
     return img if grey else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 

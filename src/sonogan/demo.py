@@ -7,7 +7,6 @@ all inside one numbered run folder that records config, seed, commit and version
 Example:
     >>> from sonogan.config import load_config
     >>> from sonogan.experiment.config import ExperimentConfig
-from sonogan.locations import splits_file
     >>> cfg = load_config(ExperimentConfig, "configs/demo.yaml")    # doctest: +SKIP
     >>> run_dir = run_demo("runs", cfg)                             # doctest: +SKIP
 """
@@ -18,8 +17,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from sonogan.data.inspect import inspect_dataset
+from sonogan.data.splits import make_splits
+from sonogan.data.validate import validate_dataset
 from sonogan.experiment.config import ExperimentConfig
+from sonogan.experiment.protocol import run_experiment
 from sonogan.locations import splits_file
+from sonogan.phantom import PhantomConfig, generate_phantom
+from sonogan.preprocess.cache import build_cache
 from sonogan.runs import RunDir, next_run_dir
 
 
@@ -29,12 +34,6 @@ def run_demo(out_parent: str | Path, cfg: ExperimentConfig, progress: bool = Tru
 
     ``experiment=False`` stops after the data steps (phantom .. inspect).
     """
-    from sonogan.data.inspect import inspect_dataset
-    from sonogan.phantom import PhantomConfig, generate_phantom
-    from sonogan.data.splits import make_splits
-    from sonogan.data.validate import validate_dataset
-    from sonogan.experiment.protocol import run_experiment
-    from sonogan.preprocess.cache import build_cache
 
     # finished on success; marked failed / interrupted (and unlocked) otherwise
     with RunDir.create(next_run_dir(out_parent, "demo"), seed=cfg.seed, config=cfg, kind="demo") as run:

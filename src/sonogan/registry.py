@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Generic, TypeVar
 
+from sonogan.errors import SonoganInputError
+
 T = TypeVar("T")
 
 
@@ -36,8 +38,6 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> Callable[..., T]:
         if name not in self._factories:
-            from sonogan.errors import SonoganInputError
-
             raise SonoganInputError(
                 f"{self.kind} '{name}'", "unknown name", f"use one of: {', '.join(self.names())}"
             )

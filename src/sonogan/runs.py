@@ -45,6 +45,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Callable
 
+import numpy as np
 from pydantic import BaseModel
 
 from sonogan.config import to_yaml
@@ -128,8 +129,6 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 def save_npz_atomic(path: str | Path, **arrays: Any) -> Path:
     """``np.savez`` into memory, then :func:`atomic_write_bytes` (a file object, because
     ``np.savez`` appends ``.npz`` to a file name that lacks it)."""
-    import numpy as np
-
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     return atomic_write_bytes(path, buf.getbuffer())

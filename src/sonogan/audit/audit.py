@@ -41,6 +41,7 @@ from sonogan.audit.niqe import fit_niqe
 from sonogan.audit.quality import quality_summary
 from sonogan.audit.report import FORMAT
 from sonogan.progress import progress_bar
+from sonogan.report.figures import plot_tsne
 from sonogan.runs import write_json
 from sonogan.skipped import Skipped, attempt
 
@@ -147,8 +148,6 @@ def _figures(inputs: AuditInputs, cfg: AuditConfig, mem: Memorisation, feats: di
 
 def tsne_figure(real: np.ndarray, syn: np.ndarray, class_name: str, extractor: str, path: Path, seed: int) -> Path:
     """t-SNE of one class's real (dots) and synthetic (crosses) features."""
-    from sonogan.report.figures import plot_tsne
-
     feats = np.concatenate([real, syn])
     synthetic = np.r_[np.zeros(len(real), bool), np.ones(len(syn), bool)]
     return plot_tsne(feats, np.zeros(len(feats), int), synthetic, [class_name], path, seed=seed,

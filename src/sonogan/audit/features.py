@@ -29,12 +29,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from sonogan.errors import SonoganInputError
 from sonogan.models.checkpoint import load_classifier
 from sonogan.models.classifiers import penultimate_features
 from sonogan.models.pretrained import INPUT_SIZE, create_efficientnet_lite, weights_file
 from sonogan.preprocess.fold import Normaliser, Partition, pixels_to_tensor
 from sonogan.registry import Registry
 from sonogan.runs import save_npz_atomic, sha256_file
+from sonogan.train.config import ClassifierTrainConfig
+from sonogan.train.loop import train_classifier
 
 EXTRACTORS: Registry[nn.Module] = Registry("feature extractor")
 
@@ -82,8 +85,6 @@ def create_extractor(name: str, domain_checkpoint: str | Path | None = None) -> 
     """The extractor ``name``; ``domain`` needs ``domain_checkpoint``."""
     if name == "domain":
         if domain_checkpoint is None:
-            from sonogan.errors import SonoganInputError
-
             raise SonoganInputError("extractor 'domain'", "needs a classifier checkpoint",
                                     "pass --encoder best.pt or let the audit train one")
         return EXTRACTORS.create(name, checkpoint=domain_checkpoint)
@@ -125,8 +126,6 @@ def train_domain_encoder(train: Partition, class_names: list[str], out_dir: Path
                          lr: float = 1e-3, seed: int = 0, progress: bool = False) -> Path:
     """A small classifier trained on the fold's REAL training images (every class) as the domain
     encoder; resumable (a finished one is reused at once). Returns the checkpoint."""
-    from sonogan.train.config import ClassifierTrainConfig
-    from sonogan.train.loop import train_classifier
 
     cfg = ClassifierTrainConfig(model=model, in_chans=1, image_size=image_size, epochs=epochs, batch_size=batch_size,
                                 optimizer="adam", lr=lr, seed=seed, device="cpu", keep="last",

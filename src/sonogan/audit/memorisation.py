@@ -39,6 +39,7 @@ import torch
 from torchvision.transforms.v2 import functional as TF
 
 from sonogan.preprocess.fold import Partition, pixels_to_tensor
+from sonogan.report.figures import new_figure, save_figure
 
 Embed = Callable[[np.ndarray], np.ndarray]
 """uint8 (N, S, S, C) images -> (N, D) float vectors."""
@@ -170,8 +171,6 @@ def plot_memorisation_panel(synthetic: np.ndarray, real: np.ndarray, result: Mem
                             path: str | Path, n: int = 8, title: str = "") -> Path:
     """The ``n`` synthetic images closest to a real training image in ``space`` (flagged first,
     outlined red), each above its nearest real image, with the distance ratio."""
-    from sonogan.report.figures import new_figure, save_figure
-
     s = result.spaces[space]
     order = np.argsort(s.ratio, kind="stable")[:n]
     fig = new_figure(1.6 * len(order) + 0.4, 3.9)

@@ -38,7 +38,7 @@ PIQE_SEGMENT_STD = 0.1
 
 @lru_cache(maxsize=1)
 def _brisque():  # loading the SVM takes a moment; one model serves every image
-    from brisque import BRISQUE
+    from brisque import BRISQUE  # only for the BRISQUE score: the package loads its SVM model on import
 
     return BRISQUE(url=False)
 

@@ -33,6 +33,8 @@ from sonogan.locations import work_dir
 from sonogan.preprocess.fold import FoldData, Partition, load_fold, load_synthetic
 from sonogan.report.html import render_report
 from sonogan.runs import RunDir, write_json
+from sonogan.synth.data import load_splits
+from sonogan.synth.trainer import hashed_ids
 
 
 def build_extractors(cfg: AuditConfig, train: Partition, class_names: list[str], encoder_dir: Path,
@@ -84,8 +86,6 @@ def _gan_info(gan_run: Path | None) -> dict[str, Any]:
 
 def check_gan_images(info: dict[str, Any], real_ids: list[str], cls: str, where: Path) -> None:
     """The generator saw exactly the class's training images (its ids are stored hashed)."""
-    from sonogan.synth.trainer import hashed_ids
-
     if info.get("class_name") not in ("", cls):
         return  # a per-class generator of another class: not this class's reference
     mine = set(hashed_ids(real_ids))
@@ -102,8 +102,6 @@ def audit_synthetic(synthetic: str | Path, dataset: str | Path, splits: str | Pa
                     gan_run: str | Path | None = None, encoder: str | Path | None = None,
                     cache_dir: str | Path | None = None, progress: bool = False) -> Path:
     """Audit every class of the synthetic dataset ``synthetic``; returns the new run folder."""
-    from sonogan.synth.data import load_splits
-
     ds, syn_ds = load_dataset(dataset), load_dataset(synthetic)
     fold = _fold_of(syn_ds.manifest, fold, syn_ds.manifest_path)
     info = _gan_info(Path(gan_run) if gan_run else None)

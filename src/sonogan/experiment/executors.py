@@ -90,7 +90,7 @@ class RayExecutor(Executor):
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None, max_retries: int = 3) -> None:
         try:
-            import ray
+            import ray  # optional: the 'ray' extra, needed only for --executor ray
         except ImportError:
             raise SonoganInputError("--executor ray", "Ray is not installed",
                                     "pip install 'sonogan[ray]' (or use --executor local)") from None

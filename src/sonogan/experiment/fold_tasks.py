@@ -24,11 +24,13 @@ from sonogan import layout
 from sonogan.data.manifest import Dataset, load_dataset
 from sonogan.data.splits import Splits
 from sonogan.evaluate.calibration import expected_calibration_error
+from sonogan.evaluate.metrics import classification_metrics
 from sonogan.experiment.arms import Arm, pretraining_images, training_images
 from sonogan.experiment.config import ExperimentConfig
 from sonogan.experiment.executors import Executor
 from sonogan.experiment.features import save_tsne_features
 from sonogan.experiment.results import ENSEMBLE, ENSEMBLE_EQUAL
+from sonogan.experiment.results import primary_model
 from sonogan.experiment.synthesis import Synthetic, curate, synthesise
 from sonogan.infer.calibration import apply_temperature, fit_temperature
 from sonogan.infer.predictor import Predictor
@@ -143,8 +145,6 @@ def calibration_summary(p: dict[str, np.ndarray], test_y: np.ndarray) -> dict[st
 def fold_summary(fold: int, preds: dict[str, dict[str, dict[str, np.ndarray]]], val_y: np.ndarray,
                  model: str, class_names: list[str], rare: list[str]) -> list[str]:
     """One line per arm with this fold's validation numbers, printed as each fold ends."""
-    from sonogan.evaluate.metrics import classification_metrics
-
     lines = []
     for arm, by_model in preds.items():
         m = classification_metrics(val_y, by_model[model]["val"], class_names)
@@ -242,8 +242,6 @@ def executor_resources(cfg: ExperimentConfig) -> tuple[float, float]:
 
 def finish_fold(job: FoldJob, preds: dict[str, dict[str, dict[str, np.ndarray]]]) -> dict[str, Any]:
     """The fold's ensembles, t-SNE features, predictions.npz and ``folds/foldK/fold.json``."""
-    from sonogan.experiment.results import primary_model
-
     cfg = job.cfg
     ds, fd = job.inputs()
     syn = fold_synthetic(job, ds, fd) if any(a.needs_synthetic for a in cfg.arms()) else Synthetic()

@@ -30,6 +30,8 @@ from sonogan.errors import SonoganInputError
 from sonogan.experiment.config import ExperimentConfig
 from sonogan.experiment.executors import Executor, make_executor
 from sonogan.experiment.fold_tasks import run_folds
+from sonogan.experiment.report import write_report
+from sonogan.experiment.results import compute_results, pool_predictions
 from sonogan.infer.model_card import write_model_card
 from sonogan.layout import fold_dir, keep_splits, resume_config
 from sonogan.phantom import prepare_phantom
@@ -84,9 +86,6 @@ def run_experiment(cfg: ExperimentConfig | None, out: str | Path, resume: bool =
 def rewrite_report(run_dir: str | Path) -> Path:
     """Draw a finished run's report again from its saved files (no model runs), e.g. after
     ``sonogan study export`` put the reader study's ``reader_study.json`` into the run folder."""
-    from sonogan.experiment.report import write_report
-    from sonogan.experiment.results import pool_predictions
-
     run_dir = Path(run_dir)
     cfg = load_config(ExperimentConfig, run_dir / "config.yaml")
     ds = load_dataset(cfg.dataset if cfg.dataset is not None else run_dir / "dataset")
@@ -103,9 +102,6 @@ def rewrite_report(run_dir: str | Path) -> Path:
 
 def _run(cfg: ExperimentConfig, run: RunDir, ds: Dataset, progress: bool, report: ValidationReport | None,
          echo, executor: Executor) -> None:
-    from sonogan.experiment.report import write_report
-    from sonogan.experiment.results import compute_results, pool_predictions
-
     report = report or validate_dataset(ds)
     # the run's own copy: a resumed run continues on the splits it started with
     splits_path = keep_splits(run, lambda: prepare_splits(ds, cfg.split, cfg.splits, report.duplicate_groups)[1])

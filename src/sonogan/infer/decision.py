@@ -30,6 +30,7 @@ from sonogan.infer.patient import (DEFAULT_TARGET_ACCURACY, OperatingPoint, aggr
                                    choose_referral_threshold, manual_operating_point)
 from sonogan.infer.predict_files import InputImage, locate_lesions, predict_items
 from sonogan.infer.resolve import LoadedModel, validation_predictions
+from sonogan.lesion.locator import load_locator
 from sonogan.outpaths import check_output
 from sonogan.runs import atomic_write_text, write_json
 
@@ -81,8 +82,6 @@ def decide(loaded: LoadedModel, items: Sequence[InputImage], skipped: list[dict[
     """Predict every image (images without a mask get the ``segmenter``'s, when one is given),
     then aggregate per patient with the referral flag."""
     if segmenter is not None and loaded.predictor.preset.roi == "lesion":
-        from sonogan.lesion.locator import load_locator  # the lesion package is only needed here
-
         locate_lesions(items, load_locator(segmenter))
     names = loaded.class_names
     images = predict_items(loaded.predictor, items, names)

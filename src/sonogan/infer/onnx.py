@@ -191,7 +191,7 @@ def export_onnx(predictor_or_path: Predictor | str | Path, out_dir: str | Path) 
 
 def _session(path: Path, intra_op_threads: int = 0) -> Any:
     """An ONNX Runtime CPU session of ``path`` (``intra_op_threads`` 0 = ONNX Runtime's default)."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # only to run an exported model: importing it costs every other command time
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = int(intra_op_threads)

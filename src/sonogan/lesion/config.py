@@ -21,6 +21,7 @@ from pydantic import Field, model_validator
 
 from sonogan.config import StrictModel
 from sonogan.data.splits import SplitParams
+from sonogan.lesion.arms import ARMS
 from sonogan.phantom import PhantomConfig
 from sonogan.train.config import AugmentConfig
 
@@ -124,8 +125,6 @@ class LesionExperimentConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> "LesionExperimentConfig":
-        from sonogan.lesion.arms import ARMS
-
         if self.dataset is None and self.phantom is None:
             self.phantom = PhantomConfig()
         unknown = [a for a in self.arms if a not in ARMS]

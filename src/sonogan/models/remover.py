@@ -82,7 +82,7 @@ def _monai_unet(channels: int = 3, features: tuple[int, ...] = (16, 32, 64, 128)
 @REMOVERS.register("smp-unet")
 def _smp_unet(channels: int = 3, encoder: str = "resnet18", depth: int = 4, residual: bool = True,
               gated: bool = False) -> nn.Module:
-    import segmentation_models_pytorch as smp
+    import segmentation_models_pytorch as smp  # imported on use, as MONAI above: slow to import
 
     decoder = (256, 128, 64, 32, 16)[5 - depth:]
     net = smp.Unet(encoder_name=encoder, encoder_weights=None, encoder_depth=depth, in_channels=channels,
@@ -131,7 +131,7 @@ class AnnotationLoss(nn.Module):
         self.cfg = cfg or LossConfig()
         self.ssim: nn.Module | None = None
         if self.cfg.ssim_weight > 0:
-            from monai.losses import SSIMLoss
+            from monai.losses import SSIMLoss  # imported on use: MONAI is slow to import
 
             self.ssim = SSIMLoss(spatial_dims=2, data_range=1.0)
 

@@ -40,6 +40,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
+from rich.progress import track
 
 import sonogan
 from sonogan.config import to_yaml
@@ -144,8 +145,6 @@ def _fill(tasks: list, images: np.ndarray, masks: np.ndarray, workers: int, prog
     try:
         results = pool.imap(_process_row, tasks, chunksize=8) if pool else map(_process_row, tasks)
         if progress:
-            from rich.progress import track
-
             results = track(results, total=len(tasks), description=progress)
         for i, (img, msk, fb) in enumerate(results):
             images[i], masks[i], fallback[i] = img, msk, fb

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from sonogan.config import StrictModel
+from sonogan.synth.augment import POLICIES
 
 
 class GanConfig(StrictModel):
@@ -60,8 +61,6 @@ class GanConfig(StrictModel):
     @field_validator("diffaugment")
     @classmethod
     def _policy(cls, v: str) -> str:
-        from sonogan.synth.augment import POLICIES
-
         bad = [p for p in v.split(",") if p.strip() and p.strip() not in POLICIES]
         if bad:
             raise ValueError(f"unknown DiffAugment policies {bad}; use {sorted(POLICIES)}")

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from sonogan.data.manifest import Dataset
+from sonogan.data.splits import Splits
 from sonogan.errors import SonoganInputError
 from sonogan.preprocess.fold import Normaliser, Partition, load_fold
 
@@ -56,8 +57,6 @@ def load_splits(splits: Any, ds: Dataset) -> Any:
         if not path.is_file():
             raise SonoganInputError(path, "splits file not found",
                                     f"create it with 'sonogan data split {ds.root}' and pass --splits")
-        from sonogan.data.splits import Splits
-
         return Splits.load(path, ds)
     return splits
 

@@ -98,8 +98,7 @@ def test_ctrl_c_in_synth_train_says_how_to_resume(tmp_path, monkeypatch, capsys)
     code, err = run_main(["synth", "train", "data/ds", "--splits", "data/ds/splits.json", "--fold", "1", "--class",
                           "borderline", "--model", "dcgan", "--out", str(out)], monkeypatch, capsys)
     assert code == 130
-    assert one_line(err) == (f"interrupted; continue the run in {out} with: sonogan synth train data/ds "
-                             f"--splits data/ds/splits.json --fold 1 --class borderline --out {out} --resume")
+    assert one_line(err) == f"interrupted; continue the run in {out} with: sonogan synth train --resume {out}"
     assert status(out)["status"] == "interrupted"
 
 

@@ -17,21 +17,55 @@ def test_train_then_sample(phantom, tmp_path):
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text("ngf: 4\nndf: 4\nz_dim: 8\nbatch_size: 4\nquality_samples: 8\ndevice: cpu\n")
     run = tmp_path / "run"
-    res = runner.invoke(synth_app, ["train", str(ds.root), "--splits", str(splits), "--fold", "all",
-                                    "--class", "borderline", "--model", "sngan", "--config", str(cfg),
-                                    "--iterations", "2", "--seed", "4", "--out", str(run)])
+    # no --splits: the dataset's (the one splits rule), copied into the run
+    res = runner.invoke(synth_app, ["train", str(ds.root), "--fold", "all", "--class", "borderline",
+                                    "--model", "sngan", "--config", str(cfg), "--iterations", "2", "--seed", "4",
+                                    "--out", str(run)])
     assert res.exit_code == 0, res.output
     info = json.loads((run / "run.json").read_text())
-    assert info["family"] == "sngan" and info["seed"] == 4
-    res = runner.invoke(synth_app, ["train", str(ds.root), "--splits", str(splits), "--fold", "all",
-                                    "--class", "borderline", "--out", str(run), "--resume", "--iterations", "3"])
+    assert info["family"] == "sngan" and info["seed"] == 4 and info["dataset"] == str(ds.root.resolve())
+    assert (run / "splits.json").read_bytes() == splits.read_bytes() and info["splits_file"] == str(splits.resolve())
+    # the dataset's splits change; the run continues on its own copy, its fold and class, --iterations raises the budget
+    splits.rename(tmp_path / "moved.json")
+    try:
+        res = runner.invoke(synth_app, ["train", "--resume", str(run), "--iterations", "3"])
+    finally:
+        (tmp_path / "moved.json").rename(splits)
     assert res.exit_code == 0, res.output
     assert json.loads((run / "metrics.json").read_text())["iterations"] == 3
-    assert json.loads((run / "run.json").read_text())["resumed"]
+    info = json.loads((run / "run.json").read_text())
+    assert info["resumed"] and info["fold"] is None and info["class_name"] == "borderline"
     res = runner.invoke(synth_app, ["sample", str(run), "--n", "3", "--out", str(tmp_path / "syn")])
     assert res.exit_code == 0, res.output
     m = load_dataset(tmp_path / "syn").manifest
     assert len(m) == 3 and set(m["synth_fold"]) == {"all"} and set(m["generator"]) == {"sngan"}
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--seed", "1"], "--splits, --fold, --class, --model, --out, --config or --seed cannot be combined with --resume"),
+    (["--splits", "s.json"], "cannot be combined with --resume"),
+    (["--class", "benign"], "cannot be combined with --resume"),
+])
+def test_resume_takes_the_runs_own_options(tmp_path, args, match):
+    res = runner.invoke(synth_app, ["train", "--resume", str(tmp_path / "run"), *args])
+    assert isinstance(res.exception, SonoganInputError) and match in str(res.exception)
+    assert f"sonogan synth train --resume {tmp_path / 'run'}" in str(res.exception)
+
+
+def test_resume_of_a_run_on_another_dataset_is_refused(tmp_path):
+    from sonogan.runs import RunDir
+    from sonogan.synth.config import GanConfig
+
+    with RunDir.create(tmp_path / "run", config=GanConfig(), kind="gan") as run:
+        run.set_info(dataset=str(tmp_path / "ds"), fold=0, class_name="borderline")
+    res = runner.invoke(synth_app, ["train", str(tmp_path), "--resume", str(tmp_path / "run")])
+    assert isinstance(res.exception, SonoganInputError) and "this run was started on" in str(res.exception)
+
+
+def test_a_new_run_needs_dataset_and_out(phantom):
+    ds, _ = phantom
+    res = runner.invoke(synth_app, ["train", str(ds.root), "--class", "borderline"])
+    assert isinstance(res.exception, SonoganInputError) and "no --out given" in str(res.exception)
 
 
 @pytest.mark.parametrize("args,match", [

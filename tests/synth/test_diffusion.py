@@ -182,7 +182,7 @@ def test_cli_train_resume_sample_round_trip(phantom, tmp_path, monkeypatch, caps
              "--out", str(run)]
     res = CliRunner().invoke(synth_app, [*train, "--model", "ddpm", "--config", str(cfg), "--iterations", "1"])
     assert res.exit_code == 0, res.output
-    res = CliRunner().invoke(synth_app, [*train, "--resume", "--iterations", "2"])  # family from the run's config
+    res = CliRunner().invoke(synth_app, ["train", "--resume", str(run), "--iterations", "2"])  # the run's config
     assert res.exit_code == 0, res.output
     assert json.loads((run / "metrics.json").read_text())["iterations"] == 2
     res = CliRunner().invoke(synth_app, ["sample", str(run), "--n", "2", "--steps", "1", "--out", str(tmp_path / "s")])

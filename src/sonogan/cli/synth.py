@@ -8,10 +8,9 @@ there is one switch to learn rather than a second ``--generator`` flag. ``synth 
 tells a diffusion run from its checkpoint.
 
 Example:
-    $ sonogan synth train runs/phantom --splits runs/phantom/splits.json --fold 0 --class borderline \\
-        --model dcgan --out runs/gan-borderline-f0
-    $ sonogan synth train runs/phantom --splits runs/phantom/splits.json --fold 0 --class borderline \\
-        --model ddpm --out runs/ddpm-borderline-f0
+    $ sonogan synth train runs/phantom --fold 0 --class borderline --model dcgan --out runs/gan-borderline-f0
+    $ sonogan synth train --resume runs/gan-borderline-f0             # after a kill (its own config and splits)
+    $ sonogan synth train runs/phantom --fold 0 --class borderline --model ddpm --out runs/ddpm-borderline-f0
     $ sonogan synth sample runs/gan-borderline-f0 --n 2000 --out runs/syn-borderline-f0
     $ sonogan synth audit runs/syn-borderline-f0 --real runs/phantom --splits runs/phantom/splits.json \
         --gan runs/gan-borderline-f0 --out runs/audit-borderline-f0
@@ -19,79 +18,109 @@ Example:
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 
-from sonogan.errors import RunInterrupted, SonoganInputError
+from sonogan import layout
+from sonogan.cli.resume import refuse_with_resume, resumable
+from sonogan.config import load_config, parse_config, read_yaml
+from sonogan.errors import SonoganInputError
 
 console = Console()
 
 synth_app = typer.Typer(
     help="Train GANs or diffusion models on a fold's rare class, sample and audit synthetic images.\n\n"
-    "Example: sonogan synth train runs/phantom --splits runs/phantom/splits.json --fold 0 "
-    "--class borderline --model dcgan --out runs/gan-f0",
+    "Example: sonogan synth train runs/phantom --fold 0 --class borderline --model dcgan --out runs/gan-f0",
     no_args_is_help=True,
 )
 
 
+def _config_model(family: str | None) -> type[BaseModel]:
+    """DiffusionConfig for a diffusion family, else GanConfig (the family decides the kind)."""
+    from sonogan.synth.config import GanConfig
+    from sonogan.synth.diffusion_config import DIFFUSION_FAMILIES, DiffusionConfig
+
+    return DiffusionConfig if family in DIFFUSION_FAMILIES else GanConfig
+
+
+def _config(config: Path | None, overrides: dict[str, Any]) -> BaseModel:
+    """A new run's config: the YAML (its ``family`` or ``--model`` picks the kind) with the options over it."""
+    Model = _config_model(overrides["family"] or (read_yaml(config).get("family") if config is not None else None))
+    if config is not None:
+        return load_config(Model, config, overrides)
+    return parse_config(Model, {k: v for k, v in overrides.items() if v is not None}, "--model/--iterations/--seed")
+
+
+def _resumed(run: Path, dataset: Path | None, iterations: int | None) -> tuple[BaseModel, Path, str, str | None]:
+    """(config, dataset, fold, class) a resumed generator run continues with: its own
+    (:mod:`sonogan.layout`), ``iterations`` raising the budget."""
+    info = layout.read_info(run)
+    Model = _config_model(read_yaml(run / layout.CONFIG_FILE).get("family"))
+    cfg = layout.resume_config(run, Model)
+    if iterations is not None:
+        cfg = Model.model_validate({**cfg.model_dump(), "iterations": iterations})
+    fold = "all" if info.get("fold") is None else str(info["fold"])
+    return cfg, layout.resume_dataset(run, dataset), fold, info.get("class_name") or None
+
+
 @synth_app.command("train")
 def train_command(
-    dataset: Path = typer.Argument(..., help="Dataset folder (manifest.csv + dataset.yaml)."),
-    splits: Path = typer.Option(..., "--splits", help="splits.json made by 'sonogan data split'."),
-    fold: str = typer.Option("0", "--fold", help="Fold whose TRAINING partition the GAN may see; 'all' = every non-test image."),
+    dataset: Optional[Path] = typer.Argument(None, help="Dataset folder (manifest.csv + dataset.yaml)."),
+    splits: Optional[Path] = typer.Option(
+        None, "--splits", help="splits.json (default: the dataset's, made by 'sonogan data split')."),
+    fold: Optional[str] = typer.Option(
+        None, "--fold", help="Fold whose TRAINING partition the GAN may see (default 0); 'all' = every non-test image."),
     class_name: Optional[str] = typer.Option(
         None, "--class", help="Class to learn (omit only for cgan/acgan or class_conditional ddpm: all classes)."),
     model: Optional[str] = typer.Option(
         None, "--model", help="Family: dcgan, dcgan-radford, cgan, acgan, wgan-gp, sngan (GANs) or ddpm (diffusion)."),
-    out: Path = typer.Option(..., "--out", help="New run folder (or the run to continue with --resume)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="New run folder."),
     config: Optional[Path] = typer.Option(
         None, "--config", help="GanConfig YAML (see configs/gan/), or DiffusionConfig YAML with family: ddpm."),
-    iterations: Optional[int] = typer.Option(None, "--iterations", help="Iteration budget (overrides the config)."),
+    iterations: Optional[int] = typer.Option(
+        None, "--iterations", help="Iteration budget (overrides the config; with --resume, raises the run's)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (overrides the config)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from checkpoints/last.pt."),
+    resume: Optional[Path] = typer.Option(
+        None, "--resume", help="Continue an interrupted run folder (with its own config, dataset, splits copy, "
+                               "fold and class; only --iterations may raise its budget)."),
 ) -> None:
     """Train one generator on the real training images of --fold and --class.
 
-    Example: sonogan synth train runs/phantom --splits runs/phantom/splits.json --fold 0
-    --class borderline --model dcgan --out runs/gan-borderline-f0 --iterations 3000
+    Example: sonogan synth train runs/phantom --fold 0 --class borderline --model dcgan
+    --out runs/gan-borderline-f0 --iterations 3000
     """
-    from sonogan.config import load_config, parse_config, read_yaml
-    from sonogan.synth.config import GanConfig
-    from sonogan.synth.diffusion_config import DIFFUSION_FAMILIES, DiffusionConfig
+    from sonogan.synth.diffusion_config import DiffusionConfig
     from sonogan.synth.trainer import train_gan
 
-    overrides = {"family": model, "iterations": iterations, "seed": seed}
-    if resume and config is None and (out / "config.yaml").is_file():
-        # resume keeps the run's own options; only --iterations (a larger budget) applies
-        config, overrides = out / "config.yaml", {"iterations": iterations}
-    family = model or (read_yaml(config).get("family") if config is not None else None)
-    diffusion = family in DIFFUSION_FAMILIES
-    Model = DiffusionConfig if diffusion else GanConfig
-    if config is not None:
-        cfg = load_config(Model, config, overrides)
+    # --iterations is the one option a resume takes: a larger budget continues the same training
+    refuse_with_resume("synth train", resume, {"--splits": splits, "--fold": fold, "--class": class_name,
+                                               "--model": model, "--out": out, "--config": config, "--seed": seed})
+    if resume is not None:
+        cfg, dataset, fold, class_name = _resumed(resume, dataset, iterations)
+        out = resume
     else:
-        cfg = parse_config(Model, {k: v for k, v in overrides.items() if v is not None}, "--model/--iterations/--seed")
+        if dataset is None or out is None:
+            # no default --out: under torchrun every rank must name the same folder
+            raise SonoganInputError("sonogan synth train", "no dataset given" if dataset is None else "no --out given",
+                                    "pass DATASET and --out RUN (or --resume RUN)")
+        cfg = _config(config, {"family": model, "iterations": iterations, "seed": seed})
+        fold = fold or "0"
+        if fold != "all" and not fold.isdigit():
+            raise SonoganInputError("--fold", f"'{fold}' is not a fold number", "pass 0, 1, ... or 'all'")
+    diffusion = isinstance(cfg, DiffusionConfig)
     if diffusion:
         from sonogan.synth.diffusion import train_diffusion
 
         train = train_diffusion  # same arguments and run-folder contract as train_gan
     else:
         train = train_gan
-    if fold != "all" and not fold.isdigit():
-        raise SonoganInputError("--fold", f"'{fold}' is not a fold number", "pass 0, 1, ... or 'all'")
-    try:
-        run = train(dataset, splits, None if fold == "all" else int(fold), class_name, cfg, out, resume=resume,
-                    progress=True)
-    except KeyboardInterrupt as exc:
-        if not (out / "run.json").is_file():
-            raise  # interrupted before the run folder existed: nothing to continue
-        again = ["sonogan", "synth", "train", str(dataset), "--splits", str(splits), "--fold", fold,
-                 *(["--class", class_name] if class_name else []), "--out", str(out), "--resume"]
-        raise RunInterrupted(out, shlex.join(again)) from exc
+    with resumable("synth train", out):
+        run = train(dataset, splits, None if fold == "all" else int(fold), class_name, cfg, out,
+                    resume=resume is not None, progress=True)
     kind = "diffusion" if diffusion else "GAN"
     from sonogan.train.distributed import is_main
 
@@ -117,6 +146,7 @@ def sample_command(
 
     Example: sonogan synth sample runs/gan-borderline-f0 --n 2000 --out runs/syn-borderline-f0
     """
+    # the command's code is imported when it runs, so `sonogan --help` starts without torch
     from sonogan.synth.diffusion import is_diffusion_run, sample_diffusion
     from sonogan.synth.sample import sample_gan
 
@@ -154,9 +184,9 @@ def audit_command(
     Example: sonogan synth audit runs/syn-borderline-f0 --real runs/phantom --splits
     runs/phantom/splits.json --gan runs/gan-borderline-f0 --out runs/audit-borderline-f0
     """
+    # the command's code is imported when it runs, so `sonogan --help` starts without torch
     from sonogan.audit.config import AuditConfig
     from sonogan.audit.run import audit_synthetic, flagged_counts
-    from sonogan.config import load_config
 
     cfg = load_config(AuditConfig, config) if config is not None else AuditConfig()
     run = audit_synthetic(synthetic, real, splits, cfg, out, fold=fold, preset=preset, gan_run=gan,

@@ -45,7 +45,8 @@ from sonogan.synth.diffusion_state import (DiffusionState, build_state, ddim_sch
 from sonogan.synth.ema import ema_update
 from sonogan.synth.figures import save_final_vs_real, save_grid
 from sonogan.synth.sample import check_n, checkpoint_path, write_synthetic
-from sonogan.synth.trainer import check_same_images, gan_meta, generator_meta, start_run
+from sonogan.synth.trainer import (RunSource, check_same_images, gan_meta, generator_meta, record_source, run_source,
+                                   start_run)
 from sonogan.torch_utils import atomic_torch_save, resolve_device
 
 GRID_N = 36
@@ -99,8 +100,9 @@ def _check_images(real: RealImages, cfg: DiffusionConfig) -> None:
 
 
 def fit_diffusion(real: RealImages, cfg: DiffusionConfig, out: str | Path, resume: bool = False,
-                  progress: bool = False, meta: dict[str, Any] | None = None) -> Path:
-    """Train on in-memory ``real`` images into run folder ``out`` (new, or resumed from last.pt).
+                  progress: bool = False, meta: dict[str, Any] | None = None, source: RunSource | None = None) -> Path:
+    """Train on in-memory ``real`` images into run folder ``out`` (new, or resumed from last.pt);
+    ``source``: where the images come from, recorded in the run (:func:`record_source`).
 
     ``resume=True`` on a folder killed before its first checkpoint starts the training again
     inside that folder (nothing of it survived), so a resume works after a kill at any instant.
@@ -127,6 +129,7 @@ def fit_diffusion(real: RealImages, cfg: DiffusionConfig, out: str | Path, resum
         if resumed is not None:
             run.log(resumed)
         run.set_info(device=str(device))
+        record_source(run, source)
         _loop(state, real, run, device, meta, progress)
     return out
 
@@ -232,13 +235,14 @@ def train_diffusion(ds: Dataset | str | Path, splits: Any, fold: int | None, cla
     """Train on the real TRAINING images of ``fold`` and ``class_name`` (None = all classes, for a
     class-conditional model); returns the run folder. Same arguments as :func:`train_gan`."""
     ds = ds if isinstance(ds, Dataset) else load_dataset(ds)
+    splits, source = run_source(ds, splits, Path(out), resume)
     if class_name is None and not cfg.class_conditional:
         raise SonoganInputError(f"model '{cfg.family}'", "trains one class at a time",
                                 "pass --class NAME, or set class_conditional: true for all classes")
     real = load_real_images(ds, splits, fold, class_name, cfg.preset, cfg.channels, cfg.resolution)
     # gan_meta reads only the preset of the config: it is the same provenance for every family
     return fit_diffusion(real, cfg, out, resume=resume, progress=progress,
-                         meta=gan_meta(ds, fold, class_name, cfg))  # type: ignore[arg-type]
+                         meta=gan_meta(ds, fold, class_name, cfg), source=source)  # type: ignore[arg-type]
 
 
 def sample_diffusion(run: str | Path, n: int, out: str | Path, seed: int = 0, classes: list[str] | None = None,

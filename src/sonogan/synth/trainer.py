@@ -22,15 +22,18 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
 
 import sonogan
+from sonogan import layout
 from sonogan.data.manifest import Dataset, load_dataset
 from sonogan.data.splits import manifest_sha256
 from sonogan.errors import SonoganInputError
+from sonogan.locations import splits_file
 from sonogan.progress import progress_bar
 from sonogan.runs import RunDir, sha256_file, write_json
 from sonogan.synth.augment import diff_augment
@@ -93,6 +96,37 @@ def start_run(out: Path, resume: bool, cfg: Any, kind: str, n_train: int, meta: 
         yield run
 
 
+@dataclass(frozen=True)
+class RunSource:
+    """The dataset folder and splits file a generator run trains on: run.json records the
+    dataset, the run keeps its own copy of the splits (``--resume RUN`` continues on both)."""
+
+    dataset: Path
+    splits: Path | None  # None: the caller passed a Splits object, there is no file to copy
+
+
+def run_source(ds: Dataset, splits: Any, out: Path, resume: bool) -> tuple[Any, RunSource]:
+    """(the splits to train on, their :class:`RunSource`). Resuming a run that exists: its own
+    splits copy (:func:`sonogan.layout.resume_splits`), whatever ``splits`` says; else ``splits``
+    (a Splits object or a splits.json path), by default the dataset's
+    (:func:`sonogan.locations.splits_file`)."""
+    if resume and layout.is_run(out):
+        splits = layout.resume_splits(out, ds.root)
+    elif splits is None:
+        splits = splits_file(ds.root)
+    return splits, RunSource(ds.root, Path(splits) if isinstance(splits, (str, Path)) else None)
+
+
+def record_source(run: RunDir, source: RunSource | None) -> None:
+    """Write ``source`` into the open ``run`` (the splits copy is checked against its hash on resume)."""
+    if source is None:
+        return
+    run.set_info(dataset=str(source.dataset.resolve()))
+    splits = source.splits
+    if splits is not None:
+        layout.keep_splits(run, lambda: splits)
+
+
 def check_same_images(ckpt: dict[str, Any], meta: dict[str, Any], out: Path) -> None:
     """A resumed generator must continue on exactly the images it started on."""
     if list(ckpt["training_ids"]) != meta["training_ids"]:
@@ -101,8 +135,10 @@ def check_same_images(ckpt: dict[str, Any], meta: dict[str, Any], out: Path) -> 
 
 
 def fit_gan(real: RealImages, cfg: GanConfig, out: str | Path, resume: bool = False,
-            progress: bool = False, meta: dict[str, Any] | None = None, init: str | Path | None = None) -> Path:
-    """Train on in-memory ``real`` images into run folder ``out`` (new, or resumed from last.pt).
+            progress: bool = False, meta: dict[str, Any] | None = None, init: str | Path | None = None,
+            source: RunSource | None = None) -> Path:
+    """Train on in-memory ``real`` images into run folder ``out`` (new, or resumed from last.pt);
+    ``source``: where the images come from, recorded in the run (:func:`record_source`).
 
     ``resume=True`` on a folder killed before its first checkpoint starts the training again
     inside that folder (nothing of it survived), so a resume works after a kill at any instant.
@@ -142,6 +178,7 @@ def fit_gan(real: RealImages, cfg: GanConfig, out: str | Path, resume: bool = Fa
             if resumed is not None:
                 run.log(resumed)
             run.set_info(device=str(device))
+            record_source(run, source)
         _loop(state, real, run, out, device, meta, progress and main)
     return out
 
@@ -290,9 +327,11 @@ def _finish(st: GanState, real: RealImages, run: RunDir, grid_z: torch.Tensor, g
 def train_gan(ds: Dataset | str | Path, splits: Any, fold: int | None, class_name: str | None, cfg: GanConfig,
               out: str | Path, resume: bool = False, progress: bool = True) -> Path:
     """Train a GAN on the real TRAINING images of ``fold`` and ``class_name`` (None = all classes,
-    for cgan/acgan); returns the run folder. ``splits``: a Splits object or a splits.json path.
+    for cgan/acgan); returns the run folder. ``splits``: a Splits object, a splits.json path or
+    None (the dataset's); a resumed run reads its own copy (:func:`run_source`).
     ``fold=None``: every non-test image (for a final model; samples get synth_fold "all")."""
     ds = ds if isinstance(ds, Dataset) else load_dataset(ds)
+    splits, source = run_source(ds, splits, Path(out), resume)
     GAN_FAMILIES.get(cfg.family)
     if class_name is None and cfg.family not in CONDITIONAL:
         raise SonoganInputError(f"model '{cfg.family}'", "trains one class at a time",
@@ -300,7 +339,8 @@ def train_gan(ds: Dataset | str | Path, splits: Any, fold: int | None, class_nam
     ddp.init_from_env()  # launched by torchrun: join the process group (one GAN over all ranks)
     with ddp.main_first():  # rank 0 builds the preprocessing cache, the others then read it
         real = load_real_images(ds, splits, fold, class_name, cfg.preset, cfg.channels, cfg.resolution)
-    return fit_gan(real, cfg, out, resume=resume, progress=progress, meta=gan_meta(ds, fold, class_name, cfg))
+    return fit_gan(real, cfg, out, resume=resume, progress=progress, meta=gan_meta(ds, fold, class_name, cfg),
+                   source=source)
 
 
 def gan_meta(ds: Dataset, fold: int | None, class_name: str | None, cfg: GanConfig) -> dict[str, Any]:

@@ -17,6 +17,9 @@ import typer
 from rich.console import Console
 
 from sonogan.cli.resume import refuse_with_resume, resumable
+from sonogan.config import load_config, parse_config
+from sonogan.errors import SonoganInputError
+from sonogan.runs import next_run_dir, write_json
 
 console = Console()
 annotations_app = typer.Typer(no_args_is_help=True, help="Remove burned-in annotations (text, arrows, callipers).")
@@ -46,10 +49,8 @@ def train_command(
 
     Example: sonogan annotations train runs/mmotu --out runs/annotations/mmotu
     """
+    # the command's code is imported when it runs, so `sonogan --help` starts without torch
     from sonogan.annotations.train import RemoverTrainConfig, train_remover
-    from sonogan.config import load_config, parse_config
-    from sonogan.errors import SonoganInputError
-    from sonogan.runs import next_run_dir
 
     refuse_with_resume("annotations train", resume, {"a DATASET": dataset, "--out": out, "--config": config,
                                                      "--fold": fold, "--iterations": iterations, "--seed": seed})
@@ -80,6 +81,7 @@ def apply_command(
 
     Example: sonogan annotations apply runs/annotations/mmotu/remover.pt scans/ --out scans-clean/
     """
+    # the command's code is imported when it runs, so `sonogan --help` starts without torch
     from sonogan.annotations.apply import apply_to_files
 
     table = apply_to_files(checkpoint, inputs, out, "all" if all_images else "detected", threshold)
@@ -100,9 +102,8 @@ def evaluate_command(
 
     Example: sonogan annotations evaluate runs/annotations/mmotu/remover.pt
     """
+    # the command's code is imported when it runs, so `sonogan --help` starts without torch
     from sonogan.annotations.evaluate import evaluate_checkpoint
-    from sonogan.errors import SonoganInputError
-    from sonogan.runs import write_json
 
     if out is not None and out.exists():
         raise SonoganInputError(out, "already exists", "choose a new --out file (results are never overwritten)")

@@ -16,6 +16,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from sonogan.config import load_config, parse_config
+from sonogan.errors import SonoganInputError
+from sonogan.locations import splits_file, work_dir
+from sonogan.runs import RunDir, next_run_dir
+
 data_app = typer.Typer(no_args_is_help=True, help="Datasets: phantom, import, validate, split, inspect.")
 console = Console()
 
@@ -31,8 +36,7 @@ def phantom_command(
 
     Example: sonogan data phantom --out runs/phantom --scale 2
     """
-    from sonogan.config import load_config, parse_config
-    from sonogan.errors import SonoganInputError
+    # the command's code is imported when it runs, so `sonogan --help` starts without torch
     from sonogan.phantom import PhantomConfig, generate_phantom
 
     if not scale > 0:  # also refuses NaN
@@ -72,9 +76,9 @@ def import_command(
 
     Example: sonogan data import cases.csv --format csv --image-col file --label-col diagnosis --out runs/cases
     """
+    # the command's code is imported when it runs, so `sonogan --help` starts without torch
     from sonogan.data.importers import ImportOptions, import_dataset, read_report
     from sonogan.data.importers.dicom import DicomImportOptions
-    from sonogan.errors import SonoganInputError
 
     if salt is not None and fmt != "dicom":
         raise SonoganInputError("--salt", f"only the dicom importer hashes patient ids (not {fmt})", "drop --salt")
@@ -110,6 +114,7 @@ def relabel_command(
 
     Example: sonogan data relabel runs/mmotu --map high_grade_serous=malignant --default benign --rare malignant --out runs/mmotu-malignant
     """
+    # the command's code is imported when it runs, so `sonogan --help` starts without torch
     from sonogan.data.manifest import load_dataset
     from sonogan.data.relabel import parse_mapping, relabel_dataset
 
@@ -126,6 +131,7 @@ def validate_command(dataset: Path = typer.Argument(..., help="Dataset folder.")
 
     Example: sonogan data validate runs/mmotu
     """
+    # the command's code is imported when it runs, so `sonogan --help` starts without torch
     from sonogan.data.manifest import load_dataset
     from sonogan.data.validate import validate_dataset
 
@@ -147,15 +153,13 @@ def split_command(
 
     Example: sonogan data split runs/phantom --folds 5 --test 0.15 --seed 0
     """
+    # the command's code is imported when it runs, so `sonogan --help` starts without torch
     from sonogan.data.manifest import load_dataset
     from sonogan.data.splits import make_splits
-    from sonogan.locations import splits_file
 
     ds = load_dataset(dataset)
     target = out or splits_file(dataset)  # where every command looks by default
     if target.exists():
-        from sonogan.errors import SonoganInputError
-
         raise SonoganInputError(target, "splits file already exists (splits are made once and reused)",
                                 "reuse it, or pass --out with a new file name")
     splits = make_splits(ds, n_folds=folds, test_fraction=test, seed=seed)
@@ -185,10 +189,9 @@ def inspect_command(
 
     Example: sonogan data inspect runs/mmotu --against runs/external-test
     """
+    # the command's code is imported when it runs, so `sonogan --help` starts without torch
     from sonogan.data.inspect import inspect_dataset
     from sonogan.data.manifest import load_dataset
-    from sonogan.locations import work_dir
-    from sonogan.runs import RunDir, next_run_dir
 
     ds = load_dataset(dataset)
     other = load_dataset(against) if against is not None else None  # a bad path fails before any work

@@ -12,6 +12,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from sonogan.config import load_config
+
 console = Console()
 DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "demo.yaml"
 
@@ -25,7 +27,7 @@ def demo_command(
 
     Example: sonogan demo --out runs
     """
-    from sonogan.config import load_config
+    # the command's code is imported when it runs, so `sonogan --help` starts without torch
     from sonogan.demo import run_demo
     from sonogan.experiment.config import ExperimentConfig
 

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from sonogan.errors import SonoganInputError
+from sonogan.runs import RunDir
 
 console = Console()
 
@@ -39,10 +40,10 @@ def evaluate_command(
 
     Example: sonogan evaluate runs/exp datasets/external --arm baseline --arm augmented --out runs/exp-ext
     """
+    # the command's code is imported when it runs, so `sonogan --help` starts without torch
     from sonogan.infer.external import evaluate_external
     from sonogan.infer.external_report import headline_rows, write_external_report
     from sonogan.infer.resolve import load_model
-    from sonogan.runs import RunDir
 
     arms = list(arm or [])
     if baseline is not None and len(arms) > 1:

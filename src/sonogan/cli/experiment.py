@@ -19,7 +19,9 @@ import typer
 from rich.console import Console
 
 from sonogan.cli.resume import refuse_with_resume, resumable
+from sonogan.config import load_config
 from sonogan.errors import SonoganInputError
+from sonogan.runs import next_run_dir
 
 console = Console()
 
@@ -47,9 +49,8 @@ def experiment_command(
 
     Example: sonogan experiment configs/demo.yaml --out runs/demo-experiment
     """
-    from sonogan.config import load_config
+    # the command's code is imported when it runs, so `sonogan --help` starts without torch
     from sonogan.experiment.config import ExperimentConfig
-    from sonogan.runs import next_run_dir
 
     refuse_with_resume("experiment", resume, {"a CONFIG": config, "--folds": folds, "--out": out})
     if executor not in ("local", "ray"):

@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 
 from sonogan.errors import SonoganInputError
+from sonogan.layout import read_info
 
 console = Console()
 
@@ -40,7 +41,6 @@ def export_command(
     # imported here: torch and the exporter are slow to import, and --help should stay fast
     from sonogan.infer.model_card import write_model_card
     from sonogan.infer.resolve import RUN_FILE, find_run
-    from sonogan.layout import read_info
 
     is_run = model.is_dir() and (model / RUN_FILE).is_file()
     run_dir = model if is_run else find_run(model).run_dir

@@ -16,7 +16,9 @@ from rich.console import Console
 
 from sonogan.cli.experiment import parse_folds
 from sonogan.cli.resume import refuse_with_resume, resumable
+from sonogan.config import load_config
 from sonogan.errors import SonoganInputError
+from sonogan.runs import next_run_dir
 
 console = Console()
 
@@ -47,9 +49,8 @@ def lesion_command(
 
     Example: sonogan lesion configs/lesion/demo.yaml --out runs/lesion-demo
     """
-    from sonogan.config import load_config
+    # the command's code is imported when it runs, so `sonogan --help` starts without torch
     from sonogan.lesion.config import LesionExperimentConfig
-    from sonogan.runs import next_run_dir
 
     refuse_with_resume("lesion", resume, {"a CONFIG": config, "--folds": folds, "--out": out})
     if resume is None and config is None:

@@ -52,6 +52,7 @@ def predict_command(
 
     Example: sonogan predict runs/exp scans/ --out out/predictions.csv --explain
     """
+    # the command's code is imported when it runs, so `sonogan --help` starts without torch
     from sonogan.infer.decision import decide, decision_paths, operating_point, parse_clinical, write_decision
     from sonogan.infer.predict_files import collect_images, format_rows, read_inputs, read_patients
     from sonogan.infer.resolve import load_model

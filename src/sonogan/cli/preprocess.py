@@ -17,6 +17,8 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from sonogan.config import to_yaml
+
 console = Console()
 
 
@@ -35,7 +37,7 @@ def preprocess_command(
 
     Example: sonogan preprocess runs/phantom --preset flagship-64
     """
-    from sonogan.config import to_yaml
+    # the command's code is imported when it runs, so `sonogan --help` starts without torch
     from sonogan.preprocess.presets import PRESETS
 
     if list_presets:

@@ -15,7 +15,9 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
+from sonogan.config import parse_config
 from sonogan.errors import SonoganInputError
+from sonogan.runs import atomic_write_text, write_json
 
 console = Console()
 DEFAULT_DB = "runs/reader-study.db"
@@ -48,10 +50,10 @@ def create_command(
 
     Example: sonogan study create --real runs/mmotu --synthetic runs/syn-hgs --n 40 --raters ana,ben
     """
+    # the command's code is imported when it runs, so `sonogan --help` starts without torch
     from sonogan.study.db import check_database
 
     check_database(db, must_exist=False)  # before a single image is decoded
-    from sonogan.config import parse_config
     from sonogan.study.create import StudyConfig, create_study
 
     cfg = parse_config(StudyConfig, {"name": name, "n": n, "ratio": ratio, "seed": seed, "size": size,
@@ -83,7 +85,7 @@ def export_command(
 
     Example: sonogan study export --db runs/reader-study.db --out runs/exp/reader_study.json
     """
-    from sonogan.runs import atomic_write_text, write_json
+    # the command's code is imported when it runs, so `sonogan --help` starts without torch
     from sonogan.study.db import make_engine
     from sonogan.study.results import answers_csv, pick_study, study_summary
 
@@ -114,6 +116,7 @@ def serve_command(
 
     Example: sonogan serve --db runs/reader-study.db --port 8000
     """
+    # the command's code is imported when it runs, so `sonogan --help` starts without torch
     from sonogan.study.db import check_database
 
     check_database(db, must_exist=True)

@@ -16,6 +16,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from sonogan.config import load_config
 from sonogan.errors import RunInterrupted, SonoganInputError
 
 console = Console()
@@ -36,7 +37,7 @@ def train_command(
     Example: torchrun --nproc_per_node 4 -m sonogan.cli.main train runs/phantom --splits
     runs/phantom/splits.json --fold 0 --config clf.yaml --out runs/clf-f0
     """
-    from sonogan.config import load_config
+    # the command's code is imported when it runs, so `sonogan --help` starts without torch
     from sonogan.train.config import ClassifierTrainConfig
     from sonogan.train.distributed import is_main
     from sonogan.train.fold_run import train_on_fold

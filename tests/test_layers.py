@@ -13,12 +13,15 @@ submodule that imports a sibling through it; submodules import ``pkg.sibling`` d
 from __future__ import annotations
 
 import ast
+import configparser
+import re
 from collections import defaultdict
 from pathlib import Path
 
 import sonogan
 
 SRC = Path(sonogan.__file__).parent
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def module_files(root: Path) -> dict[str, Path]:
@@ -153,3 +156,14 @@ def test_no_two_files_import_each_other() -> None:
 
 def test_no_two_top_level_folders_import_each_other() -> None:
     assert cycles(folder_graph(import_graph(SRC))) == []
+
+
+def test_the_documented_layers_are_the_checked_ones() -> None:
+    # docs/architecture.md draws the layers of .importlinter: the picture must not drift from the contract
+    contract = configparser.ConfigParser()
+    contract.read(ROOT / ".importlinter")
+    checked = [" ".join(line.split()) for line in contract["importlinter:contract:layers"]["layers"].split("\n") if line]
+    picture = (ROOT / "docs" / "architecture.md").read_text().split("## The layers", 1)[1].split("```")[1]
+    drawn = [" ".join(re.split(r" {2,}", line.strip())[0].split()) for line in picture.splitlines()
+             if line.strip() and line.strip() != "|"]
+    assert drawn == checked

@@ -46,24 +46,49 @@ def test_train_on_fold_writes_a_run_and_resumes(phantom, tmp_path) -> None:
     assert (out / "history.json").read_text() == before  # finished: the resume trains nothing more
 
 
-def test_cli_train_and_its_input_errors(phantom, tmp_path) -> None:
+def test_cli_train_resume_and_its_input_errors(phantom, tmp_path) -> None:
     cfg = tmp_path / "clf.yaml"
     cfg.write_text(yaml.safe_dump(CFG))
-    args = ["train", str(phantom), "--splits", str(phantom / "splits.json"), "--config", str(cfg),
-            "--preset", "full-64", "--out", str(tmp_path / "clf")]
+    out = tmp_path / "clf"
+    # no --splits: the dataset's (the one splits rule), copied into the run
+    args = ["train", str(phantom), "--config", str(cfg), "--preset", "full-64", "--out", str(out)]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
-    assert "classifier run" in res.output and (tmp_path / "clf" / "best.pt").is_file()
+    assert "classifier run" in res.output and (out / "best.pt").is_file()
+    assert (out / "splits.json").read_bytes() == (phantom / "splits.json").read_bytes()
+    info = json.loads((out / "run.json").read_text())
+    assert info["dataset"] == str(phantom.resolve()) and info["preset"] == "full-64"
+    before = (out / "history.json").read_text()
+    res = CliRunner().invoke(app, ["train", "--resume", str(out)])  # its own config, dataset, splits, fold, preset
+    assert res.exit_code == 0, res.output
+    assert (out / "history.json").read_text() == before and json.loads((out / "run.json").read_text())["resumed"]
+    res = CliRunner().invoke(app, ["train", "--resume", str(out), "--preset", "full-64"])
+    assert "--splits, --fold, --out, --config or --preset cannot be combined with --resume" in str(res.exception)
     res = CliRunner().invoke(app, args[:-1] + [str(tmp_path / "bad"), "--fold", "x"])
     assert res.exit_code != 0 and "not a fold number" in str(res.exception)
+    res = CliRunner().invoke(app, ["train", str(phantom)])
+    assert "no --out given" in str(res.exception)
+
+
+def test_ctrl_c_in_train_says_how_to_resume(tmp_path, monkeypatch) -> None:
+    from sonogan.errors import RunInterrupted
+    from sonogan.runs import RunDir
+
+    def interrupted(ds, splits, fold, cfg, out, preset="flagship-64", resume=False):
+        with RunDir.create(out, kind="classifier"):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("sonogan.train.fold_run.train_on_fold", interrupted)
+    res = CliRunner().invoke(app, ["train", "data/ds", "--out", str(tmp_path / "clf")])
+    assert isinstance(res.exception, RunInterrupted)
+    assert f"sonogan train --resume {tmp_path / 'clf'}" in str(res.exception)
 
 
 @pytest.mark.slow
 def test_torchrun_cli_equals_one_process(phantom, tmp_path) -> None:
     cfg = tmp_path / "clf.yaml"
     cfg.write_text(yaml.safe_dump(CFG))
-    args = ["train", str(phantom), "--splits", str(phantom / "splits.json"), "--config", str(cfg),
-            "--preset", "full-64", "--out"]
+    args = ["train", str(phantom), "--config", str(cfg), "--preset", "full-64", "--out"]
     assert CliRunner().invoke(app, args + [str(tmp_path / "one")]).exit_code == 0
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "sonogan.cli.main", *args, str(tmp_path / "two")]

@@ -10,7 +10,7 @@ preprocessing cache first; the other ranks read it.
 Example:
     >>> from sonogan.train.config import ClassifierTrainConfig
     >>> cfg = ClassifierTrainConfig(epochs=2)                                          # doctest: +SKIP
-    >>> train_on_fold("runs/phantom", "runs/phantom/splits.json", 0, cfg, "runs/clf-f0")  # doctest: +SKIP
+    >>> train_on_fold("runs/phantom", None, 0, cfg, "runs/clf-f0")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from pathlib import Path
 
 import torch
 
+from sonogan import layout
 from sonogan.data.manifest import Dataset, load_dataset
 from sonogan.data.splits import Splits
+from sonogan.locations import splits_file
 from sonogan.preprocess.fold import Normaliser, load_fold
 from sonogan.preprocess.presets import get_preset
 from sonogan.runs import RunDir
@@ -30,11 +32,13 @@ from sonogan.train.config import ClassifierTrainConfig
 from sonogan.train.loop import train_classifier
 
 
-def train_on_fold(ds: Dataset | str | Path, splits: str | Path, fold: int | None, cfg: ClassifierTrainConfig,
+def train_on_fold(ds: Dataset | str | Path, splits: str | Path | None, fold: int | None, cfg: ClassifierTrainConfig,
                   out: str | Path, preset: str = "flagship-64", resume: bool = False,
                   progress: bool = True) -> Path:
     """Train ``cfg`` on ``fold``'s training images (``None``: every non-test image, no
     validation) in new run folder ``out`` (or continue it with ``resume=True``); returns ``out``.
+    ``splits``: a splits.json (None: the dataset's, :func:`~sonogan.locations.splits_file`),
+    copied into the run; a resumed run reads its own copy (:func:`~sonogan.layout.resume_splits`).
 
     Launched by torchrun (``WORLD_SIZE`` > 1) it joins the process group and trains one
     model over all ranks (:mod:`sonogan.train.distributed`).
@@ -42,17 +46,19 @@ def train_on_fold(ds: Dataset | str | Path, splits: str | Path, fold: int | None
     ddp.init_from_env()
     ds = ds if isinstance(ds, Dataset) else load_dataset(ds)
     get_preset(preset)  # an unknown preset fails before any folder is made
-    with ddp.main_first():  # rank 0 builds the preprocessing cache, the others then read it
-        fd = load_fold(ds, Splits.load(Path(splits), ds), fold, preset)
-    norm = {"fold": fd.normaliser, "imagenet": Normaliser.imagenet(), "lite": Normaliser.lite()}[cfg.normalise]
     out = Path(out)
+    source = layout.resume_splits(out, ds.root) if resume else Path(splits or splits_file(ds.root))
+    with ddp.main_first():  # rank 0 builds the preprocessing cache, the others then read it
+        fd = load_fold(ds, Splits.load(source, ds), fold, preset)
+    norm = {"fold": fd.normaliser, "imagenet": Normaliser.imagenet(), "lite": Normaliser.lite()}[cfg.normalise]
     run = None
     if ddp.is_main():
         run = RunDir.resume(out) if resume else RunDir.create(out, config=cfg, kind="classifier")
     with run if run is not None else contextlib.nullcontext():
         if run is not None:
-            run.record_file("splits", splits)
-            run.set_info(fold=fold, preset=preset, dataset_name=ds.spec.name, world_size=ddp.world_size())
+            layout.keep_splits(run, lambda: source)
+            run.set_info(fold=fold, preset=preset, dataset=str(ds.root.resolve()), dataset_name=ds.spec.name,
+                         world_size=ddp.world_size())
         has_val = len(fd.val) > 0
         result = train_classifier(
             cfg, norm(fd.train.images, cfg.in_chans, cfg.image_size), torch.from_numpy(fd.train.labels),

@@ -56,7 +56,7 @@ def load_splits(splits: Any, ds: Dataset) -> Any:
         path = Path(splits)
         if not path.is_file():
             raise SonoganInputError(path, "splits file not found",
-                                    f"create it with 'sonogan data split {ds.root}' and pass --splits")
+                                    f"create it with 'sonogan data split {ds.root}', or pass another with --splits")
         return Splits.load(path, ds)
     return splits
 

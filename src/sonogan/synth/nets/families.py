@@ -2,7 +2,7 @@
 register into it without importing their package's ``__init__`` (which imports them).
 
 Example:
-    >>> from sonogan.synth.nets import dcgan  # registering happens on import
+    >>> from sonogan.synth.nets import GAN_FAMILIES  # the package imports (registers) every family
     >>> "dcgan" in GAN_FAMILIES, sorted(CONDITIONAL)
     (True, ['acgan', 'cgan'])
 """

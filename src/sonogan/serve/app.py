@@ -89,8 +89,8 @@ def create_app(db: str | Path, limits: Limits | None = None) -> FastAPI:
     install_guard(app, limits or Limits())
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
-    @app.get("/r/{token}", response_class=HTMLResponse)
-    def rater_page(request: Request, rater: Rater = Depends(current_rater)) -> Response:
+    @app.get("/r/{token}", response_class=HTMLResponse, dependencies=[Depends(current_rater)])
+    def rater_page(request: Request) -> Response:
         return TEMPLATES.TemplateResponse(request, "rater.html", {"max_comment": MAX_COMMENT})
 
     @app.get("/r/{token}/state")

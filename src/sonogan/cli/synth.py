@@ -41,6 +41,7 @@ synth_app = typer.Typer(
 
 def _config_model(family: str | None) -> type[BaseModel]:
     """DiffusionConfig for a diffusion family, else GanConfig (the family decides the kind)."""
+    # the command's code is imported when it runs, so `sonogan --help` starts without torch
     from sonogan.synth.config import GanConfig
     from sonogan.synth.diffusion_config import DIFFUSION_FAMILIES, DiffusionConfig
 
@@ -93,6 +94,7 @@ def train_command(
     Example: sonogan synth train runs/phantom --fold 0 --class borderline --model dcgan
     --out runs/gan-borderline-f0 --iterations 3000
     """
+    # the command's code is imported when it runs, so `sonogan --help` starts without torch
     from sonogan.synth.diffusion_config import DiffusionConfig
     from sonogan.synth.trainer import train_gan
 

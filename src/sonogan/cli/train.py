@@ -30,6 +30,7 @@ console = Console()
 
 def _resumed(run: Path, dataset: Path | None) -> tuple[ClassifierTrainConfig, Path, str, str]:
     """(config, dataset, fold, preset) a resumed classifier run continues with: its own (:mod:`sonogan.layout`)."""
+    # the command's code is imported when it runs, so `sonogan --help` starts without torch
     from sonogan.train.config import ClassifierTrainConfig
 
     info = layout.read_info(run)

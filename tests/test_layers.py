@@ -124,6 +124,23 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(found)
 
 
+def uncommented_local_imports(root: Path) -> list[str]:
+    """``file:function`` for every function that imports inside its body without a comment saying
+    why (on an import line, or on one of the three lines before the first one)."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        text = path.read_text()
+        lines = text.splitlines()
+        for fn in ast.walk(ast.parse(text, str(path))):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            at = sorted({n.lineno for n in ast.walk(fn) if isinstance(n, (ast.Import, ast.ImportFrom))})
+            if at and not any("#" in lines[i - 1] for i in at) and \
+                    not any("#" in lines[i] for i in range(max(at[0] - 4, 0), at[0] - 1)):
+                found.append(f"{path.relative_to(root.parent)}:{fn.name}")
+    return found
+
+
 def _write(root: Path, files: dict[str, str]) -> Path:
     for rel, text in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -148,6 +165,20 @@ def test_analysis_finds_cycles_through_an_init_a_function_and_type_checking(tmp_
     assert cycles(edges) == [["pkg.high.d", "pkg.low.c"], ["pkg.low", "pkg.low.b"]]
     assert dict(folder_graph(edges)) == {"pkg.low": {"pkg.high"}, "pkg.high": {"pkg.low"}}
     assert cycles(folder_graph(edges)) == [["pkg.high", "pkg.low"]]
+
+
+def test_an_uncommented_import_inside_a_function_is_found(tmp_path: Path) -> None:
+    pkg = _write(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/a.py": "def bare():\n    import json\n\n\ndef why():\n    # optional: only for X\n    import json\n",
+        "pkg/b.py": "def inline():\n    import json  # slow to import\n",
+    })
+    assert uncommented_local_imports(pkg) == ["pkg/a.py:bare"]
+
+
+def test_imports_inside_functions_say_why() -> None:
+    # only optional or slow dependencies are imported inside a function (docs/architecture.md)
+    assert uncommented_local_imports(SRC) == []
 
 
 def test_no_two_files_import_each_other() -> None:

@@ -3,15 +3,21 @@
 Example:
     $ sonogan export runs/exp/folds/fold0/augmented/frid-adar-cnn/best.pt --onnx --out deploy/frid
     $ sonogan export runs/exp/ensemble.json --onnx --out deploy/ensemble
+    $ sonogan export runs/lesion-demo/folds/fold0/multitask/best.pt --onnx --out deploy/lesion
+    $ sonogan export runs/annotations/mmotu --onnx --out deploy/remover
     $ sonogan export runs/exp --card --out cards/exp --external runs/exp-external
 
 The ONNX folder holds one ``.onnx`` per member (normaliser and flip TTA inside the graph) and
 ``onnx_model.json``; :class:`sonogan.infer.onnx.OnnxPredictor` runs it with ONNX Runtime. A
-model inside an experiment run also gets its run's ``model_card.md`` / ``.json`` beside the graphs.
+lesion arm that classifies the whole scan (classification, multitask) is one such member; an
+arm that needs clinical values or its segmenter's crops is refused. An annotation remover
+becomes ``detector.onnx`` + ``remover.onnx`` with ``onnx_remover.json``. A model inside an
+experiment run also gets its run's ``model_card.md`` / ``.json`` beside the graphs.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import List, Optional
 
@@ -19,13 +25,32 @@ import typer
 from rich.console import Console
 
 from sonogan.errors import SonoganInputError
-from sonogan.layout import read_info
+from sonogan.layout import REMOVER_FILE, read_info
 
 console = Console()
 
 
+def _write_onnx(model: Path, out: Path, remover: bool) -> None:
+    """The ONNX graphs of ``model`` in ``out``: a remover's detector and remover, else a classifier's members."""
+    # imported here: torch and the exporter are slow to import, and --help should stay fast
+    from sonogan.infer import onnx
+    from sonogan.infer.resolve import export_predictor
+
+    if remover:
+        folder = onnx.export_remover_onnx(model, out)
+        meta = json.loads((folder / onnx.REMOVER_META_NAME).read_text(encoding="utf-8"))
+        console.print(f"detector and remover -> [bold]{folder / onnx.REMOVER_META_NAME}[/] "
+                      f"(max |ONNX - PyTorch| = {meta['max_abs_diff_vs_torch']:.1e})")
+        return
+    folder = onnx.export_onnx(export_predictor(model), out)
+    _, meta = onnx.read_onnx_meta(folder)
+    console.print(f"{len(meta['members'])} member(s) -> [bold]{folder / onnx.META_NAME}[/] "
+                  f"(max |ONNX - PyTorch| = {meta['max_abs_diff_vs_torch']:.1e})")
+
+
 def export_command(
-    model: Path = typer.Argument(..., help="A best.pt or ensemble.json (--onnx), or a run folder (--card)."),
+    model: Path = typer.Argument(..., help="A best.pt or ensemble.json (experiment, train, lesion), a remover.pt "
+                                          "or remover run (--onnx); an experiment run folder (--card)."),
     onnx: bool = typer.Option(False, "--onnx", help="Write ONNX graphs."),
     card: bool = typer.Option(False, "--card", help="Write the run's model card (model_card.md, model_card.json)."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the exported files."),
@@ -40,32 +65,25 @@ def export_command(
         raise SonoganInputError("export", "no export format chosen", "add --onnx and/or --card")
     # imported here: torch and the exporter are slow to import, and --help should stay fast
     from sonogan.infer.model_card import write_model_card
-    from sonogan.infer.resolve import RUN_FILE, find_run
+    from sonogan.infer.resolve import REMOVER_KIND, RUN_FILE, find_run
 
     is_run = model.is_dir() and (model / RUN_FILE).is_file()
     run_dir = model if is_run else find_run(model).run_dir
     kind = read_info(run_dir).get("kind") if run_dir is not None else None
-    if kind in ("lesion", "annotation-remover"):
-        # the model card and the ONNX graphs describe an experiment's classifiers (preset,
-        # normaliser, fusion); a lesion or remover model needs its own exporter
-        raise SonoganInputError(model, f"export takes experiment classifiers; this is a {kind} run's model",
-                                "use the checkpoint itself (remover.pt / best.pt) where it is needed, "
-                                "or export a 'sonogan experiment' run")
-    if kind is not None and kind != "experiment":
-        run_dir = None  # a run of another kind (e.g. 'sonogan train'): no experiment card
+    remover = kind == REMOVER_KIND or model.name == REMOVER_FILE
+    if remover and is_run:
+        model, is_run = model / REMOVER_FILE, False  # the run's one model
+    if kind != "experiment":
+        run_dir = None  # a lesion, remover or 'sonogan train' run: the card describes an experiment's classifiers
     if card and run_dir is None:
         raise SonoganInputError(model, "is not inside an experiment run, so its training data is unknown",
                                 "pass the run folder (or a model inside one) for --card")
     if onnx:
         if is_run:
             raise SonoganInputError(model, "ONNX export takes one model file, not a run folder",
-                                    "pass a best.pt or ensemble.json (e.g. folds/fold0/baseline/ensemble.json)")
-        from sonogan.infer.onnx import META_NAME, export_onnx, read_onnx_meta
-
-        folder = export_onnx(model, out)
-        _, meta = read_onnx_meta(folder)
-        console.print(f"{len(meta['members'])} member(s) -> [bold]{folder / META_NAME}[/] "
-                      f"(max |ONNX - PyTorch| = {meta['max_abs_diff_vs_torch']:.1e})")
+                                    "pass a best.pt or ensemble.json (e.g. folds/fold0/baseline/ensemble.json, "
+                                    "or a lesion run's folds/fold0/classification/best.pt)")
+        _write_onnx(model, out, remover)
     if card or run_dir is not None:
         md, _ = write_model_card(run_dir, out, external or [])  # type: ignore[arg-type]
         console.print(f"model card -> [bold]{md}[/]")

@@ -8,6 +8,9 @@ included) and, for a member trained with ``tta: hflip``, the mirror averaging
 PyTorch and cannot forget a step. The batch axis is dynamic. Beside the graphs,
 ``onnx_model.json`` records the class names, the preprocessing preset (a ``PreprocessConfig``
 dump), the member files (relative to the folder, so it can be moved) and the fusion weights.
+A lesion arm that classifies the whole scan is such a member (:meth:`LesionClassifier.as_predictor
+<sonogan.infer.resolve.LesionClassifier.as_predictor>`). :func:`export_remover_onnx` writes an
+annotation remover the same way: its detector and remover as graphs checked against PyTorch.
 
 :class:`OnnxPredictor` reads that folder and offers the Predictor's API (``prepare``,
 ``predict_pixels``, ``predict_images``): the same preset (:func:`apply_preset`) in numpy, the
@@ -54,6 +57,7 @@ from sonogan.errors import SonoganInputError
 from sonogan.infer.calibration import apply_temperature
 from sonogan.infer.predictor import ImageInput, Member, Predictor
 from sonogan.models.ensemble import fuse, simplex_weights
+from sonogan.models.remover import load_remover
 from sonogan.preprocess.presets import PreprocessConfig
 from sonogan.runs import read_format_json, write_json
 from sonogan.train.recipe import tta_logits
@@ -61,6 +65,8 @@ from sonogan.train.recipe import tta_logits
 ONNX_FORMAT = "sonogan-onnx"
 ONNX_FORMAT_VERSION = 1
 META_NAME = "onnx_model.json"
+REMOVER_FORMAT = "sonogan-onnx-remover"
+REMOVER_META_NAME = "onnx_remover.json"
 INPUT_NAME = "pixels"
 OUTPUT_NAME = "probs"
 # 17 is read by every ONNX Runtime release of the last years; nothing in the graphs needs newer
@@ -119,16 +125,27 @@ def _file_name(index: int, name: str) -> str:
     return f"member{index}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.onnx"
 
 
-def _export_member(wrapper: ExportedMember, example: torch.Tensor, path: Path) -> None:
-    """Trace ``wrapper`` to ``path`` with a dynamic batch axis."""
+def _export_graph(module: nn.Module, example: torch.Tensor, path: Path, outputs: list[str]) -> float:
+    """Trace ``module`` to ``path`` with a dynamic batch axis, run the graph on ONNX Runtime and
+    return its largest difference from PyTorch on ``example`` (an exporter bug beyond
+    :data:`VERIFY_TOLERANCE` is raised, not written off)."""
     with warnings.catch_warnings():
         # expected and harmless here: the legacy exporter's deprecation note and the tracer's
         # notes on shape checks (the size guard), which are constants for a fixed input size
         warnings.simplefilter("ignore")
         # dynamo=False: the torch.export-based exporter needs onnxscript, one more dependency
-        torch.onnx.export(wrapper, (example,), str(path), dynamo=False, opset_version=OPSET,
-                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+        torch.onnx.export(module, (example[:1],), str(path), dynamo=False, opset_version=OPSET,
+                          input_names=[INPUT_NAME], output_names=outputs,
+                          dynamic_axes={name: {0: "batch"} for name in (INPUT_NAME, *outputs)})
+    with torch.no_grad():
+        expected = module(example)
+    expected = [expected] if isinstance(expected, torch.Tensor) else list(expected)
+    got = _session(path, intra_op_threads=1).run(None, {INPUT_NAME: example.numpy()})
+    diff = max(float(np.abs(g - e.double().numpy()).max()) for g, e in zip(got, expected))
+    if not diff <= VERIFY_TOLERANCE:
+        raise RuntimeError(f"{path}: ONNX output differs from PyTorch by {diff:.3g} (> {VERIFY_TOLERANCE}); "
+                           "this is an export bug, please report it with the checkpoint")
+    return diff
 
 
 def _example_pixels(preset: PreprocessConfig, n: int = 2) -> torch.Tensor:
@@ -160,15 +177,7 @@ def export_onnx(predictor_or_path: Predictor | str | Path, out_dir: str | Path) 
         wrapper = ExportedMember(Member(member.name, model, member.normaliser, member.in_chans,
                                         member.image_size, member.tta), predictor.preset.size).eval()
         path = out / _file_name(i, member.name)
-        _export_member(wrapper, example[:1], path)
-        with torch.no_grad():
-            expected = wrapper(example).double().numpy()
-        got = _session(path, intra_op_threads=1).run(None, {INPUT_NAME: example.numpy()})[0]
-        diff = float(np.abs(got - expected).max())
-        if not diff <= VERIFY_TOLERANCE:
-            raise RuntimeError(f"{path}: ONNX output differs from PyTorch by {diff:.3g} (> {VERIFY_TOLERANCE}); "
-                               "this is an export bug, please report it with the checkpoint")
-        max_diff = max(max_diff, diff)
+        max_diff = max(max_diff, _export_graph(wrapper, example, path, [OUTPUT_NAME]))
         members.append({"name": member.name, "file": path.name, "tta": member.tta, "in_chans": member.in_chans,
                         "image_size": member.image_size, "normaliser": member.normaliser.to_dict()})
     preset = predictor.preset
@@ -183,6 +192,61 @@ def export_onnx(predictor_or_path: Predictor | str | Path, out_dir: str | Path) 
         "weights": [float(w) for w in predictor.weights],
         # a Predictor that carries a fitted temperature (see sonogan.infer.calibration) passes it on
         "temperature": float(getattr(predictor, "temperature", 1.0)),
+        "opset": OPSET,
+        "max_abs_diff_vs_torch": max_diff,
+    })
+    return out
+
+
+class ExportedRemover(nn.Module):
+    """(N, C, S, S) image in [0, 1] -> the remover's restored image clamped to [0, 1] and, for a
+    gated remover, its gate probabilities (N, 1, S, S): what ``clean_image`` pastes back."""
+
+    def __init__(self, remover: nn.Module) -> None:
+        super().__init__()
+        self.remover = remover
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        out, gate = self.remover.restore(x)
+        return out.clamp(0, 1) if gate is None else (out.clamp(0, 1), torch.sigmoid(gate))
+
+
+class ExportedDetector(nn.Module):
+    """(N, C, S, S) image in [0, 1] -> the detector's probability (N,) that it carries annotations."""
+
+    def __init__(self, detector: nn.Module) -> None:
+        super().__init__()
+        self.detector = detector
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.detector(x).float(), dim=1)[:, 1]
+
+
+def export_remover_onnx(checkpoint: str | Path, out_dir: str | Path) -> Path:
+    """Write the annotation remover of ``checkpoint`` (a ``remover.pt``) as ``detector.onnx``
+    and ``remover.onnx`` with ``onnx_remover.json`` to ``out_dir``; returns ``out_dir``.
+
+    Both graphs take the image as :func:`~sonogan.preprocess.remove_annotations.to_model_input`
+    makes it (float32 ``(N, C, S, S)`` in [0, 1]) and are checked against PyTorch on a fixed
+    random batch, as :func:`export_onnx` checks a classifier; the metadata is written last."""
+    remover, detector, cfg, _ = load_remover(checkpoint)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise SonoganInputError(out, "exists and is not a folder", "choose another --out folder")
+    out.mkdir(parents=True, exist_ok=True)
+    example = torch.from_numpy(np.random.default_rng(0).random((2, cfg.channels, cfg.size, cfg.size),
+                                                               dtype=np.float32))
+    outputs = ["restored", "gate"] if cfg.gated else ["restored"]
+    max_diff = max(_export_graph(ExportedDetector(detector).eval(), example, out / "detector.onnx", ["annotated_p"]),
+                   _export_graph(ExportedRemover(remover).eval(), example, out / "remover.onnx", outputs))
+    write_json(out / REMOVER_META_NAME, {
+        "format": REMOVER_FORMAT, "version": ONNX_FORMAT_VERSION, "sonogan_version": sonogan.__version__,
+        "remover_config": cfg.model_dump(mode="json"),
+        "input": {"name": INPUT_NAME, "shape": ["batch", cfg.channels, cfg.size, cfg.size], "dtype": "float32",
+                  "values": f"the image in {cfg.channels} channel(s), resized to {cfg.size} x {cfg.size} "
+                            "(cv2.INTER_AREA), divided by 255"},
+        "graphs": {"detector": {"file": "detector.onnx", "outputs": ["annotated_p"]},
+                   "remover": {"file": "remover.onnx", "outputs": outputs}},
         "opset": OPSET,
         "max_abs_diff_vs_torch": max_diff,
     })

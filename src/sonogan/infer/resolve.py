@@ -40,7 +40,7 @@ from torch import nn
 from sonogan import layout
 from sonogan.errors import SonoganInputError
 from sonogan.infer.calibration import apply_temperature
-from sonogan.infer.predictor import ImageInput, Predictor
+from sonogan.infer.predictor import ImageInput, Member, Predictor
 from sonogan.lesion.train import load_lesion
 from sonogan.preprocess.fold import Normaliser
 from sonogan.preprocess.presets import PreprocessConfig
@@ -70,6 +70,17 @@ class FoldAverage(ImageInput):
         return np.mean([p.predict_pixels(pixels, batch_size) for p in self.predictors], axis=0)
 
 
+class ScanLogits(nn.Module):
+    """A lesion model's whole-scan logits alone (the ``"logits"`` of its dict output): a classifier's output."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)["logits"]
+
+
 @dataclass
 class LesionClassifier(ImageInput):
     """A ``sonogan lesion`` whole-scan classifier (``classification`` or ``multitask`` arm) with
@@ -84,17 +95,23 @@ class LesionClassifier(ImageInput):
     temperature: float = 1.0  # lesion models are not temperature-scaled
 
     @classmethod
-    def load(cls, path: str | Path) -> "LesionClassifier":
+    def load(cls, path: str | Path, fix: str = "choose --arm classification or multitask") -> "LesionClassifier":
+        """From a lesion arm's ``best.pt``; an arm that does not classify the whole scan by itself
+        is refused with ``fix`` (what the calling command should be given instead)."""
         model, meta = load_lesion(path)
         if meta["model_config"].get("outputs") not in ("classification", "multitask"):
             raise SonoganInputError(path, f"the lesion arm '{meta.get('arm')}' does not classify the scan",
-                                    "choose --arm classification or multitask (a segmenter goes to --segmenter)")
+                                    f"{fix} (a segmenter goes to --segmenter)")
         if meta.get("clinical") is not None or meta.get("cascade") is not None:
             raise SonoganInputError(path, f"the lesion arm '{meta.get('arm')}' needs clinical variables or its "
-                                    "segmenter's crops, which predict does not feed to it",
-                                    "choose --arm classification or multitask")
+                                    "segmenter's crops, which a whole-scan classifier does not take", fix)
         return cls(model, Normaliser.from_dict(meta["normaliser"]), int(meta["in_chans"]), int(meta["image_size"]),
                    list(meta["class_names"]), PreprocessConfig.model_validate(meta["preprocess"]))
+
+    def as_predictor(self, name: str) -> Predictor:
+        """The same classifier as a one-member :class:`Predictor` (what ``export --onnx`` writes)."""
+        member = Member(name, ScanLogits(self.model), self.normaliser, self.in_chans, self.image_size)
+        return Predictor([member], np.ones(1), list(self.class_names), self.preset)
 
     @torch.no_grad()
     def predict_pixels(self, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -114,6 +131,18 @@ def _refuse_remover(path: Path) -> None:
     raise SonoganInputError(path, "an annotation remover is not a classifier",
                             "clean the images with 'sonogan annotations apply RUN/remover.pt IMAGES --out DIR', "
                             "then predict them with a classifier run")
+
+
+def export_predictor(path: Path) -> Predictor:
+    """What ``sonogan export --onnx`` writes for the model file ``path``: a classifier checkpoint
+    or ensemble as it loads; a lesion arm's ``best.pt`` as its whole-scan classifier. An arm
+    that needs clinical values or its segmenter's crops is refused, naming the arm to export."""
+    place = layout.locate(path)
+    if place is None or layout.read_info(place.run).get("kind") != "lesion":
+        return Predictor.load(path)
+    other = layout.arm_dir(place.run, place.fold, "classification") / layout.BEST_FILE  # type: ignore[arg-type]
+    fix = f"export a whole-scan arm (classification or multitask) instead, e.g. {other}"
+    return LesionClassifier.load(path, fix).as_predictor(place.arm or "lesion")
 
 
 def _load_one(path: Path) -> ImageInput:

@@ -31,7 +31,8 @@ def test_cuda_precision_is_bf16_where_supported(monkeypatch, bf16: bool, dtype: 
     assert accel.amp_dtype(CUDA) == dtype and accel.amp_dtype(CPU) == torch.float16
     precision = accel.precision_for(CUDA, amp=True)
     assert precision == accel.Precision(CUDA, dtype, True)
-    assert precision.describe() == {"device": "cuda", "autocast": str(dtype)[6:], "memory_format": "channels_last"}
+    assert precision.describe() == {"device": "cuda", "autocast": str(dtype)[6:], "memory_format": "channels_last",
+                                    "compile": False, "reason": ""}
     assert precision.loss_scaling is scaled
     assert accel.precision_for(CUDA, amp=False, channels_last=False) == accel.Precision(CUDA, None, False)
 

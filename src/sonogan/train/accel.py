@@ -1,28 +1,67 @@
 """Precision and device settings of training, decided in one place: autocast dtype, loss
-scaling, memory layout, cuDNN autotuning, pinned host memory and torch.compile.
+scaling, memory layout, optimiser kernels, cuDNN autotuning, pinned host memory and torch.compile.
 
-:func:`precision_for` decides how a supervised loop runs on its device and returns a
-:class:`Precision`, which every supervised loop (:mod:`sonogan.train.supervised`) uses for
-its autocast context, its GradScaler and the layout of its model and batches; the GAN loops
-use the helpers below it. Today the policy is: on CUDA, bfloat16 autocast where the GPU
-supports it (else float16 with loss scaling) and channels_last; on the CPU, float32 eager in
-the default layout, so a CPU run keeps exactly its numbers. A CPU policy (bf16 on CPUs with
-native bf16 instructions, channels_last) belongs in :func:`precision_for` and nowhere else.
+Every training config carries ``precision: auto | fp32 | bf16`` and ``memory_format: auto |
+channels_first | channels_last``; :func:`resolve_precision` turns them, for one model family
+at one input size on one device, into a :class:`Precision` with a one-line ``reason``, which
+every loop uses for its autocast context, its GradScaler, the layout of its model and
+batches, its optimiser kernels (:meth:`Precision.optimizer_kwargs`) and ``compile``; the
+run records :meth:`Precision.describe` (run.json, checkpoints, history.json).
+
+- CPU, ``auto``: the fastest variant :data:`CPU_SPEED` measured for that family and size,
+  bf16 only where the CPU has native bf16 instructions (:func:`bf16_flag`), else fp32. A
+  family not measured stays float32 in the default layout.
+- CPU, explicit values: as configured (bf16 also without native instructions: emulated, slow).
+- CUDA: the loop's CUDA policy, unchanged (:func:`precision_for`: ``amp`` and channels_last);
+  ``precision`` and ``memory_format`` choose the CPU path.
+
+Master weights, optimiser state, losses and metrics stay float32 (the loops cast outputs to
+float before their loss). The library default is fp32 / channels_first (GANs: the measured
+layout rule of :func:`sonogan.synth.state.use_channels_last`), so an existing run keeps its
+numbers; the MMOTU configs ask for ``auto``.
 
 Example:
     >>> import torch
     >>> cpu = precision_for(torch.device("cpu"), amp=True)
     >>> cpu.autocast_dtype is None, cpu.channels_last, cpu.scaler().is_enabled(), cpu.describe()["autocast"]
     (True, False, False, 'float32')
+    >>> fast = resolve_precision(torch.device("cpu"), "auto", "auto", family="dcgan", size=64,
+    ...                          flags="fpu sse2 avx512f avx512_bf16")
+    >>> fast.autocast_dtype, fast.channels_last, fast.optimizer_kwargs()
+    (torch.bfloat16, True, {'fused': True})
+    >>> fast.reason
+    'bf16 + channels_last: fastest for dcgan at 64 px in benchmarks/results/cpu_speed.json on a CPU with avx512_bf16'
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import nn
+
+PrecisionName = Literal["auto", "fp32", "bf16"]
+MemoryFormatName = Literal["auto", "channels_first", "channels_last"]
+BENCHMARK = "benchmarks/results/cpu_speed.json"
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # x86 flags of native bf16 dot products (AVX-512 BF16, AMX)
+
+# Training throughput (img/s) of one step (forward, fp32 loss, backward, optimiser) per
+# variant, by model family and input size in px; the variant names are benchmarks/cpu_speed.py's.
+# PROVISIONAL values, until the lead reruns benchmarks/cpu_speed.py on a quiet machine and
+# copies its img_per_s here:
+# - efficientnet-lite0: issue 17's probe (AMD EPYC with avx512_bf16, 2 threads, idle, batch 32);
+# - efficientnet-lite0-unet and dcgan: the first smoke run of benchmarks/cpu_speed.py
+#   (same CPU, 1 thread, machine loaded, batch 16 / 64): noisy, read as ratios only.
+# Only ratios within a row matter: auto takes the row's fastest allowed variant.
+CPU_SPEED: dict[str, dict[int, dict[str, float]]] = {
+    "efficientnet-lite0": {160: {"fp32": 26.0, "fp32-cl": 46.0, "bf16": 33.0, "bf16-cl": 35.0},
+                           224: {"fp32": 9.5, "fp32-cl": 11.7, "bf16": 12.5, "bf16-cl": 12.2}},
+    "efficientnet-lite0-unet": {160: {"fp32": 3.0, "fp32-cl": 5.1, "bf16": 5.7, "bf16-cl": 7.5}},
+    "dcgan": {64: {"fp32": 52.0, "fp32-cl": 57.0, "bf16": 93.0, "bf16-cl": 102.0}},
+}
 
 
 def amp_dtype(device: torch.device) -> torch.dtype:
@@ -35,13 +74,16 @@ def amp_dtype(device: torch.device) -> torch.dtype:
 @dataclass(frozen=True)
 class Precision:
     """How training runs on ``device``: autocast in ``autocast_dtype`` (None = float32, no
-    autocast), loss scaling for float16, and conv nets and their image batches in
-    channels_last layout when ``channels_last``. Master weights, optimiser state, losses and
-    metrics stay float32 (the tasks cast logits to float before their loss)."""
+    autocast), loss scaling for float16, conv nets and their image batches in channels_last
+    layout when ``channels_last``, torch.compile when ``compile``; ``reason`` says why (it is
+    not part of the comparison). Master weights, optimiser state, losses and metrics stay
+    float32 (the tasks cast logits to float before their loss)."""
 
     device: torch.device
     autocast_dtype: torch.dtype | None = None
     channels_last: bool = False
+    compile: bool = False
+    reason: str = field(default="", compare=False)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """The forward pass's context (no context at all for float32: the CPU path stays eager fp32)."""
@@ -58,6 +100,15 @@ class Precision:
         """A GradScaler that is on only with :attr:`loss_scaling`."""
         return torch.amp.GradScaler(self.device.type, enabled=self.loss_scaling)
 
+    def optimizer_kwargs(self) -> dict[str, bool]:
+        """Kernels of Adam / AdamW / SGD: multi-tensor (``foreach``) everywhere, which gives the
+        same bits as the per-parameter loop in float32 (checked for all three, torch 2.14, CPU);
+        fused on the CPU's bf16 path only: a Lite0 AdamW step ~3x faster (29 -> 9 ms, 1 thread),
+        but its last bits differ from the loop's, so only where autocast changes the numbers anyway."""
+        if self.device.type == "cpu" and self.autocast_dtype == torch.bfloat16:
+            return {"fused": True}
+        return {"foreach": True}
+
     def model(self, model: nn.Module) -> nn.Module:
         """``model`` (already on the device) in this layout, in place; the optimiser comes after."""
         if self.channels_last:
@@ -68,20 +119,89 @@ class Precision:
         """A training tensor on the device, 4-D images in this layout (:func:`to_device`)."""
         return to_device(x, self.device, self.channels_last)
 
-    def describe(self) -> dict[str, str]:
-        """What was used, for logs and run records."""
+    def wrap(self, module: nn.Module) -> nn.Module:
+        """What runs the training forward: ``module``, compiled when :attr:`compile` (:func:`compiled`)."""
+        return compiled(module, self.compile)
+
+    def describe(self) -> dict[str, str | bool]:
+        """What was used and why, for logs and run records."""
         return {"device": str(self.device),
                 "autocast": "float32" if self.autocast_dtype is None else str(self.autocast_dtype).split(".")[-1],
-                "memory_format": "channels_last" if self.channels_last else "channels_first"}
+                "memory_format": "channels_last" if self.channels_last else "channels_first",
+                "compile": self.compile, "reason": self.reason}
 
 
 def precision_for(device: torch.device, amp: bool = True, channels_last: bool = True) -> Precision:
-    """The precision of a training run on ``device``: on CUDA, autocast in :func:`amp_dtype`
-    when ``amp`` and channels_last when ``channels_last`` (tensor-core convolutions need no
-    transposes under autocast); on any other device float32 eager in the default layout."""
+    """The CUDA policy of a training run: autocast in :func:`amp_dtype` when ``amp`` and
+    channels_last when ``channels_last`` (tensor-core convolutions need no transposes under
+    autocast); on any other device float32 eager in the default layout (the CPU's choices are
+    :func:`resolve_precision`'s)."""
     if device.type != "cuda":
         return Precision(device)
     return Precision(device, amp_dtype(device) if amp else None, channels_last)
+
+
+def bf16_flag(flags: str) -> str | None:
+    """The first native-bf16 instruction-set flag in ``flags`` (a /proc/cpuinfo "flags" line,
+    space-separated), or None when the CPU has none (bf16 would be emulated, slower than fp32)."""
+    present = set(flags.lower().split())
+    return next((f for f in BF16_FLAGS if f in present), None)
+
+
+def host_cpu_flags() -> str:
+    """This CPU's flags: the /proc/cpuinfo "flags" line on Linux; elsewhere the bf16 flags that
+    torch's own runtime CPU checks find (``torch.backends.cpu.get_cpu_capability()`` names only
+    the vector width, "AVX512", not whether it has bf16)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return line.split(":", 1)[1].strip()
+    checks = (("avx512_bf16", "_is_avx512_bf16_supported"), ("amx_bf16", "_is_amx_tile_supported"))
+    return " ".join(flag for flag, name in checks if getattr(torch.cpu, name, lambda: False)())
+
+
+def _label(bf16: bool, channels_last: bool) -> str:
+    return f"{'bf16' if bf16 else 'fp32'} + {'channels_last' if channels_last else 'channels_first'}"
+
+
+def resolve_precision(device: torch.device, precision: PrecisionName = "fp32",
+                      memory_format: MemoryFormatName = "channels_first", *, family: str, size: int,
+                      compile: bool = False, cuda: Precision | None = None, flags: str | None = None,
+                      layout_rule: tuple[bool, str] | None = None) -> Precision:
+    """The :class:`Precision` of training ``family`` (a classifier, segmenter backbone or GAN
+    family name) on ``size``-px inputs on ``device``, with its one-line reason; see the module
+    docstring. ``cuda``: the loop's CUDA policy (default :func:`precision_for`); ``flags``: the
+    CPU flags (default :func:`host_cpu_flags`); ``layout_rule``: (channels_last, why) for
+    ``memory_format: auto`` where :data:`CPU_SPEED` has no row (the GANs' measured rule)."""
+    if device.type == "cuda":
+        chosen = cuda if cuda is not None else precision_for(device)
+        d = chosen.describe()
+        return replace(chosen, compile=compile, reason=f"CUDA: {d['autocast']} + {d['memory_format']} "
+                       "(the CUDA policy: amp and channels_last; precision and memory_format choose the CPU path)")
+    native = bf16_flag(host_cpu_flags() if flags is None else flags)
+    dtypes = [precision == "bf16"] if precision != "auto" else ([False, True] if native else [False])
+    layouts = [memory_format == "channels_last"] if memory_format != "auto" else [False, True]
+    rows = CPU_SPEED.get(family.lower(), {})
+    at = min(rows, key=lambda s: (abs(s - size), s)) if rows else None
+    bf16, cl = dtypes[0], layouts[0]
+    if precision != "auto" and memory_format != "auto":
+        why = "as configured"
+    elif at is not None:
+        speed = rows[at]
+        # ties keep the earlier variant: fp32 before bf16, channels_first before channels_last
+        bf16, cl = max(((b, c) for b in dtypes for c in layouts),
+                       key=lambda v: speed[("bf16" if v[0] else "fp32") + ("-cl" if v[1] else "")])
+        why = f"fastest for {family} at {at} px in {BENCHMARK}"
+    else:
+        why = f"{family} is not measured in {BENCHMARK}, so the float32 default"
+        if memory_format == "auto" and layout_rule is not None:
+            cl, why = layout_rule[0], f"{why}; {layout_rule[1]}"
+    if why != "as configured" and "auto" in (precision, memory_format) and not precision == memory_format:
+        why += f" ({'precision' if precision != 'auto' else 'memory_format'} as configured)"
+    if precision == "auto" or bf16:
+        why += f" on a CPU with {native}" if native else " on a CPU without native bf16 instructions"
+        why += " (emulated: slower than fp32)" if bf16 and not native else ""
+    return Precision(device, torch.bfloat16 if bf16 else None, cl, compile, reason=f"{_label(bf16, cl)}: {why}")
 
 
 def setup_device(device: torch.device) -> None:
@@ -106,5 +226,19 @@ def to_device(x: torch.Tensor, device: torch.device, channels_last: bool = False
 
 
 def compiled(module: nn.Module, enabled: bool) -> nn.Module:
-    """``torch.compile(module)`` when ``enabled`` (the first steps pay the compilation), else ``module``."""
+    """``torch.compile(module)`` when ``enabled`` (inductor, also on the CPU; the first steps
+    pay the compilation), else ``module``."""
     return torch.compile(module) if enabled else module
+
+
+class Float32Outputs(nn.Module):
+    """``module`` whose tensor outputs (or tuple of them) are cast to float32, so a loss applied
+    to them by code that does not cast (the GAN loss objects) is computed in float32 under autocast."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+        out = self.module(*args, **kwargs)
+        return tuple(o.float() for o in out) if isinstance(out, tuple) else out.float()

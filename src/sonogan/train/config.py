@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from sonogan.config import StrictModel
+from sonogan.train.accel import MemoryFormatName, PrecisionName
 
 
 class AugmentConfig(StrictModel):
@@ -93,8 +94,13 @@ class ClassifierTrainConfig(StrictModel):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: PrecisionName = Field("fp32", description="CPU training precision: fp32, bf16 autocast, or auto "
+                                     "(the fastest measured for the model and size; bf16 only on CPUs with native "
+                                     "bf16); see sonogan.train.accel")
+    memory_format: MemoryFormatName = Field("channels_first", description="CPU layout of the net and its batches: "
+                                            "channels_first (NCHW), channels_last, or auto (the fastest measured)")
     amp: bool = Field(True, description="mixed precision on CUDA: bfloat16 where supported, else float16 "
-                      "with loss scaling")
-    compile: bool = Field(False, description="torch.compile the model for training (CUDA, larger models and "
-                          "long runs: the first steps pay the compilation)")
+                      "with loss scaling (precision and memory_format choose the CPU path)")
+    compile: bool = Field(False, description="torch.compile the model for training (inductor, CUDA or CPU; larger "
+                          "models and long runs: the first steps pay the compilation)")
     num_threads: int | None = Field(None, ge=1, description="CPU threads for torch; null keeps the current")

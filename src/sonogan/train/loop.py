@@ -5,8 +5,10 @@ Data are preloaded tensors (N, C, H, W), already z-scored by the caller with tra
 statistics. :func:`train_classifier` checks them, builds the classifier, its optimiser recipe
 (:mod:`sonogan.train.recipe`) and the classification task, and hands them to the loop; the
 loop owns randomness, precision, resume and early stopping (see there). Under torchrun the
-loop runs DDP (:mod:`sonogan.train.distributed`); on CUDA it uses the precision of
-:func:`sonogan.train.accel.precision_for` (``amp``), ``compile: true`` adds torch.compile.
+loop runs DDP (:mod:`sonogan.train.distributed`). Its precision is :func:`classifier_precision`'s:
+on the CPU ``precision`` / ``memory_format`` (fp32 / channels_first by default; ``auto`` picks
+what was measured fastest for the model at that size), on CUDA ``amp``; ``compile: true`` adds
+torch.compile. ``best.pt`` and ``history.json`` record what was used and why.
 
 Files in ``out_dir``: ``best.pt`` (a :func:`sonogan.models.save_classifier` checkpoint of the
 lowest-val-loss epoch), ``last.pt`` (full training state), ``history.json``
@@ -38,7 +40,7 @@ from sonogan.models.classifiers import check_input_size, create_classifier
 from sonogan.preprocess.fold import Normaliser
 from sonogan.torch_utils import resolve_device
 import sonogan.train.distributed as ddp  # the module itself, not through train/__init__.py (which imports the loop)
-from sonogan.train.accel import precision_for
+from sonogan.train.accel import Precision, precision_for, resolve_precision
 from sonogan.train.config import ClassifierTrainConfig
 from sonogan.train.recipe import make_ema, make_optimizer, make_scheduler, tta_logits
 from sonogan.train.supervised import LoopOptions, Parts, TensorBatches, batch_starts, train_supervised
@@ -62,6 +64,7 @@ class TrainResult:
     last_path: Path
     device: str
     seconds: float
+    precision: dict[str, Any]  # Precision.describe(): what was used and why
 
 
 @torch.no_grad()
@@ -97,6 +100,14 @@ def _check_shards(n: int, batch_size: int) -> None:
     if ddp.is_distributed() and smallest < ddp.world_size():
         raise SonoganInputError("batch_size", f"a batch of {smallest} images cannot be shared by "
                                 f"{ddp.world_size()} processes", "use a larger batch_size or fewer processes")
+
+
+def classifier_precision(cfg: ClassifierTrainConfig) -> Precision:
+    """The precision ``cfg`` trains in on this machine (:func:`sonogan.train.accel.resolve_precision`
+    for ``cfg.model`` at ``cfg.image_size``; on CUDA the ``amp`` policy)."""
+    device = ddp.device_for(resolve_device(cfg.device))
+    return resolve_precision(device, cfg.precision, cfg.memory_format, family=cfg.model, size=cfg.image_size,
+                             compile=cfg.compile, cuda=precision_for(device, amp=cfg.amp))
 
 
 def _fingerprint(x: torch.Tensor, y: torch.Tensor) -> list[float]:
@@ -148,7 +159,7 @@ def train_classifier(cfg: ClassifierTrainConfig, train_x: torch.Tensor, train_y:
         val = {"image": val_x, "label": val_y}
     check_input_size(cfg.model, cfg.image_size, cfg.image_size)
     _check_shards(len(train_x), cfg.batch_size)
-    precision = precision_for(ddp.device_for(resolve_device(cfg.device)), amp=cfg.amp)
+    precision = classifier_precision(cfg)
     data_id = [_fingerprint(train_x, train_y)] + ([_fingerprint(val_x, val_y)] if has_val else [])
 
     def save_best(path: Path, model: nn.Module, record: dict[str, Any]) -> None:
@@ -156,18 +167,18 @@ def train_classifier(cfg: ClassifierTrainConfig, train_x: torch.Tensor, train_y:
                         preprocess=preprocess or {"image_size": cfg.image_size}, normaliser=normaliser,
                         image_size=cfg.image_size, tta=cfg.tta,
                         extra={"epoch": record["epoch"], "val_loss": record["val_loss"],
-                               "train_config": cfg.model_dump(mode="json")})
+                               "train_config": cfg.model_dump(mode="json"), "precision": precision.describe()})
 
     parts = Parts(model=lambda: create_classifier(cfg.model, num_classes=n_classes, in_chans=cfg.in_chans,
                                                   pretrained=cfg.pretrained, weights_path=cfg.weights_path,
                                                   image_size=cfg.image_size, **cfg.model_kwargs),
                   task=lambda: build_task("classification", cfg.loss, train_y, n_classes, gamma=cfg.focal_gamma,
                                           label_smoothing=cfg.label_smoothing),
-                  optimizer=lambda model: make_optimizer(cfg, model),
+                  optimizer=lambda model: make_optimizer(cfg, model, precision.optimizer_kwargs()),
                   scheduler=lambda optimizer, steps: make_scheduler(cfg, optimizer, steps),
                   ema=lambda model: make_ema(cfg, model))
     options = LoopOptions(epochs=cfg.epochs, seed=cfg.seed, precision=precision, patience=cfg.patience,
-                          min_delta=cfg.min_delta, keep=cfg.keep, compile=cfg.compile, num_threads=cfg.num_threads,
+                          min_delta=cfg.min_delta, keep=cfg.keep, num_threads=cfg.num_threads,
                           description=description or cfg.model)
     identity = {"format": STATE_FORMAT, "config": cfg.model_dump(mode="json"), "class_names": list(class_names),
                 "data": data_id}
@@ -178,4 +189,4 @@ def train_classifier(cfg: ClassifierTrainConfig, train_x: torch.Tensor, train_y:
     return TrainResult(model=res.model, history=res.history, best_epoch=res.best_epoch,
                        best_val_loss=res.best_val_loss, epochs_run=len(res.history), stopped_early=res.stopped_early,
                        out_dir=out_dir, best_path=res.best_path or out_dir / "best.pt", last_path=res.last_path,
-                       device=str(precision.device), seconds=res.seconds)
+                       device=str(precision.device), seconds=res.seconds, precision=precision.describe())

@@ -26,16 +26,21 @@ from torch import nn
 from sonogan.train.config import ClassifierTrainConfig
 
 
-def make_optimizer(cfg: ClassifierTrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+def make_optimizer(cfg: ClassifierTrainConfig, model: nn.Module,
+                   kernels: dict[str, bool] | None = None) -> torch.optim.Optimizer:
     """Adam / SGD over all parameters as before; AdamW (or any optimiser with layer decay)
-    through timm, which also keeps weight decay off biases and norm layers."""
+    through timm, which also keeps weight decay off biases and norm layers. ``kernels``: the
+    implementation, ``{"foreach": True}`` or ``{"fused": True}``
+    (:meth:`sonogan.train.accel.Precision.optimizer_kwargs`); None: torch's default."""
+    kernels = kernels or {}
     if cfg.optimizer == "adamw" or cfg.layer_decay is not None:
         return create_optimizer_v2(model, opt=cfg.optimizer if cfg.optimizer != "sgd" else "nesterov", lr=cfg.lr,
-                                   weight_decay=cfg.weight_decay, momentum=cfg.momentum, layer_decay=cfg.layer_decay)
+                                   weight_decay=cfg.weight_decay, momentum=cfg.momentum, layer_decay=cfg.layer_decay,
+                                   **kernels)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, **kernels)
     return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                           nesterov=cfg.nesterov and cfg.momentum > 0)
+                           nesterov=cfg.nesterov and cfg.momentum > 0, **kernels)
 
 
 def lr_factor(cfg: ClassifierTrainConfig, step: int, steps_per_epoch: int) -> float:

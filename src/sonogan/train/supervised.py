@@ -16,7 +16,8 @@ also the audit's domain encoder), lesion segmenters, multitask and fused classif
 - :class:`Parts`: how to build the model, the task, the optimiser, its schedule and a weight
   EMA. The loop calls them in that order inside its seeded RNG, so model (and discriminator)
   initialisation draws the same random numbers in every entry point;
-- :class:`LoopOptions` with the :class:`~sonogan.train.accel.Precision` of the run, the run's
+- :class:`LoopOptions` with the :class:`~sonogan.train.accel.Precision` of the run (autocast,
+  layout, compile; :func:`~sonogan.train.accel.resolve_precision` chose it), the run's
   ``identity`` (stored in ``last.pt``; a resume with another one is refused) and ``save_best``,
   the entry point's checkpoint writer.
 
@@ -40,7 +41,8 @@ all ranks take the same early-stopping decisions; only rank 0 writes files.
 Files in ``out_dir``: ``best.pt`` (written by ``save_best``, holding ``"state_dict"``; none
 when ``save_best`` is None: the final weights are the result), ``last.pt`` (full training
 state), ``history.json`` (``{"epochs": [{epoch, train_<metric>..., val_<metric>..., lr}],
-"best_epoch", "best_val_loss", "stopped_early"}``).
+"best_epoch", "best_val_loss", "stopped_early", "precision"}``, the last what
+:meth:`~sonogan.train.accel.Precision.describe` says: what was used and why).
 
 Example:
     >>> import torch
@@ -74,7 +76,7 @@ from sonogan.progress import progress_bar
 from sonogan.runs import write_json
 from sonogan.torch_utils import atomic_torch_save, load_torch_file
 import sonogan.train.distributed as ddp  # the module itself, not through train/__init__.py (which imports the loop)
-from sonogan.train.accel import Precision, compiled, pinned, setup_device
+from sonogan.train.accel import Precision, pinned, setup_device
 from sonogan.train.augment import augment_fields
 from sonogan.train.config import AugmentConfig
 from sonogan.train.tasks import Task
@@ -183,8 +185,8 @@ class Parts:
 class LoopOptions:
     """The loop's own settings. ``patience``: epochs without a validation improvement larger
     than ``min_delta`` before stopping (None: never); ``keep``: save the best validation epoch
-    or always the last; ``compile``: torch.compile the training forward; ``num_threads``: torch
-    CPU threads during the run (None keeps the current)."""
+    or always the last; ``num_threads``: torch CPU threads during the run (None keeps the current).
+    torch.compile is the precision's (:attr:`~sonogan.train.accel.Precision.compile`)."""
 
     epochs: int
     seed: int
@@ -192,7 +194,6 @@ class LoopOptions:
     patience: int | None = None
     min_delta: float = 0.0
     keep: Literal["best", "last"] = "best"
-    compile: bool = False
     num_threads: int | None = None
     description: str = "train"
 
@@ -298,10 +299,11 @@ def _train_epoch(run: _Run, net: nn.Module, batches: Batches, number: int, preci
     return out
 
 
-def _write_history(out_dir: Path, run: _Run) -> None:
+def _write_history(out_dir: Path, run: _Run, precision: Precision) -> None:
     write_json(out_dir / "history.json", {"epochs": run.history, "best_epoch": run.best["epoch"],
                                           "best_val_loss": run.best["val_loss"],
-                                          "stopped_early": run.best["stopped_early"]})
+                                          "stopped_early": run.best["stopped_early"],
+                                          "precision": precision.describe()})
 
 
 def train_supervised(parts: Parts, batches: Batches, options: LoopOptions, out_dir: str | Path, *,
@@ -358,11 +360,11 @@ def train_supervised(parts: Parts, batches: Batches, options: LoopOptions, out_d
                 _resume(last_path, run, matches or same_identity(identity), device)
                 if on_resume is not None and main:
                     on_resume(len(run.history))
-            net = compiled(ddp.wrap(model, device), options.compile)  # after loading: DDP starts from rank 0's weights
+            net = precision.wrap(ddp.wrap(model, device))  # after loading: DDP starts from rank 0's weights
             _epochs(run, net, batches, val_data, options, out_dir, identity, save_best, progress and main,
                     on_epoch_end)
             if main:
-                _write_history(out_dir, run)
+                _write_history(out_dir, run, precision)
             ddp.barrier()  # best.pt is complete before any rank reads it
             if save_best is not None and best_path.is_file():  # the best weights (also right after a resume)
                 fix = f"delete {best_path.name} and {last_path.name} to train this model again"
@@ -409,7 +411,7 @@ def _epochs(run: _Run, net: nn.Module, batches: Batches, val: Batch | None, opti
                 best["stopped_early"] = done = True
             if main:
                 _save_state(out_dir / "last.pt", run, identity, device)
-                _write_history(out_dir, run)
+                _write_history(out_dir, run, options.precision)
             shown = "" if monitored is None else f"  val {run.task.monitor} {monitored:.3f}"
             bar.update(bar_task, advance=1,
                        description=f"{options.description}  epoch {epoch}  loss {train['loss']:.3f}{shown}")

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from sonogan.config import StrictModel
 from sonogan.synth.augment import POLICIES
+from sonogan.train.accel import MemoryFormatName, PrecisionName
 
 
 class GanConfig(StrictModel):
@@ -41,11 +42,18 @@ class GanConfig(StrictModel):
     ema_decay: float = Field(0.999, ge=0, lt=1, description="EMA of G weights; 0 = plain copy")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: PrecisionName = Field("fp32", description="CPU training precision: fp32, bf16 autocast, or auto "
+                                     "(the fastest measured for the family; bf16 only on CPUs with native bf16)")
+    memory_format: MemoryFormatName = Field(
+        "auto", description="CPU layout of G, D and the images: channels_first, channels_last, or auto (the fastest "
+                            "measured; at fp32 on an unmeasured family or width: channels_last at 128 px or widths "
+                            ">= 64, the GANs' earlier default)")
     amp: bool = Field(False, description="mixed precision on CUDA (bfloat16 where supported, else float16 "
-                      "with loss scaling); ignored on CPU")
-    compile: bool = Field(False, description="torch.compile G and D for training (CUDA, long runs; not with "
-                          "wgan-gp, whose gradient penalty needs a double backward)")
-    channels_last: bool | None = Field(None, description="None = auto: CUDA, or CPU at 128 px or widths >= 64 (measured)")
+                      "with loss scaling); precision and memory_format choose the CPU path")
+    compile: bool = Field(False, description="torch.compile G and D for training (inductor, CUDA or CPU; long runs; "
+                          "not with wgan-gp, whose gradient penalty needs a double backward)")
+    channels_last: bool | None = Field(None, description="deprecated, read as memory_format: true = channels_last, "
+                                       "false = channels_first (also on CUDA, where null = channels_last)")
     preset: str = Field("gan-64", description="preprocessing preset of the real images")
     quality_every: int = Field(500, ge=1, description="feature-distance check every K iterations")
     quality_samples: int = Field(256, ge=8, description="generated images per check")
@@ -57,6 +65,22 @@ class GanConfig(StrictModel):
         if self.compile and self.family == "wgan-gp":
             raise ValueError("compile: true does not work with wgan-gp (torch.compile has no double backward)")
         return self
+
+    @model_validator(mode="after")
+    def _layout(self) -> "GanConfig":
+        # the older field still decides where the new one is left at auto; both set must agree
+        if self.channels_last is not None and self.memory_format != "auto" \
+                and (self.memory_format == "channels_last") != self.channels_last:
+            raise ValueError(f"channels_last: {str(self.channels_last).lower()} contradicts memory_format: "
+                             f"{self.memory_format}; set memory_format only (channels_last is deprecated)")
+        return self
+
+    @property
+    def layout(self) -> MemoryFormatName:
+        """The memory format asked for, ``channels_last`` (deprecated) read into it."""
+        if self.memory_format == "auto" and self.channels_last is not None:
+            return "channels_last" if self.channels_last else "channels_first"
+        return self.memory_format
 
     @field_validator("diffaugment")
     @classmethod

@@ -40,14 +40,16 @@ from sonogan.report.figures import new_figure, save_figure
 from sonogan.runs import RunDir, write_json
 from sonogan.synth.data import RealImages, load_real_images
 from sonogan.synth.diffusion_config import DIFFUSION_FAMILIES, DiffusionConfig
-from sonogan.synth.diffusion_state import (DiffusionState, build_state, ddim_scheduler, is_diffusion_checkpoint,
-                                           load_diffusion_checkpoint, load_ema_unet, noise_scheduler)
+from sonogan.synth.diffusion_state import (DiffusionState, build_state, ddim_scheduler, diffusion_precision,
+                                           is_diffusion_checkpoint, load_diffusion_checkpoint, load_ema_unet,
+                                           noise_scheduler)
 from sonogan.synth.ema import ema_update
 from sonogan.synth.figures import save_final_vs_real, save_grid
 from sonogan.synth.sample import check_n, checkpoint_path, write_synthetic
 from sonogan.synth.trainer import (RunSource, check_same_images, gan_meta, generator_meta, record_source, run_source,
                                    start_run)
 from sonogan.torch_utils import atomic_torch_save, resolve_device
+from sonogan.train.accel import Precision
 
 GRID_N = 36
 
@@ -118,25 +120,29 @@ def fit_diffusion(real: RealImages, cfg: DiffusionConfig, out: str | Path, resum
         check_same_images(ckpt, meta, out)
         cfg = DiffusionConfig.model_validate({**ckpt["config"], "iterations": cfg.iterations})
         opened: Any = RunDir.resume(out)
-        state = build_state(cfg, int(ckpt["num_classes"]), device)  # the checkpoint's, like its config
+        precision = diffusion_precision(cfg, device)
+        state = build_state(cfg, int(ckpt["num_classes"]), device, precision)  # the checkpoint's, like its config
         state.load_checkpoint(ckpt)
         resumed = f"resumed at iteration {state.iteration}, budget {cfg.iterations}"
     else:
         opened = start_run(out, resume, cfg, "diffusion", len(real.ids), meta)
-        state = build_state(cfg, num_classes, device)
+        precision = diffusion_precision(cfg, device)
+        state = build_state(cfg, num_classes, device, precision)
         resumed = None
     with opened as run:  # a failure or Ctrl-C inside the loop marks the run failed / interrupted
         if resumed is not None:
             run.log(resumed)
-        run.set_info(device=str(device))
+        run.set_info(device=str(device), precision=precision.describe())
+        run.log(f"precision: {precision.reason}")
         record_source(run, source)
-        _loop(state, real, run, device, meta, progress)
+        _loop(state, real, run, precision, {**meta, "precision": precision.describe()}, progress)
     return out
 
 
 def _step(st: DiffusionState, sched: DDPMScheduler, X: torch.Tensor, Y: torch.Tensor | None,
-          amp: bool) -> torch.Tensor:
-    """One optimiser step of the epsilon-prediction MSE; every draw from the run's generator."""
+          precision: Precision) -> torch.Tensor:
+    """One optimiser step of the epsilon-prediction MSE (in float32, also under autocast); every
+    draw from the run's generator."""
     cfg, gen, dev = st.cfg, st.gen, X.device
     idx = torch.randint(len(X), (cfg.batch_size,), generator=gen, device=dev)
     x0 = X[idx]
@@ -145,7 +151,7 @@ def _step(st: DiffusionState, sched: DDPMScheduler, X: torch.Tensor, Y: torch.Te
         x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
     noise = torch.randn(x0.shape, generator=gen, device=dev)
     t = torch.randint(cfg.train_timesteps, (cfg.batch_size,), generator=gen, device=dev)
-    with torch.autocast(dev.type, enabled=amp):
+    with precision.autocast():
         pred = st.unet(sched.add_noise(x0, noise, t), t, class_labels=None if Y is None else Y[idx]).sample
     loss = F.mse_loss(pred.float(), noise)
     st.opt.zero_grad(set_to_none=True)
@@ -157,15 +163,14 @@ def _step(st: DiffusionState, sched: DDPMScheduler, X: torch.Tensor, Y: torch.Te
     return loss.detach()
 
 
-def _loop(st: DiffusionState, real: RealImages, run: RunDir, device: torch.device, meta: dict[str, Any],
+def _loop(st: DiffusionState, real: RealImages, run: RunDir, precision: Precision, meta: dict[str, Any],
           progress: bool) -> None:
-    cfg, out = st.cfg, run.path
+    cfg, out, device = st.cfg, run.path, precision.device
     sched = noise_scheduler(cfg)
-    X = real.images.to(device)
+    X = precision.inputs(real.images)
     Y = real.labels.to(device) if cfg.class_conditional else None
     present = torch.unique(real.labels) if cfg.class_conditional else None
     grid_noise, grid_y = fixed_inputs(cfg, GRID_N, cfg.seed + 1, present, device)
-    amp = cfg.amp and device.type == "cuda"
     acc = torch.zeros((), device=device)
     n_acc, start_it, t0, extra_s = 0, st.iteration, time.perf_counter(), 0.0
     grid: tuple[int, torch.Tensor] | None = None
@@ -175,7 +180,7 @@ def _loop(st: DiffusionState, real: RealImages, run: RunDir, device: torch.devic
     with bar:
         task = bar.add_task("", total=cfg.iterations, completed=st.iteration)
         while st.iteration < cfg.iterations:
-            acc += _step(st, sched, X, Y, amp)
+            acc += _step(st, sched, X, Y, precision)
             n_acc += 1
             st.iteration += 1
             it = st.iteration

@@ -22,6 +22,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from sonogan.config import StrictModel
+from sonogan.train.accel import MemoryFormatName, PrecisionName
 
 DIFFUSION_FAMILIES = ("ddpm",)
 
@@ -51,7 +52,11 @@ class DiffusionConfig(StrictModel):
     class_conditional: bool = Field(False, description="one model for all classes of a fold (class embeddings)")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: bool = Field(True, description="fp16 mixed precision on CUDA (always off on CPU)")
+    precision: PrecisionName = Field("fp32", description="CPU training precision: fp32, bf16 autocast, or auto "
+                                     "(the fastest measured; bf16 only on CPUs with native bf16)")
+    memory_format: MemoryFormatName = Field("channels_first", description="CPU layout of the UNet and its batches: "
+                                            "channels_first, channels_last, or auto (the fastest measured)")
+    amp: bool = Field(True, description="fp16 mixed precision on CUDA (precision and memory_format choose the CPU path)")
     checkpoint_every: int = Field(500, ge=1)
     sample_every: int = Field(500, ge=1, description="fixed-noise grid every N iterations")
     log_every: int = Field(50, ge=1, description="read device-side loss sums every N iterations")

@@ -28,6 +28,7 @@ from sonogan.errors import SonoganInputError
 from sonogan.torch_utils import load_torch_file
 from sonogan.synth.diffusion_config import DiffusionConfig
 from sonogan.synth.ema import make_ema
+from sonogan.train.accel import Precision, resolve_precision
 
 # The key that tells a diffusion checkpoint from a GAN one (which holds "G_ema").
 CHECKPOINT_KEYS = ("unet_ema", "config", "num_classes", "classes")
@@ -101,15 +102,27 @@ class DiffusionState:
         self.history = list(ckpt["history"])
 
 
-def build_state(cfg: DiffusionConfig, num_classes: int, device: torch.device) -> DiffusionState:
-    """Fresh UNet (seeded), EMA copy, AdamW with warm-up, scaler and the run's generator."""
-    unet = build_unet(cfg, num_classes).to(device)
-    opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+def diffusion_precision(cfg: DiffusionConfig, device: torch.device) -> Precision:
+    """How the UNet trains on ``device`` (:func:`sonogan.train.accel.resolve_precision` for the
+    family at its resolution); on CUDA float16 autocast when ``amp``, as before."""
+    cuda = Precision(device, torch.float16 if cfg.amp else None)
+    return resolve_precision(device, cfg.precision, cfg.memory_format, family=cfg.family, size=cfg.resolution,
+                             cuda=cuda)
+
+
+def build_state(cfg: DiffusionConfig, num_classes: int, device: torch.device,
+                precision: Precision | None = None) -> DiffusionState:
+    """Fresh UNet (seeded), EMA copy, AdamW with warm-up, scaler and the run's generator, in
+    ``precision`` (default :func:`diffusion_precision`)."""
+    precision = precision or diffusion_precision(cfg, device)
+    unet = precision.model(build_unet(cfg, num_classes).to(device))
+    opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                            **precision.optimizer_kwargs())
     return DiffusionState(
         cfg=cfg, unet=unet, unet_ema=make_ema(unet), opt=opt,
         # diffusers' warm-up schedule: its lambda is a closure, so the state_dict stays plain values
         lr_sched=get_constant_schedule_with_warmup(opt, cfg.warmup),
-        scaler=torch.amp.GradScaler(device.type, enabled=cfg.amp and device.type == "cuda"),
+        scaler=torch.amp.GradScaler(device.type, enabled=precision.autocast_dtype is not None and device.type == "cuda"),
         gen=torch.Generator(device=device).manual_seed(cfg.seed), num_classes=num_classes)
 
 

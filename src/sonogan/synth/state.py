@@ -25,6 +25,7 @@ from sonogan.torch_utils import load_torch_file
 from sonogan.synth.config import GanConfig
 from sonogan.synth.ema import make_ema
 from sonogan.synth.nets import create_gan
+from sonogan.train.accel import Precision, amp_dtype, resolve_precision
 
 
 @dataclass
@@ -83,26 +84,50 @@ class GanState:
 
 
 def use_channels_last(cfg: GanConfig, device: torch.device) -> bool:
-    """``channels_last: null`` = on for CUDA; on CPU for 128 px or widths >= 64. Measured on 2 CPU
-    cores (benchmarks/gan_speed.py): it cuts DCGAN step time by ~40 % at 128 px and ~10-15 % at
-    64 px with ngf = ndf = 64, but is ~10-20 % slower at 64 px with ngf = ndf = 32."""
+    """The GANs' measured layout rule (at fp32, where :data:`sonogan.train.accel.CPU_SPEED` has
+    no row, and on CUDA): ``channels_last`` when set; else on for CUDA, on CPU for 128 px or
+    widths >= 64. Measured on 2 CPU cores (benchmarks/gan_speed.py): it cuts DCGAN step time by
+    ~40 % at 128 px and ~10-15 % at 64 px with ngf = ndf = 64, but is ~10-20 % slower at 64 px
+    with ngf = ndf = 32."""
     if cfg.channels_last is not None:
         return cfg.channels_last
     return device.type == "cuda" or cfg.resolution >= 128 or max(cfg.ngf, cfg.ndf) >= 64
 
 
-def build_state(cfg: GanConfig, num_classes: int, device: torch.device) -> GanState:
-    """Fresh nets (seeded), Adam optimisers, EMA copy, scalers and generators for ``cfg``."""
+# the width benchmarks/cpu_speed.py measures the GANs at: another width is another speed table.
+# At fp32 the table's dcgan row agrees with use_channels_last (channels_last), so a default run
+# keeps its layout and numbers.
+MEASURED_WIDTH = 64
+
+
+def gan_precision(cfg: GanConfig, device: torch.device) -> Precision:
+    """How G and D train on ``device`` (:func:`sonogan.train.accel.resolve_precision`): on the
+    CPU ``precision`` / ``memory_format`` for the family (measured only at ngf = ndf = 64; at
+    other widths the layout of ``memory_format: auto`` is :func:`use_channels_last`'s); on CUDA
+    ``amp`` and ``channels_last``, as before."""
+    measured = cfg.ngf == cfg.ndf == MEASURED_WIDTH
+    family = cfg.family if measured else f"{cfg.family} (ngf {cfg.ngf}, ndf {cfg.ndf})"
+    rule = use_channels_last(cfg, torch.device("cpu"))
+    why = f"channels_{'last' if rule else 'first'} by the GAN layout rule (channels_last at 128 px or widths >= 64)"
+    cuda = Precision(device, amp_dtype(device) if cfg.amp else None, use_channels_last(cfg, device))
+    return resolve_precision(device, cfg.precision, cfg.layout, family=family, size=cfg.resolution,
+                             compile=cfg.compile, cuda=cuda, layout_rule=(rule, why))
+
+
+def build_state(cfg: GanConfig, num_classes: int, device: torch.device,
+                precision: Precision | None = None) -> GanState:
+    """Fresh nets (seeded), Adam optimisers, EMA copy, scalers and generators for ``cfg``, in
+    ``precision`` (default :func:`gan_precision`)."""
+    precision = precision or gan_precision(cfg, device)
     G, D, loss = create_gan(cfg.family, cfg, num_classes=num_classes)
-    G, D = G.to(device), D.to(device)
-    if use_channels_last(cfg, device):
-        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
-    amp = cfg.amp and device.type == "cuda"
+    G, D = precision.model(G.to(device)), precision.model(D.to(device))
+    # loss scaling as before on CUDA (also under bfloat16); never on the CPU, whose autocast is bfloat16
+    amp = precision.autocast_dtype is not None and device.type == "cuda"
     return GanState(
         cfg=cfg, G=G, D=D, G_ema=make_ema(G), loss=loss,
-        # foreach=True: multi-tensor Adam also on CPU (fewer per-parameter kernel calls)
-        opt_g=torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=cfg.betas, foreach=True),
-        opt_d=torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=cfg.betas, foreach=True),
+        # multi-tensor Adam also on CPU (fewer per-parameter kernel calls), fused on the CPU's bf16 path
+        opt_g=torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=cfg.betas, **precision.optimizer_kwargs()),
+        opt_d=torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=cfg.betas, **precision.optimizer_kwargs()),
         scaler_g=torch.amp.GradScaler(device.type, enabled=amp),
         scaler_d=torch.amp.GradScaler(device.type, enabled=amp),
         gen=torch.Generator(device=device).manual_seed(cfg.seed), np_rng=np.random.default_rng(cfg.seed),

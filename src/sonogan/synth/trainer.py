@@ -45,9 +45,8 @@ from sonogan.synth.nets import CONDITIONAL, GAN_FAMILIES, sample_z
 from sonogan.synth.quality import FeatureExtractor, feature_stats, frechet_distance
 from sonogan.torch_utils import atomic_torch_save, resolve_device
 import sonogan.train.distributed as ddp  # the module itself, not through train/__init__.py (which imports the loop)
-from sonogan.train.accel import amp_dtype, compiled, setup_device, to_device
-from sonogan.synth.state import (GanState, batch_stats, build_state, load_checkpoint_file,
-                                 use_channels_last)
+from sonogan.train.accel import Float32Outputs, Precision, setup_device, to_device
+from sonogan.synth.state import GanState, batch_stats, build_state, gan_precision, load_checkpoint_file
 
 GRID_N = 36
 
@@ -162,11 +161,13 @@ def fit_gan(real: RealImages, cfg: GanConfig, out: str | Path, resume: bool = Fa
         check_same_images(ckpt, meta, out)
         cfg = GanConfig.model_validate({**ckpt["config"], "iterations": cfg.iterations})
         opened: Any = RunDir.resume(out) if main else None
-        state = build_state(cfg, num_classes, device)
+        precision = gan_precision(cfg, device)
+        state = build_state(cfg, num_classes, device, precision)
         state.load_checkpoint(ckpt)
         resumed = f"resumed at iteration {state.iteration}, budget {cfg.iterations}"
     else:
-        state = build_state(cfg, num_classes, device)
+        precision = gan_precision(cfg, device)
+        state = build_state(cfg, num_classes, device, precision)
         if init is not None:  # checked before any folder is made
             start_from(state, load_checkpoint_file(init))
             meta.update(init_from=Path(init).parent.parent.name, init_sha256=sha256_file(init))
@@ -177,9 +178,10 @@ def fit_gan(real: RealImages, cfg: GanConfig, out: str | Path, resume: bool = Fa
         if run is not None:
             if resumed is not None:
                 run.log(resumed)
-            run.set_info(device=str(device))
+            run.set_info(device=str(device), precision=precision.describe())
+            run.log(f"precision: {precision.reason}")
             record_source(run, source)
-        _loop(state, real, run, out, device, meta, progress and main)
+        _loop(state, real, run, out, precision, {**meta, "precision": precision.describe()}, progress and main)
     return out
 
 
@@ -193,17 +195,19 @@ def start_from(state: GanState, ckpt: dict[str, Any]) -> None:
                                     "start from a GAN of the same family, widths and resolution") from None
 
 
-def _loop(st: GanState, real: RealImages, run: RunDir | None, out: Path, device: torch.device,
+def _loop(st: GanState, real: RealImages, run: RunDir | None, out: Path, precision: Precision,
           meta: dict[str, Any], progress: bool) -> None:
-    """The iterations; ``run`` is None on the ranks > 0 of a distributed run (they write nothing)."""
-    cfg = st.cfg
+    """The iterations in ``precision``; ``run`` is None on the ranks > 0 of a distributed run (they
+    write nothing); ``meta`` goes into every checkpoint."""
+    cfg, device = st.cfg, precision.device
     conditional = cfg.family in CONDITIONAL
-    X = to_device(real.images, device, channels_last=use_channels_last(cfg, device))
+    X = precision.inputs(real.images)
     Y = to_device(real.labels, device)
     present = torch.unique(real.labels).to(device) if conditional else None
-    amp, dtype = cfg.amp and device.type == "cuda", amp_dtype(device)
     G_ddp, D_ddp = ddp.wrap(st.G, device), ddp.wrap(st.D, device)  # st.G / st.D stay plain for state_dicts
-    G, D = compiled(G_ddp, cfg.compile), compiled(D_ddp, cfg.compile)
+    G, D = precision.wrap(G_ddp), precision.wrap(D_ddp)
+    if precision.autocast_dtype is not None:
+        D = Float32Outputs(D)  # the loss objects do not cast: their losses stay float32 under autocast
     lo, hi = ddp.shard_bounds(cfg.batch_size)
     if run is not None:
         fx = FeatureExtractor(cfg.channels, seed=cfg.seed).to(device)
@@ -240,7 +244,7 @@ def _loop(st: GanState, real: RealImages, run: RunDir | None, out: Path, device:
             for k in range(cfg.n_critic):
                 xr, yr, z, yf = batch()
                 last = k == cfg.n_critic - 1
-                with torch.autocast(device.type, dtype=dtype, enabled=amp):
+                with precision.autocast():
                     # The last D step keeps G's graph: the G step reuses these fakes (as in the
                     # PyTorch DCGAN example), saving one G forward per iteration.
                     with torch.set_grad_enabled(last):
@@ -251,7 +255,7 @@ def _loop(st: GanState, real: RealImages, run: RunDir | None, out: Path, device:
                 st.scaler_d.step(st.opt_d)
                 st.scaler_d.update()
             with ddp.no_sync(D_ddp):  # D's gradients of the G step are discarded: no all-reduce
-                with torch.autocast(device.type, dtype=dtype, enabled=amp):
+                with precision.autocast():
                     g_loss = st.loss.g_loss(D, aug(fake), yf)
                 st.opt_g.zero_grad(set_to_none=True)
                 st.scaler_g.scale(g_loss).backward()

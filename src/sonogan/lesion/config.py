@@ -23,6 +23,7 @@ from sonogan.config import StrictModel
 from sonogan.data.splits import SplitParams
 from sonogan.lesion.arms import ARMS
 from sonogan.phantom import PhantomConfig
+from sonogan.train.accel import MemoryFormatName, PrecisionName
 from sonogan.train.config import AugmentConfig
 
 
@@ -50,6 +51,11 @@ class LesionTrainConfig(StrictModel):
                                    description="geometric ops move image and mask together")
     normalise: Literal["fold", "imagenet", "lite"] = Field("fold", description="as for classifiers; 'lite' "
                                                            "for the pretrained EfficientNet-Lite encoder")
+    precision: PrecisionName = Field("fp32", description="CPU training precision: fp32, bf16 autocast, or auto "
+                                     "(the fastest measured for the backbone and size; bf16 only on CPUs with "
+                                     "native bf16); on CUDA the experiment's amp decides")
+    memory_format: MemoryFormatName = Field("channels_first", description="CPU layout: channels_first, "
+                                            "channels_last, or auto (the fastest measured)")
 
 
 class ModelSection(StrictModel):

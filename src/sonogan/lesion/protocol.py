@@ -39,7 +39,7 @@ from sonogan.lesion.arms import ARMS, ArmSpec
 from sonogan.lesion.config import LesionExperimentConfig
 from sonogan.lesion.data import lesion_crops, mask_flags, partition_tensors, upsample_probs
 from sonogan.lesion.results import summarise, truth_of
-from sonogan.lesion.train import predict, train_lesion
+from sonogan.lesion.train import lesion_precision, predict, train_lesion
 from sonogan.models.clinical import ClinicalEncoder
 from sonogan.models.mask_classifier import MaskShapeCNN, masks_to_input
 from sonogan.models.multitask import LesionModelConfig
@@ -270,7 +270,8 @@ def run_lesion(cfg: LesionExperimentConfig | None, out: str | Path, resume: bool
         torch.set_num_threads(cfg.num_threads)
         ds, splits = open_dataset(cfg, run, progress)
         folds = cfg.folds if cfg.folds is not None else list(range(splits.n_folds))
-        run.set_info(folds=folds)  # as every run lists them (predict / evaluate average them)
+        run.set_info(folds=folds,  # as every run lists them (predict / evaluate average them)
+                     precision=lesion_precision(cfg.train, cfg.model.backbone, cfg.device, cfg.amp).describe())
         pretrain = make_pretrainer(cfg, run, progress)
         truth: dict[int, dict[str, np.ndarray]] = {}
         preds: dict[int, dict[str, dict[str, np.ndarray]]] = {}

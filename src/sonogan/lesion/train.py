@@ -37,7 +37,7 @@ from sonogan.errors import SonoganInputError
 from sonogan.lesion.config import LesionTrainConfig
 from sonogan.models.multitask import LesionModelConfig, build_lesion_model
 from sonogan.torch_utils import atomic_torch_save, load_torch_file, resolve_device
-from sonogan.train.accel import precision_for
+from sonogan.train.accel import Precision, precision_for, resolve_precision
 from sonogan.train.recipe import make_optimizer, make_scheduler
 from sonogan.train.supervised import LoopOptions, Parts, TensorBatches, train_supervised
 from sonogan.train.tasks import TASKS
@@ -96,6 +96,14 @@ def _init_model(model_cfg: LesionModelConfig | nn.Module, init_state: dict[str, 
     return model
 
 
+def lesion_precision(cfg: LesionTrainConfig, family: str, device: str = "cpu", amp: bool = True) -> Precision:
+    """The precision a lesion model with backbone ``family`` trains in
+    (:func:`sonogan.train.accel.resolve_precision` at ``cfg.image_size``; on CUDA ``amp``, as for classifiers)."""
+    dev = resolve_device(device)
+    return resolve_precision(dev, cfg.precision, cfg.memory_format, family=family, size=cfg.image_size,
+                             cuda=precision_for(dev, amp=amp))
+
+
 def train_lesion(model_cfg: LesionModelConfig | nn.Module, cfg: LesionTrainConfig, task_name: str,
                  task_kwargs: dict[str, Any], train: dict[str, torch.Tensor], val: dict[str, torch.Tensor] | None,
                  out_dir: str | Path, *, seed: int = 0, device: str = "cpu", amp: bool = True,
@@ -105,7 +113,8 @@ def train_lesion(model_cfg: LesionModelConfig | nn.Module, cfg: LesionTrainConfi
     """Train a lesion model (built from ``model_cfg``, or a ready module such as the mask-shape
     CNN) with task ``task_name``; see the module docstring. ``init_state``: pre-trained weights
     loaded before training (tensors whose shape differs, e.g. another class count's head, are
-    left fresh). ``meta`` goes into ``best.pt``; ``amp``: mixed precision on CUDA, as for classifiers;
+    left fresh). ``meta`` goes into ``best.pt`` with the precision (:func:`lesion_precision`);
+    ``amp``: mixed precision on CUDA, as for classifiers;
     ``on_epoch_end(epoch, record)`` runs after each epoch's files are written."""
     is_cfg = isinstance(model_cfg, LesionModelConfig)
     num_classes = model_cfg.num_classes if is_cfg else len((meta or {}).get("class_names", [0, 1]))
@@ -114,16 +123,19 @@ def train_lesion(model_cfg: LesionModelConfig | nn.Module, cfg: LesionTrainConfi
                 "model_config": model_cfg.model_dump(mode="json") if is_cfg else type(model_cfg).__name__,
                 "seed": seed, "data": fingerprint}
 
+    precision = lesion_precision(cfg, model_cfg.backbone if is_cfg else type(model_cfg).__name__, device, amp)
+
     def save_best(path: Path, model: nn.Module, record: dict[str, Any]) -> None:
         save_lesion(path, model, model_cfg if is_cfg else None,
-                    {**(meta or {}), "epoch": record["epoch"], "val_loss": record["val_loss"]})
+                    {**(meta or {}), "epoch": record["epoch"], "val_loss": record["val_loss"],
+                     "precision": precision.describe()})
 
     parts = Parts(model=lambda: _init_model(model_cfg, init_state),
                   task=lambda: TASKS.create(task_name, loss=cfg.loss, train_y=train["label"], num_classes=num_classes,
                                             gamma=cfg.focal_gamma, **task_kwargs),
-                  optimizer=lambda model: make_optimizer(cfg, model),
+                  optimizer=lambda model: make_optimizer(cfg, model, precision.optimizer_kwargs()),
                   scheduler=lambda optimizer, steps: make_scheduler(cfg, optimizer, steps))
-    options = LoopOptions(epochs=cfg.epochs, seed=seed, precision=precision_for(resolve_device(device), amp=amp),
+    options = LoopOptions(epochs=cfg.epochs, seed=seed, precision=precision,
                           patience=cfg.patience, keep=cfg.keep, description=description)
     res = train_supervised(parts, TensorBatches(train, cfg.batch_size, cfg.augment), options, out_dir,
                            identity=identity, val=val, save_best=save_best, resume=resume, progress=progress,

@@ -47,7 +47,7 @@ from sonogan.preprocess.cache import decode_image
 from sonogan.progress import progress_bar
 from sonogan.runs import RunDir
 from sonogan.torch_utils import resolve_device
-from sonogan.train.accel import Precision, precision_for
+from sonogan.train.accel import MemoryFormatName, Precision, PrecisionName, precision_for, resolve_precision
 from sonogan.train.supervised import LoopOptions, Parts, train_supervised
 from sonogan.train.tasks import Sums, Task
 
@@ -75,6 +75,10 @@ class RemoverTrainConfig(StrictModel):
     eval_pairs: int = Field(200, ge=1, description="held-out synthetic pairs for metrics.json")
     num_threads: int = Field(1, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: PrecisionName = Field("fp32", description="CPU training precision: fp32, bf16 autocast, or auto "
+                                     "(the fastest measured; bf16 only on CPUs with native bf16); float32 on CUDA")
+    memory_format: MemoryFormatName = Field("channels_first", description="CPU layout: channels_first, "
+                                            "channels_last, or auto (the fastest measured)")
 
 
 def make_batch(data: CleanImages, rng: np.random.Generator, n: int, cfg: RemoverTrainConfig
@@ -109,12 +113,13 @@ class RemoverTask(Task):
     def batch_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, Sums]:
         ann, clean = batch["annotated"], batch["clean"]
         pred, gate = model["remover"].restore(ann)
-        loss = self.loss_fn(pred, clean, batch["mask"], gate)
+        # float32 losses also under autocast (a no-op in float32)
+        loss = self.loss_fn(pred.float(), clean, batch["mask"], None if gate is None else gate.float())
         # the detector sees the first half annotated, the second half clean: balanced, and
         # no more images per step than the remover
         half = (len(ann) + 1) // 2
         labels = torch.cat([torch.ones(half), torch.zeros(len(ann) - half)]).long().to(ann.device)
-        det_loss = self.ce(model["detector"](torch.cat([ann[:half], clean[half:]])), labels)
+        det_loss = self.ce(model["detector"](torch.cat([ann[:half], clean[half:]])).float(), labels)
         # history: the mean per iteration of each loss
         return loss + det_loss, {"loss": (loss.detach().double(), 1), "detector_loss": (det_loss.detach().double(), 1)}
 
@@ -143,12 +148,20 @@ class PairBatches:
                    for k, t in zip(("annotated", "clean", "mask"), tensors)}
 
 
+def remover_precision(cfg: RemoverTrainConfig) -> Precision:
+    """The precision the remover trains in (:func:`sonogan.train.accel.resolve_precision`);
+    float32 in the default layout on CUDA, as it has always trained."""
+    device = resolve_device(cfg.device)
+    return resolve_precision(device, cfg.precision, cfg.memory_format, family=f"remover-{cfg.remover.model}",
+                             size=cfg.remover.size, cuda=precision_for(device, amp=False, channels_last=False))
+
+
 def fit(data: CleanImages, cfg: RemoverTrainConfig, out: Path, resume: bool = False, progress: bool = False,
         log: Callable[[str], None] = print) -> tuple[nn.Module, nn.Module, list[dict]]:
     """Train the remover and the detector (one Adam, a parameter group each) on the loop;
     continues from ``out/last.pt`` when ``resume`` and it exists. Returns (remover, detector,
     history) with one history entry ``{iteration, loss, detector_loss}`` per checkpoint."""
-    every = cfg.checkpoint_every
+    every, precision = cfg.checkpoint_every, remover_precision(cfg)
 
     def iteration(epoch: int) -> int:
         return min(epoch * every, cfg.iterations)
@@ -161,11 +174,9 @@ def fit(data: CleanImages, cfg: RemoverTrainConfig, out: Path, resume: bool = Fa
                   task=lambda: RemoverTask(cfg.loss),
                   optimizer=lambda nets: torch.optim.Adam([
                       {"params": nets["remover"].parameters(), "lr": cfg.lr},
-                      {"params": nets["detector"].parameters(), "lr": cfg.detector_lr}]))
-    # float32 on every device, as the remover has always trained
+                      {"params": nets["detector"].parameters(), "lr": cfg.detector_lr}], **precision.optimizer_kwargs()))
     options = LoopOptions(epochs=math.ceil(cfg.iterations / every), seed=cfg.seed, keep="last",
-                          precision=precision_for(resolve_device(cfg.device), amp=False, channels_last=False),
-                          description="annotation remover")
+                          precision=precision, description="annotation remover")
     res = train_supervised(parts, PairBatches(data, cfg), options, out,
                            identity={"format": STATE_FORMAT, "config": cfg.model_dump(mode="json"), "images": data.ids},
                            resume=resume, progress=progress, on_epoch_end=report,
@@ -194,7 +205,7 @@ def train_remover(dataset: str | Path | None, out: str | Path, cfg: RemoverTrain
     ds = load_dataset(dataset)
     with RunDir.resume(out) if resume else \
             RunDir.create(out, seed=cfg.seed, config=cfg, kind="annotation-remover") as run:
-        run.set_info(dataset=str(ds.root.resolve()))
+        run.set_info(dataset=str(ds.root.resolve()), precision=remover_precision(cfg).describe())
         # the run's own copy: a resumed run continues on the splits it started with
         splits = Splits.load(layout.keep_splits(run, lambda: splits_file(ds.root)), ds)
         start = time.perf_counter()

@@ -18,6 +18,7 @@ from typing import Literal, Sequence
 import cv2
 import pandas as pd
 
+from sonogan.csvsafe import safe_csv_text
 from sonogan.preprocess.remove_annotations import clean_image, loaded_remover
 from sonogan.infer.predict_files import collect_images, read_inputs
 from sonogan.runs import atomic_write_bytes, atomic_write_text, ensure_new_dir
@@ -35,7 +36,9 @@ def _free_name(stem: str, taken: set[str]) -> str:
 def apply_to_files(checkpoint: str | Path, inputs: Sequence[Path], out: Path,
                    apply_to: Literal["detected", "all"] = "detected", threshold: float = 0.5) -> pd.DataFrame:
     """Clean every image among ``inputs`` (files or folders) into the NEW folder ``out``."""
-    items, skipped = read_inputs(collect_images(inputs))
+    files, not_images = collect_images(inputs)
+    items, unreadable = read_inputs(files)
+    skipped = not_images + unreadable  # listed in annotations.csv without an output
     remover, detector, cfg, _ = loaded_remover(checkpoint)
     out = ensure_new_dir(out)
     rows, taken = [], set()
@@ -48,5 +51,5 @@ def apply_to_files(checkpoint: str | Path, inputs: Sequence[Path], out: Path,
     rows += [{"file": s["file"], "frame": 0, "output": "", "detector_p": float("nan"), "removed": False}
              for s in skipped]
     table = pd.DataFrame(rows)
-    atomic_write_text(out / "annotations.csv", table.to_csv(index=False))
+    atomic_write_text(out / "annotations.csv", safe_csv_text(table))  # file names: never a spreadsheet formula
     return table

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from sonogan.csvsafe import safe_csv_text
 from sonogan.errors import SonoganInputError
 from sonogan.infer.explain import gradcam, overlay_heatmap, overlay_mask, save_png
 from sonogan.infer.patient import (DEFAULT_TARGET_ACCURACY, OperatingPoint, aggregate_patients,
@@ -144,7 +145,8 @@ def write_decision(decision: Decision, out: Path, loaded: LoadedModel | None = N
         images[f"clinical_{key}"] = value
     if loaded is not None:
         images["gradcam"] = [f"{paths['explain'].name}/{n}" for n in explain(loaded, decision, paths["explain"])]
-    atomic_write_text(paths["patients"], decision.patients.to_csv(index=False))
+    # file names, patient ids and clinical values are the user's text: never a spreadsheet formula
+    atomic_write_text(paths["patients"], safe_csv_text(decision.patients))
     write_json(paths["summary"], summary(decision))
-    atomic_write_text(out, images.to_csv(index=False))  # last: its presence marks a complete prediction
+    atomic_write_text(out, safe_csv_text(images))  # last: its presence marks a complete prediction
     return paths

@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
+from sonogan.csvsafe import safe_csv_text
 from sonogan.errors import SonoganInputError
 from sonogan.study.db import SOURCES, Answer, Assignment, Item, Rater, Study, session
 from sonogan.study.report import FORMAT
@@ -60,31 +61,10 @@ def answers_frame(engine: Engine, study_id: int) -> pd.DataFrame:
     return df[CSV_COLUMNS]
 
 
-# OWASP "CSV Injection": a cell starting with = + - @, tab or carriage return may run as a
-# formula in a spreadsheet; spreadsheets also skip leading blanks before a formula, and some
-# read the full-width forms of = + - @ as the ASCII ones
-FORMULA_STARTS = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
-CONTROL_STARTS = ("\t", "\r", "\n")
-
-
-def spreadsheet_safe(cell: Any) -> Any:
-    """A text cell that a spreadsheet could run as a formula, prefixed with ``'`` (shown as text).
-
-    Example:
-        >>> [spreadsheet_safe(c) for c in ["=1+1", "  @SUM(A1)", "\\t=1+1", "-3", "ok", 5]]
-        ["'=1+1", "'  @SUM(A1)", "'\\t=1+1", "'-3", 'ok', 5]
-    """
-    if not isinstance(cell, str):
-        return cell
-    risky = cell.startswith(CONTROL_STARTS) or cell.lstrip().startswith(FORMULA_STARTS)
-    return "'" + cell if risky else cell
-
-
 def answers_csv(engine: Engine, study_id: int) -> str:
-    """Every answer with its ground truth as CSV; every text cell made spreadsheet-safe."""
-    # RFC 4180 line ends: with them the csv writer also quotes a cell holding a bare carriage
-    # return, which would otherwise end the row early in a spreadsheet
-    return answers_frame(engine, study_id).map(spreadsheet_safe).to_csv(index=False, lineterminator="\r\n")
+    """Every answer with its ground truth as CSV; every text cell made spreadsheet-safe
+    (:func:`sonogan.csvsafe.safe_csv_text`: OWASP's formula starts, CRLF rows)."""
+    return safe_csv_text(answers_frame(engine, study_id))
 
 
 def _class_accuracy(df: pd.DataFrame) -> dict[str, Any]:

@@ -110,7 +110,8 @@ def test_dicom_import_then_predict_crops_alike_and_leaks_no_identifier(tmp_path,
     assert set(table["dicom_crop"]) == {"regions", "table", "scan_area"}
     summary = json.loads((tmp_path / "pred" / "p-summary.json").read_text())
     assert {s["file"].split("src/")[1] for s in summary["skipped"]} == {
-        "benign/bad/corrupt.dcm", "malignant/ct.dcm", "malignant/nopix.dcm", "benign/broken-j2k.dcm"}
+        "benign/bad/corrupt.dcm", "malignant/ct.dcm", "malignant/nopix.dcm", "benign/broken-j2k.dcm",
+        "benign/notes.txt", "benign/.DS_Store"}  # no file of a folder is left out without a word
     assert "skipped" in stdout and summary["operating_point"]["source"] == "given by hand"
     patients = pd.read_csv(tmp_path / "pred" / "p-patients.csv")
     assert patients["images"].sum() == 15 and set(patients["refer"]) <= {True, False}

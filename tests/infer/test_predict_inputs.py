@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
+import json
 import struct
 import zlib
 from pathlib import Path
@@ -75,3 +77,25 @@ def test_cli_out_paths(tmp_path: Path, cli) -> None:
     code, _, err = cli(["predict", str(ckpt), str(_bomb(tmp_path / "bomb.png")), "--out", str(tmp_path / "b.csv")])
     assert code == 2 and "bomb.png: image is 30000 x 30000 px" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "b.csv").exists() and (tmp_path / "file").read_text() == "keep me"
+
+
+def test_folder_lists_every_skipped_file_and_csv_cells_stay_text(tmp_path: Path, cli, monkeypatch) -> None:
+    ckpt = _predict_cases()._checkpoint(tmp_path / "best.pt")
+    _scan(tmp_path / "scans" / "a.png")
+    (tmp_path / "scans" / "notes.txt").write_text("not an image")
+    (tmp_path / "scans" / ".hidden.png").write_bytes(b"x")
+    _scan(tmp_path / "=HYPERLINK(A1).png")
+    monkeypatch.chdir(tmp_path)  # relative names: the CSV cell starts with the file name itself
+    code, out, err = cli(["predict", str(ckpt), "scans", "=HYPERLINK(A1).png", "--clinical", "note=@SUM(A1)",
+                          "--out", "p.csv"])
+    assert code == 0, err
+    txt = "not an image or DICOM file (.txt; predict reads .bmp, .jpeg, .jpg, .png, .tif, .tiff and DICOM)"
+    assert f"skipped 2 file(s) (listed in p-summary.json):\n  scans/.hidden.png: hidden file\n  scans/notes.txt: {txt}\n" in out
+    assert json.loads((tmp_path / "p-summary.json").read_text())["skipped"] == [
+        {"file": "scans/.hidden.png", "reason": "hidden file"}, {"file": "scans/notes.txt", "reason": txt}]
+    with open(tmp_path / "p.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["file"], r["patient"], r["clinical_note"]) for r in rows] == [
+        ("scans/a.png", "scans/a.png", "'@SUM(A1)"), ("'=HYPERLINK(A1).png", "'=HYPERLINK(A1).png", "'@SUM(A1)")]
+    with open(tmp_path / "p-patients.csv", newline="") as fh:
+        assert sorted(r["patient"] for r in csv.DictReader(fh)) == ["'=HYPERLINK(A1).png", "scans/a.png"]

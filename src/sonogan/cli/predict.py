@@ -21,7 +21,8 @@ console = Console()
 
 
 def _print(line: str) -> None:
-    console.print(line, highlight=False, markup=False)
+    # soft_wrap: a long file name stays on its line (one line per image or skipped file)
+    console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def predict_command(
@@ -59,14 +60,16 @@ def predict_command(
 
     if explain and out is None:
         raise SonoganInputError("--explain", "the heat maps need a place", "add --out FILE.csv")
-    if out is not None:  # every output file checked before any work: a bad --out costs nothing
-        decision_paths(out, explain)
+    # every output file checked before any work: a bad --out costs nothing
+    planned = decision_paths(out, explain) if out is not None else {}
     if patient_id and patients:
         raise SonoganInputError("--patient-id", "cannot be combined with --patients", "use one of them")
     values = parse_clinical(clinical or [])
     loaded = load_model(model, arm, model_name, fold)
-    files = collect_images(inputs)
-    items, skipped = read_inputs(files, mask or None, salt, read_patients(patients) if patients else None, patient_id)
+    files, not_images = collect_images(inputs)
+    items, unreadable = read_inputs(files, mask or None, salt, read_patients(patients) if patients else None,
+                                    patient_id)
+    skipped = not_images + unreadable  # every file of a folder is predicted or listed here with its reason
     if segmenter is not None and loaded.predictor.preset.roi != "lesion":
         _print("note: the model reads the whole scan area (no lesion ROI), so --segmenter is not used")
     decision = decide(loaded, items, skipped, operating_point(loaded, target_accuracy, min_agreement, refer_below),
@@ -86,8 +89,10 @@ def predict_command(
                "(lower accuracy; give --mask or --segmenter)")
     if values:
         _print(f"clinical values recorded with the prediction, not used by this image-only model: {values}")
+    if skipped:
+        _print(f"skipped {len(skipped)} file(s)" + (f" (listed in {planned['summary']})" if planned else "") + ":")
     for item in skipped:
-        _print(f"skipped {item['file']}: {item['reason']}")
+        _print(f"  {item['file']}: {item['reason']}")
     if out is not None:
         paths = write_decision(decision, out, loaded if explain else None)
         console.print(f"{len(decision.images)} image(s), {len(decision.patients)} patient(s) -> [bold]{paths['images']}[/]"

@@ -55,21 +55,41 @@ def _is_dicom(path: Path) -> bool:
     return path.suffix.lower() in DICOM_SUFFIXES or (path.suffix.lower() not in IMAGE_SUFFIXES and is_dicom(path))
 
 
-def collect_images(inputs: Sequence[Path]) -> list[Path]:
-    """Image and DICOM files among ``inputs``: files as given, folders searched recursively (sorted)."""
+def skip_reason(path: Path) -> str | None:
+    """Why a file found in an input folder is not predicted, or None (predict it). Only the
+    name and, without an image suffix, the DICOM preamble are read: a file that claims to be an
+    image but cannot be decoded is not skipped, the decoder names it."""
+    if path.name.startswith("."):
+        return "hidden file"
+    if path.suffix.lower() in IMAGE_SUFFIXES or _is_dicom(path):
+        return None
+    return (f"not an image or DICOM file ({path.suffix.lower() or 'no extension'}; predict reads "
+            f"{', '.join(sorted(IMAGE_SUFFIXES))} and DICOM)")
+
+
+def collect_images(inputs: Sequence[Path]) -> tuple[list[Path], list[dict[str, str]]]:
+    """Image and DICOM files among ``inputs`` (files as given, folders searched recursively,
+    sorted), and every other file found in a folder with the reason it is skipped
+    (``file``, ``reason``), so no file is left out without a word."""
     files: list[Path] = []
+    skipped: list[dict[str, str]] = []
     for path in map(Path, inputs):
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
-                            and (p.suffix.lower() in IMAGE_SUFFIXES or _is_dicom(p)))
+            for found in sorted(p for p in path.rglob("*") if p.is_file()):
+                why = skip_reason(found)
+                if why is None:
+                    files.append(found)
+                else:
+                    skipped.append({"file": str(found), "reason": why})
         elif path.is_file():
             files.append(path)
         else:
             raise SonoganInputError(path, "no such file or folder", "pass image or DICOM files or folders of them")
     if not files:
-        raise SonoganInputError(", ".join(map(str, inputs)), "no image or DICOM files found",
+        first = f" ({len(skipped)} files skipped; first: {skipped[0]['file']}: {skipped[0]['reason']})" if skipped else ""
+        raise SonoganInputError(", ".join(map(str, inputs)), f"no image or DICOM files found{first}",
                                 f"pass files or folders with {', '.join(sorted(IMAGE_SUFFIXES))} images or DICOM")
-    return files
+    return files, skipped
 
 
 def read_patients(path: Path) -> dict[str, str]:

@@ -86,6 +86,15 @@ def test_evaluate_a_run_on_an_unseen_dataset_with_gains_and_duplicates(setup, tm
     html = (tmp_path / "ev" / "report.html").read_text()
     assert "Duplicates of training images" in html and "Paired gains" in html
     assert (tmp_path / "ev" / "report.md").is_file()
+    # every class has fewer than 6 external patients: per-class numbers are point estimates only (issue 20)
+    patients = table.groupby("label")["patient_id"].nunique()
+    assert res["too_few_to_test"]["all"]["f1/borderline"] == (f"{patients['borderline']} borderline patients in "
+                                                              "this set, fewer than 6")
+    point, low, high = res["metrics"]["baseline"]["all"]["f1/borderline"]
+    assert point == pytest.approx(classification_metrics(y, probs, CLASSES)["f1/borderline"]) and low is high is None
+    assert res["gain_vs_first"]["classic"]["all"]["f1/borderline"][1:] == [None, None, None]
+    assert None not in res["metrics"]["baseline"]["all"]["macro_f1"]  # a macro metric is still tested
+    assert "too few to test" in out and "too few to test" in html
     assert sorted((p.relative_to(run), p.stat().st_mtime_ns) for p in run.rglob("*") if p.is_file()) == before
 
 

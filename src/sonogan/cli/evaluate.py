@@ -42,7 +42,7 @@ def evaluate_command(
     """
     # the command's code is imported when it runs, so `sonogan --help` starts without torch
     from sonogan.infer.external import evaluate_external
-    from sonogan.infer.external_report import headline_rows, write_external_report
+    from sonogan.infer.external_report import headline_rows, too_few_text, write_external_report
     from sonogan.infer.resolve import load_model
 
     arms = list(arm or [])
@@ -64,6 +64,8 @@ def evaluate_command(
         report = write_external_report(result, run.path)
     for row in headline_rows(result):
         console.print("  ".join(f"{k}: {v}" for k, v in row.items()), highlight=False, markup=False)
+    if too_few_text(result):
+        console.print(too_few_text(result), highlight=False, markup=False)
     if result.duplicates:
         console.print(f"[yellow]warning[/]: {len(result.duplicate_ids)} external image(s) duplicate training images "
                       "(numbers given with and without them)")

@@ -6,7 +6,10 @@ the external dataset), normaliser, test-time augmentation and calibration. It re
 flagship metric (:func:`~sonogan.evaluate.metrics.classification_metrics`) plus the top-label
 ECE, with percentile-bootstrap CIs by patient when the dataset knows patients
 (:func:`~sonogan.evaluate.bootstrap.bootstrap_ci`), and the paired-bootstrap gain of every
-further model over the first (baseline vs augmented).
+further model over the first (baseline vs augmented). A per-class metric of a class with fewer
+than 6 cases in a scope keeps its point estimate only ('too few to test', as in the experiment:
+:func:`~sonogan.evaluate.bootstrap.too_few_to_test`), listed with the reason under
+``too_few_to_test``.
 
 Duplicates: each image of the external set is compared with the models' development
 images (exact sha256 or perceptual-hash distance <= ``max_distance``,
@@ -35,7 +38,8 @@ import pandas as pd
 from sonogan.data.duplicates import cross_pairs, dataset_hashes
 from sonogan.data.manifest import Dataset, load_dataset
 from sonogan.errors import SonoganInputError
-from sonogan.evaluate.bootstrap import bootstrap_ci, paired_bootstrap_gain
+from sonogan.evaluate.bootstrap import (MIN_CASES_TO_TEST, bootstrap_ci, paired_bootstrap_gain, too_few_to_test,
+                                        withhold_tests)
 from sonogan.evaluate.calibration import expected_calibration_error
 from sonogan.evaluate.metrics import classification_metrics
 from sonogan.infer.provenance import training_hashes
@@ -60,6 +64,7 @@ class ExternalResult:
     roi_fallback: dict[str, int]                       # model -> images without a mask for a lesion-ROI preset
     descriptions: dict[str, str]
     bootstrap: dict[str, Any] = field(default_factory=dict)
+    too_few: dict[str, dict[str, str]] = field(default_factory=dict)  # scope -> metric -> reason (issue 20)
 
     @property
     def duplicate_ids(self) -> list[str]:
@@ -72,7 +77,8 @@ class ExternalResult:
                 "models": self.descriptions, "bootstrap": self.bootstrap,
                 "duplicate_check": self.duplicate_check, "duplicates": self.duplicates,
                 "duplicate_ids": self.duplicate_ids, "roi_fallback": self.roi_fallback,
-                "metrics": _no_nan(self.metrics), "gain_vs_first": _no_nan(self.gains)}
+                "metrics": _no_nan(self.metrics), "gain_vs_first": _no_nan(self.gains),
+                "too_few_to_test": self.too_few}
 
 
 def _no_nan(tree: Any) -> Any:
@@ -157,8 +163,10 @@ def evaluate_external(models: Sequence[tuple[str, LoadedModel]], dataset: str | 
     if dup.any():
         scopes["no_duplicates"] = ~dup
     fn = metric_fn(names)
-    metrics = {name: {s: _cis(fn, y, p, groups, keep, n_resamples, ci, seed) for s, keep in scopes.items()
-                      if keep.any()} for name, p in probs.items()}
+    too_few = {s: too_few_to_test(fn(y[keep], probs[models[0][0]][keep]), y[keep], names,
+                                  None if groups is None else groups[keep]) for s, keep in scopes.items() if keep.any()}
+    metrics = {name: {s: withhold_tests(_cis(fn, y, p, groups, keep, n_resamples, ci, seed), too_few[s])
+                      for s, keep in scopes.items() if keep.any()} for name, p in probs.items()}
     gains: dict[str, dict[str, dict[str, list]]] = {}
     first = models[0][0]
     for name, _ in models[1:]:
@@ -166,11 +174,12 @@ def evaluate_external(models: Sequence[tuple[str, LoadedModel]], dataset: str | 
         for s, keep in scopes.items():
             g = paired_bootstrap_gain(fn, y[keep], probs[first][keep], probs[name][keep],
                                       None if groups is None else groups[keep], n_resamples, ci, seed)
-            gains[name][s] = {k: [float(x) for x in v] for k, v in g.items()}
+            gains[name][s] = withhold_tests({k: [float(x) for x in v] for k, v in g.items()}, too_few.get(s, {}))
     return ExternalResult(ds.spec.name, list(names), ids, y, groups, probs, duplicates, check, metrics, gains,
                           fallback, {name: m.description for name, m in models},
                           {"n_resamples": n_resamples, "ci": ci, "seed": seed,
-                           "unit": "patient" if groups is not None else "image"})
+                           "unit": "patient" if groups is not None else "image",
+                           "min_cases_to_test": MIN_CASES_TO_TEST}, too_few)
 
 
 def predictions_table(result: ExternalResult) -> pd.DataFrame:

@@ -110,6 +110,9 @@ def test_experiment_with_audit_finishes_on_a_small_rare_class(phantom, tmp_path,
     run = run_small(phantom, tmp_path, rare_train, rare_val)
     metrics = check_run(run, rare_train)
     n_rare_cv = sum(rare_val)
+    for fold, n_val in enumerate(rare_val):  # a fold without the rare class in validation says so
+        records = [c for by_model in metrics["calibration"][str(fold)].values() for c in by_model.values()]
+        assert records and all(c.get("absent_from_validation") == ([RARE] if n_val == 0 else None) for c in records)
     assert metrics["cv"]["too_few_to_test"][f"sensitivity/{RARE}"].startswith(f"{n_rare_cv} {RARE} patients")
     # the default downstream commands on the run: predict and an external evaluation
     images = sorted((phantom / "images").rglob("*.png"))[:3]

@@ -9,7 +9,9 @@ from scipy.special import log_softmax, softmax
 
 from sonogan.errors import SonoganInputError
 from sonogan.evaluate.calibration import expected_calibration_error, negative_log_likelihood
-from sonogan.infer.calibration import apply_temperature, fit_temperature
+from sonogan.infer.calibration import (apply_temperature, calibration_scope, check_calibratable, fit_temperature,
+                                        fit_temperature_present)
+from sonogan.skipped import NotComputable, Skipped, attempt
 
 
 def _calibrated(n: int = 20000, c: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -66,3 +68,19 @@ def test_misuse_is_a_one_line_input_error():
         fit_temperature(np.array([[0.0, -np.inf]]), np.array([0]))
     with pytest.raises(SonoganInputError, match="temperature > 0"):
         apply_temperature(softmax(logits, axis=1), 0.0)
+
+
+def test_a_validation_set_without_a_class_fits_on_the_classes_present():
+    logits, y = _calibrated(n=300)
+    two = y != 1  # class 1 (the rare one) absent from validation
+    assert fit_temperature_present(logits[two], y[two]) == fit_temperature(logits[two], y[two])
+    assert calibration_scope(y[two], ["a", "b", "c"]) == {"fitted_on_classes": ["a", "c"],
+                                                         "absent_from_validation": ["b"]}
+
+
+def test_a_validation_set_of_one_class_is_not_calibrated_and_says_why():
+    logits = np.array([[2.0, 0.0], [1.0, 0.5], [3.0, -1.0]])
+    with pytest.raises(NotComputable, match="at least 2 classes, got 1"):
+        fit_temperature_present(logits, np.array([0, 0, 0]))
+    assert attempt(check_calibratable, np.array([1, 1])) == Skipped(
+        "temperature scaling needs validation images of at least 2 classes, got 1")

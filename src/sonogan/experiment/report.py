@@ -240,6 +240,17 @@ def _comparison_section(ds: Dataset, results: dict[str, Any], test: Pooled, head
     return Section("Baseline vs augmented", "", figures=figures)
 
 
+def _calibration_cells(c: dict[str, Any]) -> dict[str, str]:
+    """One calibration record as table cells: a fit on a validation set without some class says
+    which classes it used; a skipped fit says why (issue 20)."""
+    skipped = c.get("skipped", {}).get("temperature")
+    absent = c.get("absent_from_validation")
+    note = (f"skipped: {skipped}" if skipped else
+            f"fitted on {', '.join(c['fitted_on_classes'])} (no {', '.join(absent)} in validation)" if absent else "")
+    return {"temperature": "—" if skipped else f"{c['temperature']:.2f}", "ECE before": f"{c['ece_test']:.3f}",
+            "ECE after": "—" if skipped else f"{c['ece_test_calibrated']:.3f}", "note": note}
+
+
 def calibration_section(results: dict[str, Any], test: Pooled, figdir: Path) -> Section | None:
     """Reliability of the primary model's hold-out probabilities per arm (before calibration),
     and each fold's fitted temperature with the hold-out ECE before / after it."""
@@ -249,8 +260,7 @@ def calibration_section(results: dict[str, Any], test: Pooled, figdir: Path) -> 
     primary = results["primary_model"]
     curves = {arm: reliability_curve(test.y, by_model[primary]) for arm, by_model in test.probs.items()}
     path = fig.plot_reliability(curves, figdir / "reliability.png", title=f"Reliability, hold-out test, {primary}")
-    rows = [{"fold": fold, "arm": arm, "model": model, "temperature": f"{c['temperature']:.2f}",
-             "ECE before": f"{c['ece_test']:.3f}", "ECE after": f"{c['ece_test_calibrated']:.3f}"}
+    rows = [{"fold": fold, "arm": arm, "model": model, **_calibration_cells(c)}
             for fold, by_arm in per_fold.items() for arm, by_model in by_arm.items() for model, c in by_model.items()]
     return Section(
         "Calibration", "Each model's temperature is fitted on its fold's validation predictions (temperature "

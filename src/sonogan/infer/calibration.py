@@ -8,6 +8,13 @@ sharpens, and the arg-max (so accuracy, and ROC AUC per class for binary tasks) 
 ``softmax(log p / T)``, which for a single model equals ``softmax(logits / T)`` and for a
 fused ensemble scales the fused distribution.
 
+A validation set that lacks a class (a rare class of a handful of patients) still fits ``T`` on
+the classes it has: :func:`calibration_scope` names them, and the fold's calibration record and
+the report say so. With fewer than 2 classes present there is nothing to be calibrated against
+(any ``T`` only stretches one class's confidence), so :func:`fit_temperature_present` raises
+:class:`~sonogan.skipped.NotComputable` and the caller keeps ``T = 1`` with the reason
+(:mod:`sonogan.skipped`).
+
 The search runs over ``log T`` in ``[log 0.01, log 100]`` with bounded Brent (deterministic).
 The NLL is convex in ``1 / T``, so it has one minimum along ``log T`` and the bounded search
 finds it; as a safety net ``T = 1`` is kept when it scores at least as well, so fitting never
@@ -32,6 +39,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, logsumexp
 
 from sonogan.errors import SonoganInputError
+from sonogan.skipped import NotComputable
 
 T_BOUNDS = (0.01, 100.0)
 _EPS = 1e-12
@@ -75,6 +83,34 @@ def fit_temperature(logits_or_log_probs: np.ndarray, y: np.ndarray) -> float:
     fitted = float(np.exp(result.x))
     # the safety net: never report a T that fits the fitting set worse than doing nothing
     return fitted if temperature_nll(z, y, fitted) <= temperature_nll(z, y, 1.0) else 1.0
+
+
+def check_calibratable(y: np.ndarray) -> None:
+    """:class:`NotComputable` when the validation labels ``y`` hold fewer than 2 classes (a single
+    class gives no calibration target, only a stretched confidence)."""
+    present = np.unique(np.asarray(y))
+    if len(present) < 2:
+        raise NotComputable(f"temperature scaling needs validation images of at least 2 classes, "
+                            f"got {len(present)}")
+
+
+def fit_temperature_present(logits_or_log_probs: np.ndarray, y: np.ndarray) -> float:
+    """:func:`fit_temperature` on the classes present in ``y`` (see :func:`check_calibratable`)."""
+    check_calibratable(y)
+    return fit_temperature(logits_or_log_probs, y)
+
+
+def calibration_scope(y: np.ndarray, class_names: list[str]) -> dict[str, list[str]]:
+    """The classes a temperature was fitted on (present in the validation labels ``y``) and
+    those absent, by name.
+
+    Example:
+        >>> calibration_scope(np.array([0, 2, 2]), ["benign", "borderline", "malignant"])
+        {'fitted_on_classes': ['benign', 'malignant'], 'absent_from_validation': ['borderline']}
+    """
+    present = set(np.unique(np.asarray(y)).tolist())
+    return {"fitted_on_classes": [c for k, c in enumerate(class_names) if k in present],
+            "absent_from_validation": [c for k, c in enumerate(class_names) if k not in present]}
 
 
 def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:

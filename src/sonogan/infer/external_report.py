@@ -71,16 +71,27 @@ def _per_model(result: ExternalResult, name: str, figdir: Path) -> Section:
                 "Confusion matrix, all external images"),
                (plot_roc_curves(result.y, p, result.class_names, figdir / f"roc_{name}.png", title=f"ROC, {name}"),
                 "One-vs-rest ROC curves")]
-    tables = [metrics_table_rows(values, result.class_names, metrics=("sensitivity", "specificity", "f1", "auc"))
+    tables = [metrics_table_rows(values, result.class_names, metrics=("sensitivity", "specificity", "f1", "auc"),
+                                 too_few=result.too_few.get(scope, {}))
               for scope, values in result.metrics[name].items() if scope == "all"]
-    return Section(f"Per class: {name}", tables=tables, figures=figures)
+    return Section(f"Per class: {name}", text=too_few_text(result), tables=tables, figures=figures)
+
+
+def too_few_text(result: ExternalResult) -> str:
+    """Which classes are too small to test in this external set, and why no CI is shown (issue 20)."""
+    reasons = sorted({reason for reason in result.too_few.get("all", {}).values()})
+    if not reasons:
+        return ""
+    minimum = result.bootstrap.get("min_cases_to_test")
+    return (f"Below {minimum} cases a class's metrics are point estimates marked 'too few to test', without a "
+            f"CI or p-value (docs/experiment.md): {'; '.join(reasons)}.")
 
 
 def _gains(result: ExternalResult) -> Section | None:
     if not result.gains:
         return None
     first = next(iter(result.metrics))
-    tables = [gain_table_rows(g, HEADLINE, arm=name, reference=first)
+    tables = [gain_table_rows(g, HEADLINE, arm=name, reference=first, too_few=result.too_few.get(scope, {}))
               for name, by_scope in result.gains.items() for scope, g in by_scope.items() if scope == "all"]
     text = (f"Paired bootstrap (the same resampled {result.bootstrap['unit']}s for both models) of each model's gain "
             f"over **{first}**, on all external images; `results.json` has the gains without duplicates too.")

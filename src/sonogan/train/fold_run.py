@@ -4,7 +4,8 @@ on one process or (under torchrun) data-parallel over several GPUs or nodes.
 The fold's real training images train it, its validation images choose the best epoch (early
 stopping), exactly as one arm of ``sonogan experiment`` does; the run folder holds run.json,
 config.yaml, best.pt (a self-contained checkpoint for ``sonogan predict``), last.pt,
-history.json and metrics.json. Under torchrun rank 0 writes the folder and builds the
+history.json and metrics.json (run.json, best.pt and history.json record the precision used and
+why). Under torchrun rank 0 writes the folder and builds the
 preprocessing cache first; the other ranks read it.
 
 Example:
@@ -29,7 +30,7 @@ from sonogan.preprocess.presets import get_preset
 from sonogan.runs import RunDir
 import sonogan.train.distributed as ddp  # the module itself, not through train/__init__.py (which imports the loop)
 from sonogan.train.config import ClassifierTrainConfig
-from sonogan.train.loop import train_classifier
+from sonogan.train.loop import classifier_precision, train_classifier
 
 
 def train_on_fold(ds: Dataset | str | Path, splits: str | Path | None, fold: int | None, cfg: ClassifierTrainConfig,
@@ -58,7 +59,7 @@ def train_on_fold(ds: Dataset | str | Path, splits: str | Path | None, fold: int
         if run is not None:
             layout.keep_splits(run, lambda: source)
             run.set_info(fold=fold, preset=preset, dataset=str(ds.root.resolve()), dataset_name=ds.spec.name,
-                         world_size=ddp.world_size())
+                         world_size=ddp.world_size(), precision=classifier_precision(cfg).describe())
         has_val = len(fd.val) > 0
         result = train_classifier(
             cfg, norm(fd.train.images, cfg.in_chans, cfg.image_size), torch.from_numpy(fd.train.labels),

@@ -72,3 +72,14 @@ def check_output(path: str | Path, kind: Literal["file", "folder"], option: str 
         raise SonoganInputError(path, f"nothing can be written in {folder} (read-only, no permission, "
                                 "or a system folder such as /proc)", f"choose a writable {option} (or fix its permissions)")
     return path
+
+
+def check_new_folder(path: str | Path, what: str = "output folder", option: str = "--out") -> Path:
+    """``path`` if it can be made as a new (or empty) folder: :func:`check_output`, and an
+    existing folder must be empty (earlier results are never overwritten). The check
+    :func:`sonogan.runs.ensure_new_dir` makes, without creating anything: a command calls it
+    before its work, so a folder refused at the end costs no hour of computing."""
+    path = check_output(path, "folder", option)
+    if path.exists() and any(path.iterdir()):
+        raise SonoganInputError(path, f"{what} already exists and is not empty", _NEVER_OVERWRITE)
+    return path

@@ -50,7 +50,7 @@ from pydantic import BaseModel
 
 from sonogan.config import to_yaml
 from sonogan.errors import SonoganInputError, expected_error_line, note_run
-from sonogan.outpaths import check_output
+from sonogan.outpaths import check_new_folder, check_output
 
 PACKAGES = ("sonogan", "torch", "torchvision", "timm", "diffusers", "numpy", "pandas", "scikit-learn",
             "scipy", "opencv-python-headless", "pillow", "imagehash", "pydicom", "pydantic", "matplotlib")
@@ -85,12 +85,20 @@ def git_commit() -> str:
 def ensure_new_dir(path: str | Path, what: str = "output folder") -> Path:
     """Create ``path``; refuse if it already exists and is not empty (never overwrite), or if it
     cannot be made there (a parent that is a file, a read-only or system folder: one line, by
-    :func:`sonogan.outpaths.check_output`, instead of an OSError's traceback)."""
-    path = check_output(path, "folder")
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise SonoganInputError(path, f"{what} already exists and is not empty",
-                                "choose a new --out path (earlier results are never overwritten)")
+    :func:`sonogan.outpaths.check_new_folder`, instead of an OSError's traceback)."""
+    path = check_new_folder(path, what)
     path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def check_new_run(path: str | Path) -> Path:
+    """``path`` if :meth:`RunDir.create` will accept it, checked before a command's work: a
+    folder that can be made (:func:`sonogan.outpaths.check_output`), new, empty, or holding
+    only what a create killed before run.json left."""
+    path = check_output(path, "folder")
+    if path.is_dir() and not _only_leftovers(path):
+        raise SonoganInputError(path, "run folder already exists and is not empty",
+                                "choose a new --out path (earlier results are never overwritten)")
     return path
 
 

@@ -19,7 +19,8 @@ from rich.console import Console
 from sonogan.cli.resume import refuse_with_resume, resumable
 from sonogan.config import load_config, parse_config
 from sonogan.errors import SonoganInputError
-from sonogan.runs import next_run_dir, write_json
+from sonogan.outpaths import check_new_folder, check_output
+from sonogan.runs import check_new_run, next_run_dir, write_json
 
 console = Console()
 annotations_app = typer.Typer(no_args_is_help=True, help="Remove burned-in annotations (text, arrows, callipers).")
@@ -62,7 +63,7 @@ def train_command(
         overrides = {k: v for k, v in {"fold": fold, "iterations": iterations, "seed": seed}.items() if v is not None}
         cfg = (load_config(RemoverTrainConfig, config, overrides) if config is not None else
                parse_config(RemoverTrainConfig, overrides, "options"))
-    run = resume if resume is not None else (out or next_run_dir("runs", "annotations"))
+    run = resume if resume is not None else check_new_run(out or next_run_dir("runs", "annotations"))
     with resumable("annotations train", run):
         path = train_remover(dataset, run, cfg, resume=resume is not None, progress=True)
     _summary(json.loads((run / "metrics.json").read_text(encoding="utf-8")))
@@ -84,6 +85,7 @@ def apply_command(
     # the command's code is imported when it runs, so `sonogan --help` starts without torch
     from sonogan.annotations.apply import apply_to_files
 
+    check_new_folder(out)  # before the remover is loaded or an image decoded
     table = apply_to_files(checkpoint, inputs, out, "all" if all_images else "detected", threshold)
     console.print(f"{int(table['removed'].sum())} of {len(table)} images cleaned -> [bold]{out}[/] "
                   "(annotations.csv lists the detector's probabilities)")
@@ -105,9 +107,10 @@ def evaluate_command(
     # the command's code is imported when it runs, so `sonogan --help` starts without torch
     from sonogan.annotations.evaluate import evaluate_checkpoint
 
-    if out is not None and out.exists():
-        raise SonoganInputError(out, "already exists", "choose a new --out file (results are never overwritten)")
+    if out is not None:  # an existing file, a parent that is a file, a read-only place: one line, before work
+        check_output(out, "file")
     metrics = evaluate_checkpoint(checkpoint, dataset, fold, n_pairs, seed)
     _summary(metrics)
     if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
         write_json(out, metrics)

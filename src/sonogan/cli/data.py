@@ -19,7 +19,8 @@ from rich.table import Table
 from sonogan.config import load_config, parse_config
 from sonogan.errors import SonoganInputError
 from sonogan.locations import splits_file, work_dir
-from sonogan.runs import RunDir, next_run_dir
+from sonogan.outpaths import check_new_folder, check_output
+from sonogan.runs import RunDir, check_new_run, next_run_dir
 
 data_app = typer.Typer(no_args_is_help=True, help="Datasets: phantom, import, validate, split, inspect.")
 console = Console()
@@ -42,7 +43,7 @@ def phantom_command(
     if not scale > 0:  # also refuses NaN
         raise SonoganInputError(f"--scale {scale}", "the scale must be above 0",
                                 "use e.g. --scale 1 (demo size) or --scale 0.5 (half)")
-
+    check_new_folder(out, "dataset folder")  # before any image is drawn
     cfg = load_config(PhantomConfig, config) if config else PhantomConfig()
     data = cfg.model_dump()
     if seed is not None:
@@ -118,6 +119,7 @@ def relabel_command(
     from sonogan.data.manifest import load_dataset
     from sonogan.data.relabel import parse_mapping, relabel_dataset
 
+    check_new_folder(out, "dataset folder")  # before the source dataset is read
     ds = relabel_dataset(load_dataset(dataset), parse_mapping(mapping), out, default=default,
                          rare=[r.strip() for r in rare.split(",")] if rare else None)
     counts = ds.manifest["label"].value_counts()
@@ -162,6 +164,7 @@ def split_command(
     if target.exists():
         raise SonoganInputError(target, "splits file already exists (splits are made once and reused)",
                                 "reuse it, or pass --out with a new file name")
+    check_output(target, "file")  # a parent that is a file, a read-only or system folder: one line, now
     splits = make_splits(ds, n_folds=folds, test_fraction=test, seed=seed)
     splits.save(target)
     table = Table(title=f"splits of {ds.spec.name} (seed {seed}): images per class and partition")
@@ -193,6 +196,8 @@ def inspect_command(
     from sonogan.data.inspect import inspect_dataset
     from sonogan.data.manifest import load_dataset
 
+    if out is not None:
+        check_new_run(out)  # before the datasets are read
     ds = load_dataset(dataset)
     other = load_dataset(against) if against is not None else None  # a bad path fails before any work
     # the context marks run.json failed (with the error line) if inspection stops on a bad file

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from sonogan.config import load_config
+from sonogan.outpaths import check_output
 
 console = Console()
 DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "demo.yaml"
@@ -31,6 +32,7 @@ def demo_command(
     from sonogan.demo import run_demo
     from sonogan.experiment.config import ExperimentConfig
 
+    check_output(out, "folder")  # the parent of demo-NNN, before the phantom is drawn
     cfg = load_config(ExperimentConfig, config) if config.is_file() else ExperimentConfig()
     path = run_demo(out, cfg, experiment=not data_only)
     report = path / "experiment" / "report.html"

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 
 from sonogan.errors import SonoganInputError
-from sonogan.runs import RunDir
+from sonogan.runs import RunDir, check_new_run
 
 console = Console()
 
@@ -48,6 +48,7 @@ def evaluate_command(
     arms = list(arm or [])
     if baseline is not None and len(arms) > 1:
         raise SonoganInputError("--baseline", "cannot be combined with several --arm", "use one or the other")
+    check_new_run(out)  # before any model is loaded or image decoded
     if arms:
         models = [(a, load_model(model, a, model_name, fold)) for a in arms]
     else:

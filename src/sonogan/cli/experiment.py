@@ -21,7 +21,7 @@ from rich.console import Console
 from sonogan.cli.resume import refuse_with_resume, resumable
 from sonogan.config import load_config
 from sonogan.errors import SonoganInputError
-from sonogan.runs import next_run_dir
+from sonogan.runs import check_new_run, next_run_dir
 
 console = Console()
 
@@ -65,7 +65,7 @@ def experiment_command(
     else:
         overrides = {"folds": parse_folds(folds)} if folds else None
         cfg = load_config(ExperimentConfig, config, overrides)
-        path = out or next_run_dir("runs", cfg.name)
+        path = check_new_run(out or next_run_dir("runs", cfg.name))  # before the hours of work
     # heavy imports only once the arguments are known good
     from sonogan.experiment.protocol import run_experiment
     from sonogan.experiment.report import headline_lines

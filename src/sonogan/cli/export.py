@@ -26,6 +26,7 @@ from rich.console import Console
 
 from sonogan.errors import SonoganInputError
 from sonogan.layout import REMOVER_FILE, read_info
+from sonogan.outpaths import check_output
 
 console = Console()
 
@@ -63,6 +64,7 @@ def export_command(
     """
     if not (onnx or card):
         raise SonoganInputError("export", "no export format chosen", "add --onnx and/or --card")
+    check_output(out, "folder")  # a parent that is a file, a read-only or system folder: one line, before any export
     # imported here: torch and the exporter are slow to import, and --help should stay fast
     from sonogan.infer.model_card import write_model_card
     from sonogan.infer.resolve import REMOVER_KIND, RUN_FILE, find_run

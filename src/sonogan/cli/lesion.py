@@ -18,7 +18,7 @@ from sonogan.cli.experiment import parse_folds
 from sonogan.cli.resume import refuse_with_resume, resumable
 from sonogan.config import load_config
 from sonogan.errors import SonoganInputError
-from sonogan.runs import next_run_dir
+from sonogan.runs import check_new_run, next_run_dir
 
 console = Console()
 
@@ -59,7 +59,8 @@ def lesion_command(
     if resume is None:
         overrides = {"folds": parse_folds(folds)} if folds else None
         cfg = load_config(LesionExperimentConfig, config, overrides)
-    path = resume if resume is not None else (out or next_run_dir("runs", cfg.name))
+    # a new run folder checked before the hours of work
+    path = resume if resume is not None else check_new_run(out or next_run_dir("runs", cfg.name))
     from sonogan.lesion.protocol import run_lesion  # heavy imports once the arguments are good
 
     with resumable("lesion", path):

@@ -17,6 +17,7 @@ from rich.console import Console
 
 from sonogan.config import parse_config
 from sonogan.errors import SonoganInputError
+from sonogan.outpaths import check_output
 from sonogan.runs import atomic_write_text, write_json
 
 console = Console()
@@ -86,15 +87,22 @@ def export_command(
     Example: sonogan study export --db runs/reader-study.db --out runs/exp/reader_study.json
     """
     # the command's code is imported when it runs, so `sonogan --help` starts without torch
-    from sonogan.study.db import make_engine
+    from sonogan.study.db import check_database, make_engine
     from sonogan.study.results import answers_csv, pick_study, study_summary
 
-    for path in (out, csv):
-        if path is not None and path.exists():
-            raise SonoganInputError(path, "already exists", "choose a new file (results are never overwritten)")
+    # every path before the database is opened: one line each, nothing written
+    check_database(db, must_exist=True)
+    check_output(out, "file")
+    if csv is not None:
+        check_output(csv, "file", "--csv")
+        if csv.resolve() == out.resolve():
+            raise SonoganInputError("--csv", f"is the --out file {out}", "give the CSV its own file name")
     engine = make_engine(db, create=False)
     study_id = pick_study(engine, study, db)
     summary = study_summary(engine, study_id)
+    for path in (out, csv):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, summary)
     if csv is not None:
         atomic_write_text(csv, answers_csv(engine, study_id))

@@ -29,6 +29,8 @@ from sonogan import layout
 from sonogan.cli.resume import refuse_with_resume, resumable
 from sonogan.config import load_config, parse_config, read_yaml
 from sonogan.errors import SonoganInputError
+from sonogan.outpaths import check_new_folder, check_output
+from sonogan.runs import check_new_run
 
 console = Console()
 
@@ -109,6 +111,7 @@ def train_command(
             # no default --out: under torchrun every rank must name the same folder
             raise SonoganInputError("sonogan synth train", "no dataset given" if dataset is None else "no --out given",
                                     "pass DATASET and --out RUN (or --resume RUN)")
+        check_new_run(out)  # before the dataset is read or a network built
         cfg = _config(config, {"family": model, "iterations": iterations, "seed": seed})
         fold = fold or "0"
         if fold != "all" and not fold.isdigit():
@@ -152,6 +155,7 @@ def sample_command(
     from sonogan.synth.diffusion import is_diffusion_run, sample_diffusion
     from sonogan.synth.sample import sample_gan
 
+    check_new_folder(out, "synthetic dataset folder")  # before the generator is loaded
     wanted = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
     if is_diffusion_run(run, checkpoint):
         ds = sample_diffusion(run, n, out, seed=seed, classes=wanted, steps=steps, checkpoint=checkpoint,
@@ -190,6 +194,9 @@ def audit_command(
     from sonogan.audit.config import AuditConfig
     from sonogan.audit.run import audit_synthetic, flagged_counts
 
+    check_new_run(out)  # both output places before any image is read
+    if cache is not None:
+        check_output(cache, "folder", "--cache")
     cfg = load_config(AuditConfig, config) if config is not None else AuditConfig()
     run = audit_synthetic(synthetic, real, splits, cfg, out, fold=fold, preset=preset, gan_run=gan,
                           encoder=encoder, cache_dir=cache, progress=True)

@@ -20,6 +20,7 @@ from sonogan import layout
 from sonogan.cli.resume import refuse_with_resume, resumable
 from sonogan.config import load_config
 from sonogan.errors import SonoganInputError
+from sonogan.runs import check_new_run
 
 if TYPE_CHECKING:  # imported when the command runs: sonogan.train brings torch, and --help should stay fast
     from sonogan.train.config import ClassifierTrainConfig
@@ -74,6 +75,7 @@ def train_command(
             # no default --out: under torchrun every rank must name the same folder
             raise SonoganInputError("sonogan train", "no dataset given" if dataset is None else "no --out given",
                                     "pass DATASET and --out RUN (or --resume RUN)")
+        check_new_run(out)  # before the dataset is read or a network built (every rank, before rank 0 makes it)
         cfg = load_config(ClassifierTrainConfig, config) if config is not None else ClassifierTrainConfig()
         fold = fold or "0"
         if fold != "all" and not fold.isdigit():

@@ -159,12 +159,12 @@ def split_command(
     from sonogan.data.manifest import load_dataset
     from sonogan.data.splits import make_splits
 
-    ds = load_dataset(dataset)
     target = out or splits_file(dataset)  # where every command looks by default
     if target.exists():
         raise SonoganInputError(target, "splits file already exists (splits are made once and reused)",
                                 "reuse it, or pass --out with a new file name")
     check_output(target, "file")  # a parent that is a file, a read-only or system folder: one line, now
+    ds = load_dataset(dataset)
     splits = make_splits(ds, n_folds=folds, test_fraction=test, seed=seed)
     splits.save(target)
     table = Table(title=f"splits of {ds.spec.name} (seed {seed}): images per class and partition")

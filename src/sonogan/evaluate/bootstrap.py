@@ -264,3 +264,8 @@ def withhold_tests(values: Mapping[str, Sequence[float]], too_few: Collection[st
     {'f1/bot': [0.4, nan, nan, nan], 'accuracy': [0.75, 0.5, 1.0, 0.2]}
     """
     return {k: [v[0]] + [float("nan")] * (len(v) - 1) if k in too_few else list(v) for k, v in values.items()}
+
+
+def withhold_result(result: BootstrapResult, too_few: Collection[str]) -> BootstrapResult:
+    """:func:`withhold_tests` of a :class:`BootstrapResult`, keeping its resampling record."""
+    return BootstrapResult(withhold_tests(result, too_few), result.n_undefined, result.n_resamples, result.ci)

@@ -10,11 +10,17 @@ the TRUE mask's crop / shape), so "predicted vs true mask" is a paired compariso
 images. Segmentation views are scored on the images that have a mask, at the model's input
 size; ``<arm>+post`` is the same mask after the morphological clean-up.
 
+Per class, the cross-validation reports sensitivity and F1 too; a class with fewer than 6 patients
+(images without patient ids) in the pooled validation keeps their point estimates only, marked
+'too few to test' under ``too_few_to_test`` (as the experiment does, issue 20), and
+``absent_from_validation`` names the folds whose validation set lacks a class.
+
 Example:
     >>> import numpy as np
     >>> y = np.array([0, 1, 1, 0]); p = np.eye(2)[[0, 1, 0, 0]].astype(float)
-    >>> cls_metrics(y, p, ["a", "b"])["accuracy"]
-    0.75
+    >>> m = cls_metrics(y, p, ["a", "b"])
+    >>> m["accuracy"], m["sensitivity/b"]
+    (0.75, 0.5)
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from sonogan.data.manifest import Dataset
-from sonogan.evaluate.bootstrap import bootstrap_ci, paired_bootstrap_gain
+from sonogan.evaluate.bootstrap import (MIN_CASES_TO_TEST, bootstrap_ci, paired_bootstrap_gain, too_few_to_test,
+                                        withhold_result)
 from sonogan.evaluate.metrics import classification_metrics
 from sonogan.evaluate.segmentation import segmentation_ci, segmentation_gain, segmentation_metrics
 from sonogan.lesion.arms import COMPARISONS
@@ -32,12 +39,19 @@ from sonogan.lesion.data import resize_masks
 from sonogan.models.segmentation import postprocess_mask
 
 CLS_KEYS = ("accuracy", "balanced_accuracy", "macro_f1", "macro_auc")
+PER_CLASS = ("sensitivity", "f1")  # the cross-validation's per-class metrics (the rare class's finding rate)
 SEG_KEYS = ("mean_iou", "mean_dice", "pooled_iou", "pooled_dice")
 
 
 def cls_metrics(y: np.ndarray, p: np.ndarray, classes: list[str]) -> dict[str, float]:
     m = classification_metrics(y, p, classes)
-    return {k: m[k] for k in CLS_KEYS}
+    return {k: m[k] for k in (*CLS_KEYS, *(f"{name}/{c}" for name in PER_CLASS for c in classes))}
+
+
+def absent_classes(truth: dict[int, dict[str, np.ndarray]], classes: list[str]) -> dict[int, list[str]]:
+    """Folds whose validation set lacks a class, and which."""
+    out = {f: [c for k, c in enumerate(classes) if not (t["val_y"] == k).any()] for f, t in truth.items()}
+    return {f: absent for f, absent in out.items() if absent}
 
 
 def class_views(preds: dict[str, dict[str, np.ndarray]], part: str) -> dict[str, np.ndarray]:
@@ -85,13 +99,17 @@ def summarise(cfg: Any, classes: list[str], truth: dict[int, dict[str, np.ndarra
     seg_groups = None if groups is None else groups[has]
     boot = {"n_resamples": n_res, "ci": ci, "seed": seed}
     fn = lambda t, p: cls_metrics(t, p, classes)  # noqa: E731
+    too_few = too_few_to_test(fn(y, next(iter(cls.values()))) if cls else {}, y, classes, groups)
     out: dict[str, Any] = {"name": cfg.name, "folds": folds, "classes": classes, "n_cv": int(len(y)),
                            "n_cv_masks": int(has.sum()), "ci": ci, "n_resamples": n_res,
                            "bootstrap_unit": "patient" if by_patient else "image",
+                           "min_cases_to_test": MIN_CASES_TO_TEST, "too_few_to_test": too_few,
+                           "absent_from_validation": absent_classes({f: truth[f] for f in folds}, classes),
                            "classification": {}, "segmentation": {}, "gains": {}, "cascade_fallback": {}}
     for name, p in cls.items():
         test = [cls_metrics(truth[f]["test_y"], class_views(preds[f], "test")[name], classes) for f in folds]
-        out["classification"][name] = {"cv": _json(bootstrap_ci(fn, y, p, groups=groups, **boot)),
+        out["classification"][name] = {"cv": _json(withhold_result(bootstrap_ci(fn, y, p, groups=groups, **boot),
+                                                                   too_few)),
                                        "test_mean": {k: float(np.mean([t[k] for t in test])) for k in CLS_KEYS}}
     for name, m in seg.items():
         test = []
@@ -103,7 +121,7 @@ def summarise(cfg: Any, classes: list[str], truth: dict[int, dict[str, np.ndarra
     for a, b, label in COMPARISONS:
         if a in cls and b in cls:
             out["gains"][f"{b} vs {a}"] = {"a": a, "b": b, "what": label, **_json(
-                paired_bootstrap_gain(fn, y, cls[a], cls[b], groups=groups, **boot))}
+                withhold_result(paired_bootstrap_gain(fn, y, cls[a], cls[b], groups=groups, **boot), too_few))}
     for a, b in (("segmentation", "multitask"), ("segmentation", "cgan-segmentation"), ("segmentation", "segmentation+post")):
         if a in seg and b in seg:
             out["gains"][f"{b} vs {a} (masks)"] = {"a": a, "b": b, "what": "segmentation", **_json(

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import shutil
 
 import cv2
 import pandas as pd
 import yaml
 
 
-def test_train_apply_evaluate(cli, clean_phantom, tmp_path, tiny_cfg):
+def test_train_apply_evaluate(cli, clean_phantom, tmp_path, tiny_cfg, monkeypatch):
     config = tmp_path / "remover.yaml"
     config.write_text(yaml.safe_dump(tiny_cfg(iterations=10, checkpoint_every=5).model_dump(mode="json")))
     code, out, err = cli(["annotations", "train", str(clean_phantom), "--out", str(tmp_path / "run"),
@@ -27,6 +29,17 @@ def test_train_apply_evaluate(cli, clean_phantom, tmp_path, tiny_cfg):
     assert len(table) == 3 and table["removed"].all() and table["detector_p"].between(0, 1).all()
     for name, src in zip(table["output"], images):
         assert cv2.imread(str(tmp_path / "clean" / name)).shape == cv2.imread(str(src)).shape
+
+    # a folder: every file listed (a skipped one without an output), no file name becomes a spreadsheet formula
+    (tmp_path / "in").mkdir()
+    shutil.copy(images[0], tmp_path / "in" / "=HYPERLINK(A1).png")
+    (tmp_path / "in" / "notes.txt").write_text("not an image")
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli(["annotations", "apply", str(ckpt), "in", "--out", "clean-folder", "--all"])
+    assert code == 0, err
+    with open(tmp_path / "clean-folder" / "annotations.csv", newline="") as fh:
+        rows = [(r["file"], r["output"]) for r in csv.DictReader(fh)]
+    assert rows == [("in/=HYPERLINK(A1).png", "'=HYPERLINK(A1).png"), ("in/notes.txt", "")]
 
     code, out, err = cli(["annotations", "evaluate", str(ckpt), "--pairs", "8", "--out", str(tmp_path / "m.json")])
     assert code == 0, err

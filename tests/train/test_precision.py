@@ -104,3 +104,25 @@ def test_auto_resolves_by_model_and_size(bf16_cpu) -> None:
     assert (lite.autocast_dtype is not None, lite.channels_last) == (fastest.startswith("bf16"), fastest.endswith("-cl"))
     assert "efficientnet-lite0 at 160 px" in lite.reason
     assert classifier_precision(ClassifierTrainConfig(device="cpu")) == accel.Precision(torch.device("cpu"))
+
+
+def test_every_other_training_config_carries_the_switch(tmp_path) -> None:
+    """Lesion models (segmenter, multitask) and the annotation remover resolve it the same way."""
+    from sonogan.annotations.train import RemoverTrainConfig, remover_precision
+    from sonogan.lesion.config import LesionTrainConfig
+    from sonogan.lesion.train import lesion_precision, train_lesion
+    from sonogan.models.multitask import LesionModelConfig
+
+    fast = accel.Precision(torch.device("cpu"), torch.bfloat16, True)
+    lesion = LesionTrainConfig(image_size=32, epochs=1, batch_size=4, **{"precision": "bf16",
+                                                                          "memory_format": "channels_last"})
+    assert lesion_precision(lesion, "unet") == fast
+    assert lesion_precision(LesionTrainConfig(), "unet") == accel.Precision(torch.device("cpu"))
+    assert remover_precision(RemoverTrainConfig(device="cpu", precision="bf16", memory_format="channels_last")) == fast
+    assert remover_precision(RemoverTrainConfig(device="cpu")) == accel.Precision(torch.device("cpu"))
+    data = {"image": torch.randn(4, 1, 32, 32), "mask": (torch.rand(4, 1, 32, 32) > .5).float(),
+            "has_mask": torch.ones(4, dtype=torch.bool), "label": torch.zeros(4, dtype=torch.long)}
+    mcfg = LesionModelConfig(backbone="unet", backbone_kwargs={"width": 4}, outputs="segmentation")
+    train_lesion(mcfg, lesion, "segmentation", {}, data, None, tmp_path, resume=False)
+    recorded = json.loads((tmp_path / "history.json").read_text())["precision"]
+    assert (recorded["autocast"], recorded["memory_format"]) == ("bfloat16", "channels_last")

@@ -37,6 +37,7 @@ from sonogan.layout import fold_dir, keep_splits, resume_config
 from sonogan.phantom import prepare_phantom
 from sonogan.preprocess.cache import build_cache, read_info
 from sonogan.runs import RunDir
+from sonogan.train.loop import classifier_precision
 
 
 def check_experiment(cfg: ExperimentConfig, ds: Dataset, n_folds: int) -> list[str]:
@@ -115,7 +116,10 @@ def _run(cfg: ExperimentConfig, run: RunDir, ds: Dataset, progress: bool, report
         echo(line)
     folds = cfg.folds if cfg.folds is not None else list(range(splits.n_folds))
     run.set_info(dataset_name=ds.spec.name, rare_classes=rare, folds=folds,
-                 patients_known=ds.spec.patients_known, data_warnings=report.warnings)
+                 patients_known=ds.spec.patients_known, data_warnings=report.warnings,
+                 # each classifier's precision and why (each GAN run's run.json holds its own)
+                 precision={c.model: classifier_precision(c.model_copy(update={"device": cfg.device})).describe()
+                            for c in cfg.classifiers})
     records = run_folds(cfg, ds, splits_path, folds, run, rare, progress, executor, echo)
     pooled = pool_predictions(cfg, ds, records, run.path)  # loaded once, used by the numbers and the figures
     results = compute_results(cfg, ds, pooled, records, rare)

@@ -10,6 +10,7 @@
       folds/fold<K>/                      one fold: fold.json, predictions.npz, gan-<class>/, ...
       folds/fold<K>/<arm>/                one arm: ensemble.json (experiment), best.pt (lesion)
       folds/fold<K>/<arm>/<model>/        one classifier of an experiment arm: best.pt, last.pt
+      folds/fold<K>/<arm>/<model>/seed-<S>/   the same, one per seed when classifier_seeds has several
       remover.pt                          the annotation remover's checkpoint (no folds)
 
 Every path of that picture is built here and nowhere else; :func:`locate` reads it back from
@@ -22,6 +23,8 @@ Example:
     'runs/exp/folds/fold0/augmented'
     >>> model_dir("runs/exp", 1, "baseline", "resnet10t").as_posix()
     'runs/exp/folds/fold1/baseline/resnet10t'
+    >>> seed_model_dir("runs/exp", 1, "baseline", "resnet10t", 2).as_posix()
+    'runs/exp/folds/fold1/baseline/resnet10t/seed-2'
     >>> fold_of(Path("runs/exp/folds/fold3")), fold_of(Path("runs/exp/fold-3"))
     (3, None)
 """
@@ -48,6 +51,7 @@ FOLDS = "folds"
 REMOVER_FILE = "remover.pt"
 ENSEMBLE_FILE = "ensemble.json"
 BEST_FILE = "best.pt"
+SEED_DIR = re.compile(r"seed-(\d+)")  # one classifier seed's folder inside a model folder
 OLD_FOLD = re.compile(r"fold-(\d+)")  # the lesion protocol's folders before this layout
 Config = TypeVar("Config", bound=BaseModel)
 
@@ -65,6 +69,13 @@ def arm_dir(run: str | Path, fold: int, arm: str) -> Path:
 def model_dir(run: str | Path, fold: int, arm: str, model: str) -> Path:
     """``RUN/folds/fold<K>/<arm>/<model>``: one classifier of an experiment arm."""
     return arm_dir(run, fold, arm) / model
+
+
+def seed_model_dir(run: str | Path, fold: int, arm: str, model: str, seed: int | None) -> Path:
+    """``RUN/folds/fold<K>/<arm>/<model>/seed-<S>``: one seed's classifier; with ``seed`` None (a run
+    with one classifier seed) the model folder itself, as runs were before seeds."""
+    folder = model_dir(run, fold, arm, model)
+    return folder if seed is None else folder / f"seed-{seed}"
 
 
 def fold_of(path: Path) -> int | None:
@@ -158,15 +169,20 @@ class Place:
     fold: int | None = None
     arm: str | None = None
     model: str | None = None   # the classifier's name, "ensemble", or None (a lesion arm's own model)
+    seed: int | None = None    # the classifier seed of a ``<model>/seed-<S>/best.pt``
 
 
 def locate(path: str | Path) -> Place | None:
     """The run, fold, arm and model of a model file inside a run folder, or None outside one:
-    ``folds/foldK/<arm>/<model>/best.pt``, ``folds/foldK/<arm>/ensemble.json`` (experiment),
-    ``folds/foldK/<arm>/best.pt`` (lesion), ``RUN/remover.pt`` (annotation remover)."""
+    ``folds/foldK/<arm>/<model>/best.pt`` (``<model>/seed-<S>/best.pt`` with several classifier seeds),
+    ``folds/foldK/<arm>/ensemble.json`` (experiment), ``folds/foldK/<arm>/best.pt`` (lesion), ``RUN/remover.pt`` (annotation remover)."""
     path = Path(path).resolve()
     if path.name == REMOVER_FILE and is_run(path.parent):
         return Place(path.parent)
+    seed = SEED_DIR.fullmatch(path.parent.name)
+    if seed is not None:  # <model>/seed-<S>/best.pt: the model folder's place, and the seed
+        place = locate(path.parent.parent / path.name)
+        return None if place is None else Place(place.run, place.fold, place.arm, place.model, int(seed.group(1)))
     for arm, model, fold_folder in ((path.parent.parent, path.parent.name, path.parent.parent.parent),
                                     (path.parent, None, path.parent.parent)):
         k = fold_of(fold_folder)

@@ -38,6 +38,7 @@ class Arm(BaseModel):
     n_classic: int = 0            # re-drawn real rare-class images per rare class
     mix_mode: Literal["count", "ratio", "balance"] = "count"
     classic_augment: bool = False
+    synthetic_set: Literal["rare", "all"] = "rare"  # the rare-class generators' images, or the all-class GAN's
 
     @property
     def needs_synthetic(self) -> bool:

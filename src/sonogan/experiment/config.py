@@ -79,6 +79,10 @@ class ExperimentConfig(StrictModel):
     split: SplitParams = Field(default_factory=SplitParams)
     folds: list[int] | None = Field(None, description="folds to run (null = all)")
     seed: int = 0
+    classifier_seeds: list[int] | None = Field(
+        None, description="train every arm's classifiers once per seed (e.g. [0, 1, 2]); the arm's predictions are "
+                          "the seed-averaged probabilities, and metrics.json adds the seed spread. The generators are "
+                          "trained once per fold. null = [seed] (one classifier per arm, as before)")
     preset: str = Field("flagship-64", description="preprocessing preset shared by GAN and classifiers")
     rare_classes: list[str] | None = Field(None, description="null = dataset.yaml's rare_classes")
     generator: Literal["gan", "diffusion"] = Field("gan", description="which generator family makes the "
@@ -88,6 +92,10 @@ class ExperimentConfig(StrictModel):
     gan_pretrain: int = Field(0, ge=0, description="iterations of one GAN trained on every class of the fold's "
                               "training images, from which each rare-class GAN starts instead of noise; 0 = off")
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
+    all_classes_gan: GanConfig | None = Field(
+        None, description="add the 'all-classes' arm: one class-conditional GAN (family cgan or acgan) per fold on "
+                          "every class of its training images, and n_per_class of its images for EVERY class, beside "
+                          "the rare-class augmented arm, so that 'looks synthetic' is no shortcut to 'rare class'")
     audit: AuditConfig = Field(default_factory=AuditConfig, description="per fold and class after sampling: "
                                "fidelity, diversity, quality, memorisation; audit.gate drops flagged near-copies "
                                "of training images before curation and training")
@@ -129,6 +137,15 @@ class ExperimentConfig(StrictModel):
         if self.synthetic.classes == "all" and not conditional:
             raise ValueError("synthetic.classes 'all' needs a class-conditional generator (gan.family cgan or "
                              "acgan, or diffusion.class_conditional: true)")
+        if self.classifier_seeds is not None and (not self.classifier_seeds
+                                                  or len(set(self.classifier_seeds)) != len(self.classifier_seeds)):
+            raise ValueError("classifier_seeds: give distinct seeds (or null for [seed])")
+        if self.all_classes_gan is not None:
+            if self.all_classes_gan.family not in ("cgan", "acgan"):
+                raise ValueError("all_classes_gan.family must be class-conditional (cgan or acgan)")
+            if self.synthetic.classes == "all":
+                raise ValueError("all_classes_gan adds an all-class arm beside the rare-class one: with "
+                                 "synthetic.classes 'all' the augmented arm is that arm already; drop one")
         if self.gan_pretrain and (self.generator != "gan" or self.synthetic.classes == "all"):
             raise ValueError("gan_pretrain applies to per-class GANs (generator: gan, synthetic.classes: rare)")
         if self.synthetic.curate is not None and self.synthetic.curate * self.synthetic.sample_factor < 1:
@@ -137,9 +154,13 @@ class ExperimentConfig(StrictModel):
         _check_registered(self)
         return self
 
+    def seeds(self) -> list[int]:
+        """The classifier seeds of every arm: ``classifier_seeds``, or ``[seed]``."""
+        return list(self.classifier_seeds) if self.classifier_seeds is not None else [self.seed]
+
     def arms(self) -> list[Arm]:
         """The typed arms (see :mod:`sonogan.experiment.arms`) in report order: baseline,
-        [classic], augmented, synthetic-N sweep, classic-N sweep.
+        [classic], augmented, synthetic-N sweep, [all-classes], [synthetic-pretrain], classic-N sweep.
 
         Example:
             >>> cfg = ExperimentConfig.model_validate({"dataset": "d", "classic_arm": {"hflip": True},
@@ -156,6 +177,9 @@ class ExperimentConfig(StrictModel):
                         mix_mode=self.synthetic.mode))
         arms += [Arm(name=f"synthetic-{n}", kind="synthetic", n_synthetic=n)
                  for n in sorted(set(self.synthetic.sweep)) if n > 0]
+        if self.all_classes_gan is not None:
+            arms.append(Arm(name="all-classes", kind="synthetic", n_synthetic=self.synthetic.n_per_class,
+                            synthetic_set="all"))
         if self.synthetic.pretrain_finetune is not None:
             arms.append(Arm(name="synthetic-pretrain", kind="pretrain", n_synthetic=self.synthetic.n_per_class))
         counts = set(self.classic_sweep) | ({self.synthetic.n_per_class} if self.synthetic.matched_control else set())

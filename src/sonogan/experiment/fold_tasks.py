@@ -30,8 +30,8 @@ from sonogan.experiment.config import ExperimentConfig
 from sonogan.experiment.executors import Executor
 from sonogan.experiment.features import save_tsne_features
 from sonogan.experiment.results import ENSEMBLE, ENSEMBLE_EQUAL
-from sonogan.experiment.results import primary_model
-from sonogan.experiment.synthesis import Synthetic, curate, synthesise
+from sonogan.experiment.results import primary_model, seed_average
+from sonogan.experiment.synthesis import ALL_CLASSES, Synthetic, curate, synthesise, synthesise_all_classes
 from sonogan.infer.calibration import (apply_temperature, calibration_scope, check_calibratable,
                                         fit_temperature_present)
 from sonogan.infer.predictor import Predictor
@@ -46,20 +46,24 @@ from sonogan.train.loop import predict_proba, train_classifier
 
 
 def train_arm(cfg: ExperimentConfig, clf_index: int, arm: Arm, fd: FoldData, syn: Synthetic,
-              rare_indices: list[int], class_names: list[str], arm_dir: Path, progress: bool) -> dict[str, np.ndarray]:
-    """Train one classifier for one arm (or load its saved predictions) -> val/test probabilities."""
+              rare_indices: list[int], class_names: list[str], arm_dir: Path, progress: bool,
+              seed: int | None = None) -> dict[str, np.ndarray]:
+    """Train one classifier for one arm (or load its saved predictions) -> val/test probabilities.
+    ``seed``: the classifier seed (default the experiment's); the classifier and the arm's draw of
+    added images use ``seed + fold``."""
     pred_path = arm_dir / "predictions.npz"
     if pred_path.is_file():
         saved = np.load(pred_path)
         return {"val": saved["val"], "test": saved["test"], "temperature": saved["temperature"]}
     base = cfg.classifiers[clf_index]
-    update: dict[str, Any] = {"seed": cfg.seed + fd.fold, "device": cfg.device, "num_threads": cfg.num_threads}
+    seed = (cfg.seed if seed is None else seed) + fd.fold
+    update: dict[str, Any] = {"seed": seed, "device": cfg.device, "num_threads": cfg.num_threads}
     if arm.classic_augment:
         update["augment"] = cfg.classic_arm
     ccfg = base.model_copy(update=update)
     norm = {"fold": fd.normaliser, "imagenet": Normaliser.imagenet(), "lite": Normaliser.lite()}[ccfg.normalise]
     to_x = lambda imgs: norm(imgs, ccfg.in_chans, ccfg.image_size)  # noqa: E731
-    images, labels = training_images(arm, fd.train, syn.all(), rare_indices, seed=cfg.seed + fd.fold,
+    images, labels = training_images(arm, fd.train, syn.all(), rare_indices, seed=seed,
                                      ratio=cfg.synthetic.ratio)
     val_x, val_y = to_x(fd.val.images), torch.from_numpy(fd.val.labels)
     if arm.kind == "pretrain":
@@ -114,22 +118,82 @@ def _fuse_arm(cfg: ExperimentConfig, arm_dir: Path, by_model: dict[str, dict[str
     by_model[ENSEMBLE]["temperature"] = np.array(fold_temperature(by_model[ENSEMBLE]["val"], val_y))
     if cfg.ensemble == "weighted":  # equal weights as the reference the fitted weights must beat
         by_model[ENSEMBLE_EQUAL], _ = fuse_members(cfg, members, val_y, "equal")
-    write_ensemble_file(arm_dir / "ensemble.json", {m: Path(m) / "best.pt" for m in members}, weights,
+    write_ensemble_file(arm_dir / "ensemble.json", *seed_members(cfg, list(members), weights),
                         "validation log-loss" if cfg.ensemble == "weighted" else "equal weights",
                         temperature=float(by_model[ENSEMBLE]["temperature"]))
     return weights
 
 
-def curate_with_baseline(cfg: ExperimentConfig, syn: Synthetic, run: str | Path, fold: int) -> Synthetic:
+def seed_members(cfg: ExperimentConfig, models: list[str], weights: list[float]) -> tuple[dict[str, Path], list[float]]:
+    """The members of an arm's ``ensemble.json`` (relative paths) and their weights: each model's
+    ``best.pt``, or with several classifier seeds each seed's, sharing its model's weight equally,
+    so that the file predicts the seed-averaged probabilities the protocol evaluates."""
+    seeds = cfg.seeds()
+    if len(seeds) == 1:
+        return {m: Path(m) / layout.BEST_FILE for m in models}, weights
+    return ({f"{m}/seed-{s}": Path(m) / f"seed-{s}" / layout.BEST_FILE for m in models for s in seeds},
+            [w / len(seeds) for w in weights for _ in seeds])
+
+
+def _seed_averaged(by_seed: dict[int, dict[str, np.ndarray]], seeds: list[int], val_y: np.ndarray
+                   ) -> dict[str, np.ndarray]:
+    """One model's seed-averaged validation and test probabilities, with the temperature fitted on
+    the averaged validation ones; one seed's own arrays when there is one seed."""
+    if len(seeds) == 1:
+        return by_seed[seeds[0]]
+    avg = {part: seed_average([by_seed[s][part] for s in seeds]) for part in ("val", "test")}
+    avg["temperature"] = np.array(fold_temperature(avg["val"], val_y))
+    return avg
+
+
+def combine_seeds(job: "FoldJob", runs: dict[str, dict[str, dict[int, dict[str, np.ndarray]]]], val_y: np.ndarray
+                  ) -> tuple[dict[str, dict[str, dict[str, np.ndarray]]], dict[str, np.ndarray], dict[str, list[float]]]:
+    """From every (arm, model, seed)'s probabilities: the arm's predictions (each model's
+    seed-averaged probabilities, fused when there are several classifiers: weights fitted on the
+    averaged validation probabilities), each seed's own arrays for ``predictions.npz``
+    (``arm|model|part|seed-S``, ensembles fused with the same weights; only with several seeds),
+    and the fusion weights. Writes each arm's ``ensemble.json`` (several classifiers or seeds)."""
+    cfg, seeds = job.cfg, job.cfg.seeds()
+    preds: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    per_seed: dict[str, np.ndarray] = {}
+    weights: dict[str, list[float]] = {}
+    for arm, by_model in runs.items():
+        arm_dir = layout.arm_dir(job.run, job.fold, arm)
+        preds[arm] = {m: _seed_averaged(by_seed, seeds, val_y) for m, by_seed in by_model.items()}
+        if len(cfg.classifiers) > 1:
+            weights[arm] = _fuse_arm(cfg, arm_dir, preds[arm], val_y)
+        elif len(seeds) > 1:  # one classifier: its seeds are the ensemble that predicts the arm's numbers
+            (model,) = by_model
+            write_ensemble_file(arm_dir / layout.ENSEMBLE_FILE, *seed_members(cfg, [model], [1.0]), "equal weights",
+                                temperature=float(preds[arm][model]["temperature"]))
+        if len(seeds) == 1:
+            continue
+        for s in seeds:
+            members = {m: by_seed[s] for m, by_seed in by_model.items()}
+            if arm in weights:
+                ordered = [members[m]["val"] for m in by_model], [members[m]["test"] for m in by_model]
+                members[ENSEMBLE] = {part: fuse(ps, weights[arm]) for part, ps in zip(("val", "test"), ordered)}
+                if ENSEMBLE_EQUAL in preds[arm]:
+                    members[ENSEMBLE_EQUAL] = {part: fuse(ps, equal_weights(len(by_model)))
+                                               for part, ps in zip(("val", "test"), ordered)}
+            per_seed.update({f"{arm}|{m}|{part}|seed-{s}": p[part] for m, p in members.items() for part in ("val", "test")})
+    return preds, per_seed, weights
+
+
+def curate_with_baseline(cfg: ExperimentConfig, syn: Synthetic, run: str | Path, fold: int,
+                         name: str = "curation.json") -> Synthetic:
     """Score each class's synthetic images with the fold's baseline classifier (real training
-    images only) through its Predictor, and keep the most confident ``n_per_class``. Scored once:
-    the kept ids go to ``curation.json``, which the fold's later tasks read back."""
-    path = layout.fold_dir(run, fold) / "curation.json"
+    images only; the first classifier seed's) through its Predictor, and keep the most confident
+    ``n_per_class``. Scored once: the kept ids go to ``name`` in the fold folder, which the fold's
+    later tasks read back."""
+    path = layout.fold_dir(run, fold) / name
     if path.is_file():
         saved = json.loads(path.read_text())
         return Synthetic(by_class={c: p.select(np.isin(p.ids, saved["kept"][c])) for c, p in syn.by_class.items()},
                          info={c: {**v, "curation": saved["info"][c]} for c, v in syn.info.items()})
-    predictor = Predictor.load(layout.model_dir(run, fold, "baseline", cfg.classifiers[0].model) / layout.BEST_FILE)
+    seeds = cfg.seeds()
+    first = layout.seed_model_dir(run, fold, "baseline", cfg.classifiers[0].model, seeds[0] if len(seeds) > 1 else None)
+    predictor = Predictor.load(first / layout.BEST_FILE)
     probs = {cls: predictor.predict_pixels(part.images) for cls, part in syn.by_class.items()}
     out = curate(syn, probs, keep=cfg.synthetic.n_per_class)
     write_json(path, {"kept": {c: p.ids for c, p in out.by_class.items()},
@@ -216,47 +280,59 @@ def _fold_inputs(dataset: str, splits: str, fold: int, preset: str, allow_no_mas
     return ds, load_fold(ds, Splits.load(splits, ds), fold, preset, allow_no_masks=allow_no_masks)
 
 
-def fold_synthetic(job: FoldJob, ds: Dataset, fd: FoldData) -> Synthetic:
-    """The fold's synthetic images as the arms use them: trained and sampled by :func:`synth_task`
-    (read back here), then curated when configured (the baseline has trained by then)."""
-    syn = synthesise(job.cfg, ds, fd, job.fold_dir, list(job.rare), job.progress, job.log)
-    return curate_with_baseline(job.cfg, syn, job.run, job.fold) if job.cfg.synthetic.curate is not None else syn
+def fold_synthetic(job: FoldJob, ds: Dataset, fd: FoldData, which: str = "rare") -> Synthetic:
+    """The fold's synthetic images as the arms use them (``which``: the rare-class generators'
+    or, ``all``, the all-class GAN's): trained and sampled by :func:`synth_task` (read back here),
+    then curated when configured (the baseline has trained by then)."""
+    if which == "all":
+        syn = synthesise_all_classes(job.cfg, ds, fd, job.fold_dir, job.progress, job.log)
+        name = f"curation-{ALL_CLASSES}.json"
+    else:
+        syn = synthesise(job.cfg, ds, fd, job.fold_dir, list(job.rare), job.progress, job.log)
+        name = "curation.json"
+    curated = job.cfg.synthetic.curate is not None
+    return curate_with_baseline(job.cfg, syn, job.run, job.fold, name) if curated else syn
 
 
 def synth_task(job: FoldJob) -> None:
     """Task: train (or resume) the fold's generators and sample them into the run folder."""
     ds, fd = job.inputs()
     synthesise(job.cfg, ds, fd, job.fold_dir, list(job.rare), job.progress, job.log)
+    synthesise_all_classes(job.cfg, ds, fd, job.fold_dir, job.progress, job.log)
 
 
-def arm_task(job: FoldJob, arm: Arm, clf_index: int) -> dict[str, np.ndarray]:
-    """Task: one classifier of one arm (or its saved predictions) -> val/test probabilities."""
+def arm_task(job: FoldJob, arm: Arm, clf_index: int, seed: int | None = None) -> dict[str, np.ndarray]:
+    """Task: one classifier of one arm, for one classifier seed (None: the experiment's only one),
+    or its saved predictions -> val/test probabilities."""
     ds, fd = job.inputs()
-    syn = fold_synthetic(job, ds, fd) if arm.needs_synthetic else Synthetic()
+    syn = fold_synthetic(job, ds, fd, arm.synthetic_set) if arm.needs_synthetic else Synthetic()
     model = job.cfg.classifiers[clf_index].model
-    job.log(f"fold {job.fold}: {arm.name} / {model}")
+    job.log(f"fold {job.fold}: {arm.name} / {model}" + (f" / seed {seed}" if seed is not None else ""))
     return train_arm(job.cfg, clf_index, arm, fd, syn, job.rare_indices(ds), ds.spec.classes,
-                     layout.model_dir(job.run, job.fold, arm.name, model), job.progress)
+                     layout.seed_model_dir(job.run, job.fold, arm.name, model, seed), job.progress, seed=seed)
 
 
-def submit_fold(executor: Executor, job: FoldJob) -> list[tuple[str, str, Any]]:
+def submit_fold(executor: Executor, job: FoldJob) -> list[tuple[str, str, int, Any]]:
     """Submit the fold's tasks: generators -> baseline -> the other arms (those with synthetic
-    images wait for the generators, and for the baseline when it curates them). Returns
-    (arm, model, handle) in report order."""
+    images wait for the generators, and for the baseline when it curates them); one task per
+    arm, classifier and classifier seed. Returns (arm, model, seed, handle) in report order."""
     cfg = job.cfg
     arms = cfg.arms()
     cpus, gpus = executor_resources(cfg)
     synth = (executor.submit(synth_task, (job,), cpus=cpus, gpus=gpus)
              if any(a.needs_synthetic for a in arms) else None)
-    handles: list[tuple[str, str, Any]] = []
+    handles: list[tuple[str, str, int, Any]] = []
     baseline: list[Any] = []
+    seeds = cfg.seeds()
     for arm in arms:
         after = [synth] + (baseline[:1] if cfg.synthetic.curate is not None else []) if arm.needs_synthetic else []
         for i, clf in enumerate(cfg.classifiers):
-            handle = executor.submit(arm_task, (job, arm, i), after=after, cpus=cpus, gpus=gpus)
-            handles.append((arm.name, clf.model, handle))
-            if arm.kind == "baseline":
-                baseline.append(handle)
+            for s in seeds:  # one seed keeps the model folder of runs before seeds (seed None)
+                handle = executor.submit(arm_task, (job, arm, i, s if len(seeds) > 1 else None), after=after,
+                                         cpus=cpus, gpus=gpus)
+                handles.append((arm.name, clf.model, s, handle))
+                if arm.kind == "baseline":
+                    baseline.append(handle)
     return handles
 
 
@@ -265,26 +341,26 @@ def executor_resources(cfg: ExperimentConfig) -> tuple[float, float]:
     return float(cfg.num_threads), cfg.gpus_per_task
 
 
-def finish_fold(job: FoldJob, preds: dict[str, dict[str, dict[str, np.ndarray]]]) -> dict[str, Any]:
-    """The fold's ensembles, t-SNE features, predictions.npz and ``folds/foldK/fold.json``."""
+def finish_fold(job: FoldJob, runs: dict[str, dict[str, dict[int, dict[str, np.ndarray]]]]) -> dict[str, Any]:
+    """The fold's seed averages and ensembles (``runs``: arm -> model -> seed -> probabilities),
+    t-SNE features, predictions.npz and ``folds/foldK/fold.json``."""
     cfg = job.cfg
     ds, fd = job.inputs()
     syn = fold_synthetic(job, ds, fd) if any(a.needs_synthetic for a in cfg.arms()) else Synthetic()
-    weights: dict[str, list[float]] = {}
-    if len(cfg.classifiers) > 1:
-        for arm in preds:
-            weights[arm] = _fuse_arm(cfg, layout.arm_dir(job.run, job.fold, arm), preds[arm], fd.val.labels)
+    preds, per_seed, weights = combine_seeds(job, runs, fd.val.labels)
     if cfg.evaluation.tsne and syn.by_class:
         save_tsne_features(cfg, fd, syn, job.fold_dir)
     save_npz_atomic(job.fold_dir / "predictions.npz", **{"y|val": fd.val.labels, "y|test": fd.test.labels},
                     **{f"{arm}|{model}|{part}": p[part] for arm, by_model in preds.items()
-                       for model, p in by_model.items() for part in ("val", "test")})
+                       for model, p in by_model.items() for part in ("val", "test")}, **per_seed)
     calibration = {arm: {model: calibration_summary(p, fd.val.labels, fd.test.labels, list(ds.spec.classes))
                          for model, p in by_model.items()
                          if "temperature" in p} for arm, by_model in preds.items()}
     record = {"fold": job.fold, "val_ids": fd.val.ids, "test_ids": fd.test.ids, "n_train_real": len(fd.train),
               "train_class_counts": np.bincount(fd.train.labels, minlength=len(ds.spec.classes)).tolist(),
               "normaliser": fd.normaliser.to_dict(), "synthetic": syn.info, "fusion_weights": weights,
+              **({"synthetic_all_classes": fold_synthetic(job, ds, fd, "all").info} if cfg.all_classes_gan else {}),
+              **({"classifier_seeds": cfg.seeds()} if len(cfg.seeds()) > 1 else {}),
               "members": [c.model for c in cfg.classifiers], "calibration": calibration,
               "summary": fold_summary(job.fold, preds, fd.val.labels, primary_model(cfg), ds.spec.classes,
                                       list(job.rare))}
@@ -306,11 +382,11 @@ def run_folds(cfg: ExperimentConfig, ds: Dataset, splits_path: Path, folds: list
     records = []
     for k, job in jobs.items():
         if k in pending:
-            results = executor.gather([h for _, _, h in pending[k]])
-            preds: dict[str, dict[str, dict[str, np.ndarray]]] = {}
-            for (arm, model, _), p in zip(pending[k], results):
-                preds.setdefault(arm, {})[model] = p
-            records.append(finish_fold(job, preds))
+            results = executor.gather([h for *_, h in pending[k]])
+            runs: dict[str, dict[str, dict[int, dict[str, np.ndarray]]]] = {}
+            for (arm, model, seed, _), p in zip(pending[k], results):
+                runs.setdefault(arm, {}).setdefault(model, {})[seed] = p
+            records.append(finish_fold(job, runs))
         else:
             records.append(json.loads((job.fold_dir / "fold.json").read_text()))
         for line in records[-1]["summary"]:

@@ -56,12 +56,14 @@ class Synthetic:
                          pd.DataFrame(index=range(sum(len(p) for p in parts))))
 
 
-def gan_config(cfg: ExperimentConfig, fold: int, class_index: int) -> GanConfig | DiffusionConfig:
-    """The experiment's generator config (GAN or diffusion), bound to the classifier's preset (its
-    size when that is 64 or 128 px, else the generator config's own resolution), with a
-    per-(fold, class) seed."""
+def gan_config(cfg: ExperimentConfig, fold: int, class_index: int,
+               base: GanConfig | None = None) -> GanConfig | DiffusionConfig:
+    """The experiment's generator config (GAN or diffusion; ``base``: another GAN config, e.g.
+    ``all_classes_gan``), bound to the classifier's preset (its size when that is 64 or 128 px,
+    else the generator config's own resolution), with a per-(fold, class) seed."""
     preset = get_preset(cfg.preset)
-    base = cfg.diffusion if cfg.generator == "diffusion" else cfg.gan
+    if base is None:
+        base = cfg.diffusion if cfg.generator == "diffusion" else cfg.gan
     resolution = preset.size if preset.size in (64, 128) else base.resolution
     return base.model_copy(update={"preset": cfg.preset, "resolution": resolution,
                                       "channels": preset.channels, "device": cfg.device,
@@ -75,12 +77,13 @@ def _finished(run_dir: Path) -> bool:
 
 def train_class_gan(cfg: ExperimentConfig, ds: Dataset, fd: FoldData, cls: str | None, gan_dir: Path,
                     progress: bool, log: Callable[[str], None], init: Path | None = None,
-                    iterations: int | None = None) -> None:
+                    iterations: int | None = None, base: GanConfig | None = None) -> None:
     """Train (or continue) the generator of ``cls`` (None: every class) on the fold's training
-    pixels in memory; ``init``: a GAN checkpoint to start from."""
+    pixels in memory; ``init``: a GAN checkpoint to start from; ``base``: a GAN config other
+    than the experiment's generator."""
     assert fd.fold is not None
     k = ds.spec.class_index(cls) if cls else len(ds.spec.classes)
-    gcfg = gan_config(cfg, fd.fold, k)
+    gcfg = gan_config(cfg, fd.fold, k, base)
     if iterations is not None:
         gcfg = gcfg.model_copy(update={"iterations": iterations})
     if gan_dir.exists() and not (gan_dir / "run.json").is_file():
@@ -90,7 +93,7 @@ def train_class_gan(cfg: ExperimentConfig, ds: Dataset, fd: FoldData, cls: str |
     real = real_images(fd.train, list(ds.spec.classes), cls, gcfg.channels, gcfg.resolution,
                        where=f"fold {fd.fold} training partition")
     meta = gan_meta(ds, fd.fold, cls, gcfg)
-    if cfg.generator == "diffusion":
+    if isinstance(gcfg, DiffusionConfig):
         fit_diffusion(real, gcfg, gan_dir, resume=resume, progress=progress, meta=meta)
     else:
         fit_gan(real, gcfg, gan_dir, resume=resume, progress=progress, meta=meta, init=init)
@@ -128,15 +131,17 @@ def gated(cfg: ExperimentConfig) -> bool:
 
 
 def sample_class(cfg: ExperimentConfig, gan_dir: Path, syn_dir: Path, fold: int,
-                 classes: list[str] | None = None) -> Dataset:
+                 classes: list[str] | None = None, diffusion: bool | None = None) -> Dataset:
     """The sampled dataset of one GAN (``classes``: every class of a conditional one), made once
-    (a half-written one is sampled again)."""
+    (a half-written one is sampled again); ``diffusion``: whether it is a diffusion model
+    (default: the experiment's generator)."""
     if (syn_dir / "manifest.csv").is_file():
         return load_dataset(syn_dir)
     if syn_dir.exists():
         shutil.rmtree(syn_dir)  # killed while sampling, inside our own run folder
     n = math.ceil(n_wanted(cfg) * (1 + (cfg.audit.gate_headroom if gated(cfg) else 0.0)))
-    sample = sample_diffusion if cfg.generator == "diffusion" else sample_gan
+    diffusion = cfg.generator == "diffusion" if diffusion is None else diffusion
+    sample = sample_diffusion if diffusion else sample_gan
     return sample(gan_dir, n, syn_dir, seed=cfg.seed + fold, checkpoint=cfg.synthetic.checkpoint, classes=classes)
 
 
@@ -158,25 +163,53 @@ def synthesise(cfg: ExperimentConfig, ds: Dataset, fd: FoldData, fold_dir: Path,
         gan_dir = fold_dir / f"gan-{name}"
         if not _finished(gan_dir):
             train_class_gan(cfg, ds, fd, cls, gan_dir, progress, log, init=init)
-        n_seen = _check_gan_saw_only_train(gan_dir, fd)
-        syn_ds = sample_class(cfg, gan_dir, fold_dir / f"synthetic-{name}", fd.fold,
-                              classes=None if cls else list(ds.spec.classes))
-        part = load_synthetic(syn_ds, cfg.preset, ds.spec.classes, fd.fold)
-        for c, p in _split_by_class(part, list(ds.spec.classes)).items():
-            out.info[c] = {"gan_run": gan_dir.relative_to(layout.run_of_fold(fold_dir)).as_posix(),
-                           "n_sampled": len(p), "n_gan_training_images": n_seen}
-            out.by_class[c] = audit_and_gate(cfg, ds, fd, c, p, fold_dir, out.info[c], log)
+        _add_samples(cfg, ds, fd, gan_dir, fold_dir / f"synthetic-{name}", None if cls else list(ds.spec.classes),
+                     cfg.generator == "diffusion", fold_dir / "audit", out, log)
     return out
 
 
+ALL_CLASSES = "all-classes"  # the folders of the 'all-classes' arm's generator: gan-, synthetic-, audit/
+
+
+def synthesise_all_classes(cfg: ExperimentConfig, ds: Dataset, fd: FoldData, fold_dir: Path, progress: bool,
+                           log: Callable[[str], None]) -> Synthetic:
+    """The 'all-classes' arm's images: ``all_classes_gan`` (class-conditional) trained on every
+    class of the fold's training images and sampled for every class, audited in
+    ``audit/all-classes/<class>/``; empty when the config has no such arm."""
+    out = Synthetic()
+    if cfg.all_classes_gan is None:
+        return out
+    gan_dir = fold_dir / f"gan-{ALL_CLASSES}"
+    if not _finished(gan_dir):
+        train_class_gan(cfg, ds, fd, None, gan_dir, progress, log, base=cfg.all_classes_gan)
+    _add_samples(cfg, ds, fd, gan_dir, fold_dir / f"synthetic-{ALL_CLASSES}", list(ds.spec.classes), False,
+                 fold_dir / "audit" / ALL_CLASSES, out, log)
+    return out
+
+
+def _add_samples(cfg: ExperimentConfig, ds: Dataset, fd: FoldData, gan_dir: Path, syn_dir: Path,
+                 classes: list[str] | None, diffusion: bool, audit_root: Path, out: Synthetic,
+                 log: Callable[[str], None]) -> None:
+    """Sample one trained generator (once), audit and gate each class's samples, add them to ``out``."""
+    assert fd.fold is not None
+    fold_dir = syn_dir.parent
+    n_seen = _check_gan_saw_only_train(gan_dir, fd)
+    syn_ds = sample_class(cfg, gan_dir, syn_dir, fd.fold, classes=classes, diffusion=diffusion)
+    part = load_synthetic(syn_ds, cfg.preset, ds.spec.classes, fd.fold)
+    for c, p in _split_by_class(part, list(ds.spec.classes)).items():
+        out.info[c] = {"gan_run": gan_dir.relative_to(layout.run_of_fold(fold_dir)).as_posix(),
+                       "n_sampled": len(p), "n_gan_training_images": n_seen}
+        out.by_class[c] = audit_and_gate(cfg, ds, fd, c, p, fold_dir, out.info[c], log, audit_root)
+
+
 def audit_and_gate(cfg: ExperimentConfig, ds: Dataset, fd: FoldData, cls: str, part: Partition, fold_dir: Path,
-                   info: dict[str, Any], log: Callable[[str], None]) -> Partition:
+                   info: dict[str, Any], log: Callable[[str], None], audit_root: Path | None = None) -> Partition:
     """Audit one class's samples against the fold's TRAINING images of that class (once: a saved
-    ``audit.json`` is read back) and, with ``audit.gate``, drop the flagged near-copies; the
-    counts go into ``info``."""
+    ``audit.json`` in ``audit_root/<cls>``, default ``fold_dir/audit``, is read back) and, with
+    ``audit.gate``, drop the flagged near-copies; the counts go into ``info``."""
     if not cfg.audit.enabled:
         return part
-    audit_dir = fold_dir / "audit" / cls
+    audit_dir = (audit_root or fold_dir / "audit") / cls
     if (audit_dir / "audit.json").is_file():
         record = load_audit(audit_dir / "audit.json")
     else:

@@ -208,3 +208,26 @@ def test_merge_command_and_readme_block(verdict_run: Path, tmp_path):
     block = script.verdict_block(result)
     assert "Folds in: 0 of 0-1** (provisional: 1 of 2 folds)" in block and "No arm meets the target" in block
     assert "| augmented |" in block and "classic-6" in block
+
+
+def test_two_classifiers_with_seeds_fuse_each_seed_with_the_averaged_weights(tmp_path):
+    rng = np.random.default_rng(0)
+    cfg = verdict_config(classifiers=[{"model": "frid-adar-cnn"}, {"model": "resnet10t"}])
+    job = fold_tasks.FoldJob(cfg, "unused", "unused", str(tmp_path), 0, ("borderline",))
+    (tmp_path / "folds" / "fold0" / "baseline").mkdir(parents=True)  # the arm's classifiers made it
+    val_y = np.array([0, 1, 2, 0, 1, 2])
+    probs = lambda n: rng.dirichlet(np.ones(3), size=n)  # noqa: E731
+    runs = {"baseline": {m: {s: {"val": probs(6), "test": probs(4)} for s in (0, 1)}
+                         for m in ("frid-adar-cnn", "resnet10t")}}
+    preds, per_seed, weights = fold_tasks.combine_seeds(job, runs, val_y)
+    by_model = runs["baseline"]
+    for m in by_model:
+        np.testing.assert_allclose(preds["baseline"][m]["test"], (by_model[m][0]["test"] + by_model[m][1]["test"]) / 2)
+    # the fused ensemble is linear: the average of each seed's ensemble (same weights) is the arm's ensemble
+    mean_of_seeds = (per_seed["baseline|ensemble|test|seed-0"] + per_seed["baseline|ensemble|test|seed-1"]) / 2
+    np.testing.assert_allclose(preds["baseline"]["ensemble"]["test"], mean_of_seeds, atol=1e-12)
+    assert "baseline|ensemble-equal|val|seed-1" in per_seed and "baseline|resnet10t|val|seed-0" in per_seed
+    fused = json.loads((tmp_path / "folds" / "fold0" / "baseline" / "ensemble.json").read_text())
+    assert set(fused["members"]) == {f"{m}/seed-{s}" for m in by_model for s in (0, 1)}
+    w = weights["baseline"]
+    assert fused["weights"] == pytest.approx([w[0] / 2, w[0] / 2, w[1] / 2, w[1] / 2])

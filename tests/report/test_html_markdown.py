@@ -19,10 +19,10 @@ from sonogan.report import (
     gain_table_rows,
     markdown_table,
     metrics_table_rows,
-    plot_confusion,
     render_markdown_summary,
     render_report,
 )
+from sonogan.report.figures import plot_confusion
 
 CLASSES = ["benign", "malignant", "bot"]
 RESULTS = {

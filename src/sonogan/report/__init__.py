@@ -7,19 +7,12 @@ Example:
     '0.865 (0.801 to 0.912)'
     >>> format_p(0.0)
     '< 0.001'
+
+The figures (matplotlib, scikit-learn) are imported from ``sonogan.report.figures`` by whoever
+draws: keeping them out of this package's import lets the web app, which renders only HTML,
+start without loading the plotting stack.
 """
 
-from sonogan.report.figures import (
-    image_grid,
-    plot_confusion,
-    plot_image_panels,
-    plot_loss_curves,
-    plot_metric_bars,
-    plot_roc_curves,
-    plot_sweep,
-    plot_tsne,
-    tile_images,
-)
 from sonogan.report.html import (
     FigureRef,
     Section,
@@ -33,7 +26,6 @@ from sonogan.report.html import (
 from sonogan.report.markdown import markdown_table, render_markdown_summary
 
 __all__ = [
-    "FigureRef", "Section", "Table", "format_ci", "format_p", "gain_table_rows", "image_grid", "markdown_table",
-    "metrics_table_rows", "plot_confusion", "plot_image_panels", "plot_loss_curves", "plot_metric_bars",
-    "plot_roc_curves", "plot_sweep", "plot_tsne", "render_markdown_summary", "render_report", "tile_images",
+    "FigureRef", "Section", "Table", "format_ci", "format_p", "gain_table_rows", "markdown_table",
+    "metrics_table_rows", "render_markdown_summary", "render_report",
 ]

@@ -24,6 +24,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -35,6 +36,8 @@ from sonogan.models.classifiers import create_classifier
 from sonogan.models.segmentation import create_segmenter
 from sonogan.synth.config import GanConfig
 from sonogan.synth.nets.dcgan import dcgan_nets
+from sonogan.train.config import ClassifierTrainConfig
+from sonogan.train.loop import train_classifier
 
 OUT = Path(__file__).resolve().parent / "results" / "cpu_speed.json"
 VARIANTS = ("fp32", "fp32-cl", "bf16", "bf16-cl")
@@ -153,6 +156,41 @@ def timed(step: Callable[[], None], steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
+# The MMOTU recipe of configs/mmotu-strong.yaml (augmentation, EMA, cosine, layer decay), one epoch
+LOOP_RECIPE = dict(model="efficientnet-lite0", in_chans=3, image_size=160, epochs=1, batch_size=32,
+                   optimizer="adamw", lr=0.002, weight_decay=0.05, layer_decay=0.8, schedule="cosine",
+                   label_smoothing=0.1, ema_decay=0.98, loss="ce", patience=None, keep="last",
+                   augment={"hflip": True, "rotation": 10.0, "translate": 0.05, "scale": [0.9, 1.1],
+                            "brightness": 0.2, "contrast": 0.2})
+LOOP_VARIANTS = {"fp32": ("fp32", "channels_first"), "fp32-cl": ("fp32", "channels_last"),
+                 "bf16": ("bf16", "channels_first"), "bf16-cl": ("bf16", "channels_last"),
+                 "auto": ("auto", "auto")}
+
+
+def measure_loop(threads: int, repeats: int, n_images: int, tmp: Path) -> dict:
+    """The whole training loop (data, augmentation, forward, backward, optimizer, EMA, checkpoint)
+    for one epoch of ``n_images`` Lite0-160 images, per precision; ``outside_step`` is the share of
+    the loop's time per image not spent in the bare step measured by :func:`classifier_step`."""
+    torch.set_num_threads(threads)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(n_images, 3, 160, 160, generator=gen)
+    y = torch.randint(0, 8, (n_images,), generator=gen)
+    names = [f"c{i}" for i in range(8)]
+    times: dict[str, list[float]] = {v: [] for v in LOOP_VARIANTS}
+    for r in range(repeats):
+        for v, (precision, layout) in LOOP_VARIANTS.items():
+            cfg = ClassifierTrainConfig(**LOOP_RECIPE, precision=precision, memory_format=layout)
+            start = time.perf_counter()
+            train_classifier(cfg, x, y, None, None, tmp / f"{v}-{threads}-{r}", names, resume=False)
+            times[v].append(time.perf_counter() - start)
+        print(f"  loop lite0-160 {threads}t repeat {r + 1}/{repeats}: "
+              + ", ".join(f"{v} {n_images / t[-1]:.1f}" for v, t in times.items()), flush=True)
+    med = {v: statistics.median(t) for v, t in times.items()}
+    return {"images": n_images, "threads": threads,
+            "img_per_s": {v: round(n_images / m, 2) for v, m in med.items()},
+            "ratio_vs_fp32": {v: round(med["fp32"] / m, 2) for v, m in med.items()}}
+
+
 def measure(model: str, threads: int, variants: list[str], repeats: int, steps: int) -> dict:
     torch.set_num_threads(threads)
     batch, factory = MODELS[model]
@@ -186,6 +224,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=3, help="steps per timed repeat")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (inductor), minutes of warm-up")
+    parser.add_argument("--loop-images", type=int, default=128,
+                        help="images per epoch of the whole-loop measurement (0 = skip it)")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
     variants = list(VARIANTS) + (["compiled"] if args.compile else [])
@@ -194,7 +234,17 @@ def main() -> int:
     for model in args.models.split(","):
         for threads in (int(t) for t in args.threads.split(",")):
             results[f"{model}@{threads}t"] = measure(model, threads, variants, args.repeats, args.steps)
-    out = {"benchmark": "cpu_speed", "variants": variants, "results": results,
+    loops = {}
+    if args.loop_images:
+        with tempfile.TemporaryDirectory() as tmp:
+            for threads in (int(t) for t in args.threads.split(",")):
+                loop = measure_loop(threads, args.repeats, args.loop_images, Path(tmp))
+                step = results.get(f"lite0-160@{threads}t")
+                if step:  # the share of a loop image's time spent outside the bare step, per variant
+                    loop["outside_step"] = {v: round(1 - loop["img_per_s"][v] / step["img_per_s"][v], 2)
+                                            for v in VARIANTS if v in step["img_per_s"]}
+                loops[f"lite0-160@{threads}t"] = loop
+    out = {"benchmark": "cpu_speed", "variants": variants, "results": results, "loop": loops,
            "compiled_variant": "bf16 autocast off, channels_last on" if args.compile else None,
            "load_avg_before": [round(x, 2) for x in load_before],
            "load_avg_after": [round(x, 2) for x in os.getloadavg()],
@@ -204,6 +254,37 @@ def main() -> int:
     Path(args.out).write_text(json.dumps(out, indent=1))
     print(f"written {args.out}")
     return 0
+
+
+def cpu_speed_block(r: dict) -> str:
+    """README block: img/s per model, thread count and variant, with the ratio to fp32 NCHW."""
+    variants = r["variants"]
+    load = r["load_avg_before"][0], r["load_avg_after"][0]
+    lines = [f"Training throughput on this CPU (`python benchmarks/cpu_speed.py`, {r['cpu']}, torch {r['torch']}, "
+             f"native bf16: {'yes' if r['bf16_native'] else 'no'}; img/s, median of {r['repeats']} round-robin "
+             f"repeats in one process, ratio to fp32 NCHW in brackets; 1-min load average {load[0]:.1f} before, "
+             f"{load[1]:.1f} after):", "",
+             "| model @ threads (batch) | " + " | ".join(variants) + " |",
+             "|---|" + "---|" * len(variants)]
+    for key, m in r["results"].items():
+        cells = [f"{m['img_per_s'][v]:.1f} ({m['ratio_vs_fp32'][v]:.2f}x)" for v in variants]
+        lines.append(f"| {key.replace('@', ' @ ')} ({m['batch']}) | " + " | ".join(cells) + " |")
+    if r.get("loop"):
+        loop_variants = list(next(iter(r["loop"].values()))["img_per_s"])
+        lines += ["", "The whole training loop (data, augmentation, optimizer, EMA, checkpoint; one epoch of the "
+                  "MMOTU recipe, Lite0 160 px): img/s (ratio to fp32), and the share of the time outside the bare "
+                  "step above:", "",
+                  "| loop @ threads (images) | " + " | ".join(loop_variants) + " |",
+                  "|---|" + "---|" * len(loop_variants)]
+        for key, m in r["loop"].items():
+            outside = m.get("outside_step", {})
+            cells = [f"{m['img_per_s'][v]:.1f} ({m['ratio_vs_fp32'][v]:.2f}x"
+                     + (f"; {100 * outside[v]:.0f} % outside" if v in outside else "") + ")" for v in loop_variants]
+            lines.append(f"| {key.replace('@', ' @ ')} ({m['images']}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+README_BLOCKS = {"cpu-speed": ("cpu_speed.json", cpu_speed_block)}
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Typed arms of the protocol and what each one trains on (pure: no training).
 
 An :class:`Arm` says what is added to a fold's real training images: nothing (baseline),
-synthetic images of the rare classes (augmented, synthetic-N), or N re-drawn copies of the
+synthetic images of the rare classes (augmented, synthetic-N) or of every class from the
+all-class GAN (all-classes, ``synthetic_set='all'``), or N re-drawn copies of the
 real rare-class images (classic-N, the count-matched oversampling control); and whether the
 classic augmentation of ``classic_arm`` is applied. The 'synthetic-pretrain' arm trains in two
 stages: :func:`pretraining_images` first, then the real training images alone. Names are only labels for folders and

@@ -62,11 +62,10 @@ def cpu_model() -> str:
     return platform.processor()
 
 
-def classifier_step(size: int, batch: int, channels_last: bool, bf16: bool, compile_: bool) -> Callable[[], None]:
-    torch.manual_seed(0)
-    model = create_classifier("efficientnet-lite0", num_classes=8, in_chans=3)
-    x = torch.randn(batch, 3, size, size)
-    y = torch.randint(0, 8, (batch,))
+def supervised_step(model: torch.nn.Module, x: torch.Tensor, loss_fn: Callable[[torch.Tensor], torch.Tensor],
+                    channels_last: bool, bf16: bool, compile_: bool) -> Callable[[], None]:
+    """One training step of ``model`` on the batch ``x``: forward (autocast when ``bf16``), the loss in
+    fp32 on the float logits, backward, AdamW (foreach)."""
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
@@ -77,36 +76,31 @@ def classifier_step(size: int, batch: int, channels_last: bool, bf16: bool, comp
     def step() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits = net(x)
-        loss = F.cross_entropy(logits.float(), y)
+        loss = loss_fn(logits.float())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     return step
+
+
+def classifier_step(size: int, batch: int, channels_last: bool, bf16: bool, compile_: bool) -> Callable[[], None]:
+    torch.manual_seed(0)
+    model = create_classifier("efficientnet-lite0", num_classes=8, in_chans=3)
+    y = torch.randint(0, 8, (batch,))
+    return supervised_step(model, torch.randn(batch, 3, size, size), lambda logits: F.cross_entropy(logits, y),
+                           channels_last, bf16, compile_)
 
 
 def segmenter_step(size: int, batch: int, channels_last: bool, bf16: bool, compile_: bool) -> Callable[[], None]:
     torch.manual_seed(0)
     model = create_segmenter("efficientnet-lite0-unet", in_chans=3)
-    x = torch.randn(batch, 3, size, size)
     y = (torch.rand(batch, 1, size, size) > 0.7).float()
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    net = torch.compile(model) if compile_ else model
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, foreach=True)
-    model.train()
 
-    def step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = net(x)
-        logits = logits.float()
+    def dice_bce(logits: torch.Tensor) -> torch.Tensor:
         prob = torch.sigmoid(logits)
         dice = 1 - (2 * (prob * y).sum() + 1) / (prob.sum() + y.sum() + 1)
-        loss = F.binary_cross_entropy_with_logits(logits, y) + dice
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return step
+        return F.binary_cross_entropy_with_logits(logits, y) + dice
+    return supervised_step(model, torch.randn(batch, 3, size, size), dice_bce, channels_last, bf16, compile_)
 
 
 def gan_step(batch: int, channels_last: bool, bf16: bool, compile_: bool) -> Callable[[], None]:

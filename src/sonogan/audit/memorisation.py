@@ -150,14 +150,21 @@ class Memorisation:
 
 
 def memorisation_check(real: np.ndarray, synthetic: np.ndarray, embeds: dict[str, Embed], quantile: float = 0.95,
-                       copies_per_image: int = 2, seed: int = 0, max_ratio: float = 0.5) -> Memorisation:
+                       copies_per_image: int = 2, seed: int = 0, max_ratio: float = 0.5,
+                       known: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> Memorisation:
     """Nearest real training image of every synthetic image in each space of ``embeds``, with
-    the threshold calibrated on augmented copies of ``real`` (uint8 (N, S, S, C) images)."""
+    the threshold calibrated on augmented copies of ``real`` (uint8 (N, S, S, C) images).
+    ``known[space]``: that space's (real, synthetic) vectors when the caller has them already
+    (the audit's extractor features): only the copies are embedded then."""
     if len(real) < 2:
         raise ValueError("memorisation needs at least 2 real training images")
     copies = augmented_copies(real, copies_per_image, seed)
-    return Memorisation({name: space_test(embed(real), embed(synthetic), embed(copies), quantile, max_ratio)
-                         for name, embed in embeds.items()})
+    known = known or {}
+    out = {}
+    for name, embed in embeds.items():
+        r, s = known[name] if name in known else (embed(real), embed(synthetic))
+        out[name] = space_test(r, s, embed(copies), quantile, max_ratio)
+    return Memorisation(out)
 
 
 def exclude_flagged(part: Partition, flagged_ids: list[str]) -> tuple[Partition, int]:

@@ -25,7 +25,7 @@ from torch import nn
 
 from sonogan.audit.audit import AuditInputs, audit_class
 from sonogan.audit.config import AuditConfig
-from sonogan.audit.features import create_extractor, train_domain_encoder
+from sonogan.audit.features import create_extractor, extractor_bf16, train_domain_encoder
 from sonogan.audit.report import audit_section
 from sonogan.data.manifest import load_dataset
 from sonogan.errors import SonoganInputError
@@ -49,7 +49,8 @@ def build_extractors(cfg: AuditConfig, train: Partition, class_names: list[str],
             if ckpt is None:
                 e = cfg.domain_encoder
                 ckpt = train_domain_encoder(train, class_names, encoder_dir, e.epochs, e.image_size, e.model,
-                                            e.batch_size, e.lr, e.seed, progress)
+                                            e.batch_size, e.lr, e.seed, progress, e.model_kwargs,
+                                            extractor_bf16(e.precision, cfg.profile))
         out[name] = create_extractor(name, ckpt)
     return out
 

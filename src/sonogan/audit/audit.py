@@ -88,7 +88,7 @@ def distribution_index(n_synthetic: int, cfg: AuditConfig) -> np.ndarray:
 def fold_features(extractors: dict[str, nn.Module], real: np.ndarray, syn: np.ndarray, dist: np.ndarray,
                   cfg: AuditConfig, cache_dir: Path | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Each extractor's (real, synthetic) features, each image once: every synthetic image for a
-    memorisation space, else only the distribution sample ``dist`` (then indexed by ``dist``'s order)."""
+    memorisation space, else only the distribution sample ``dist`` (in its order)."""
     bf16 = extractor_bf16(cfg.precision, cfg.profile)
     out = {}
     for name, fx in extractors.items():

@@ -12,6 +12,7 @@ from sonogan.audit.audit import AuditInputs, audit_class, distribution_index
 from sonogan.audit.config import AuditConfig
 from sonogan.audit.features import extract
 from sonogan.audit.memorisation import memorisation_check, pixel_embed
+from sonogan.audit.report import audit_section
 
 
 class CountingExtractor(nn.Module):
@@ -62,6 +63,8 @@ def test_the_light_cap_samples_the_distribution_metrics_but_the_gate_sees_every_
     assert record["fidelity"]["counting"]["n_synthetic"] == 4 and record["memorisation"]["n_synthetic"] == 12
     assert record["quality"]["synthetic"]["piqe"]["n"] == 2
     assert set(record["memorisation"]["flagged_ids"]) >= {f"s{i}" for i in left_out[:2]}
+    text = audit_section([("fold 0, rare", tmp_path / "rare")]).text
+    assert "used a seeded sample of the synthetic images (fold 0, rare: 4 of 12)" in text
 
 
 def test_shared_features_give_the_memorisation_of_separate_embedding():

@@ -80,6 +80,17 @@ def memorisation_rows(label: str, a: dict[str, Any]) -> list[dict[str, str]]:
              "flagged": f"{s['n_flagged']} / {m['n_synthetic']}"} for space, s in m["spaces"].items()]
 
 
+def sample_note(audits: list[tuple[str, Path]]) -> str:
+    """Where the light profile sampled the synthetic set for the distribution metrics, say so."""
+    sampled = [(label, d) for label, folder in audits
+               if (d := load_audit(folder / "audit.json").get("distribution_sample")) and d["n"] < d["of"]]
+    if not sampled:
+        return ""
+    parts = "; ".join(f"{label}: {d['n']} of {d['of']}" for label, d in sampled)
+    return (f" Fidelity, diversity, quality and t-SNE used a seeded sample of the synthetic images ({parts}); "
+            "the memorisation test checked every one (docs/audit.md, 'What it costs').")
+
+
 def audit_section(audits: list[tuple[str, Path]], gate: bool | None = None,
                   title: str = "Synthetic-image audit", figures_of: int | None = None) -> Section:
     """One section from ``(label, folder with audit.json)`` pairs; ``gate``: whether flagged images
@@ -98,7 +109,7 @@ def audit_section(audits: list[tuple[str, Path]], gate: bool | None = None,
             figures.append((folder / name, f"{label}: {what}"))
     gate_text = {None: "", True: "; flagged images were excluded from training",
                  False: "; the gate was off, flagged images were kept"}[gate]
-    return Section(title, TEXT.format(gate=gate_text),
+    return Section(title, TEXT.format(gate=gate_text) + sample_note(audits),
                    tables=[Table(tables[0], "Fidelity (per feature space)"),
                            Table(tables[1], "Diversity and no-reference quality (mean ± SD)"),
                            Table(tables[2], "Memorisation")]

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -32,10 +31,12 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from sonogan.experiment.records import cpu_model
 from sonogan.models.classifiers import create_classifier
 from sonogan.models.segmentation import create_segmenter
 from sonogan.synth.config import GanConfig
 from sonogan.synth.nets.dcgan import dcgan_nets
+from sonogan.train.accel import bf16_flag, host_cpu_flags
 from sonogan.train.config import ClassifierTrainConfig
 from sonogan.train.loop import train_classifier
 
@@ -44,22 +45,8 @@ VARIANTS = ("fp32", "fp32-cl", "bf16", "bf16-cl")
 
 
 def cpu_flags() -> list[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return sorted(f for f in flags if f.startswith(("avx512", "amx", "avx2", "fma")))
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
+    """The vector-instruction flags of this CPU (the resolver's own reading of /proc/cpuinfo)."""
+    return sorted(f for f in host_cpu_flags().split() if f.startswith(("avx512", "amx", "avx2", "fma")))
 
 
 def supervised_step(model: torch.nn.Module, x: torch.Tensor, loss_fn: Callable[[torch.Tensor], torch.Tensor],
@@ -243,7 +230,7 @@ def main() -> int:
            "load_avg_before": [round(x, 2) for x in load_before],
            "load_avg_after": [round(x, 2) for x in os.getloadavg()],
            "torch": torch.__version__, "cpu": cpu_model(), "cpu_flags": cpu_flags(),
-           "bf16_native": "avx512_bf16" in cpu_flags() or "amx_bf16" in cpu_flags(),
+           "bf16_native": bf16_flag(host_cpu_flags()) is not None,
            "cpus": os.cpu_count(), "repeats": args.repeats, "steps_per_repeat": args.steps}
     Path(args.out).write_text(json.dumps(out, indent=1))
     print(f"written {args.out}")

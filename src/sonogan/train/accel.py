@@ -36,6 +36,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -148,6 +149,7 @@ def bf16_flag(flags: str) -> str | None:
     return next((f for f in BF16_FLAGS if f in present), None)
 
 
+@functools.lru_cache(maxsize=1)  # the CPU does not change within a process: read /proc/cpuinfo once
 def host_cpu_flags() -> str:
     """This CPU's flags: the /proc/cpuinfo "flags" line on Linux; elsewhere the bf16 flags that
     torch's own runtime CPU checks find (``torch.backends.cpu.get_cpu_capability()`` names only

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -40,8 +41,10 @@ TARGET_GAIN = 0.10       # the issue's target: rare-class F1 +10 points over the
 TARGET_ACCURACY = 0.80   # ... and 8-class top-1 >= 0.80 (pooled 5-fold CV)
 
 
-def run_fold(config: Path, fold: int, work: Path, records: Path = RECORDS) -> Path:
-    """Run (or resume, or read back) fold ``fold``; returns its record's path."""
+def run_fold(config: Path, fold: int, work: Path, records: Path = RECORDS, seed: int | None = None) -> Path:
+    """Run (or resume, or read back) fold ``fold``; returns its record's path. ``seed``: only this
+    classifier seed of the config's ``classifier_seeds`` (every arm; the generators as in the full
+    run), recorded as ``foldK-seedS``: a fold too long for one session runs seed by seed."""
     sys.path.insert(0, str(Path(__file__).parent))
     from mmotu_experiment import peak_rss_mb, prepare
 
@@ -54,12 +57,22 @@ def run_fold(config: Path, fold: int, work: Path, records: Path = RECORDS) -> Pa
     start, load_start = time.perf_counter(), os.getloadavg()
     work.mkdir(parents=True, exist_ok=True)
     cfg = load_config(ExperimentConfig, config)
-    cfg = cfg.model_copy(update={"dataset": str(prepare(cfg.name, work)), "folds": [fold]})
-    run = work / f"{cfg.name}-fold{fold}"
+    chunk: dict[str, Any] = {}
+    if seed is not None:
+        if seed not in cfg.seeds():
+            raise SystemExit(f"--seed {seed}: not one of the config's classifier_seeds {cfg.seeds()}")
+        if seed != cfg.seeds()[0]:
+            raise SystemExit(f"--seed {seed}: the curation of the synthetic images uses the baseline of seed "
+                             f"{cfg.seeds()[0]}; a run of another seed alone cannot curate them the same way yet")
+        chunk = {"classifier_seeds": [seed]}
+    cfg = cfg.model_copy(update={"dataset": str(prepare(cfg.name, work)), "folds": [fold], **chunk})
+    run = work / (f"{cfg.name}-fold{fold}" + (f"-seed{seed}" if seed is not None else ""))
     status = read_info(run).get("status") if is_run(run) else None
     if status != "completed":
         run = run_experiment(None, run, resume=True) if status else run_experiment(cfg, run)
     record = fold_record(run, fold)
+    if seed is not None:
+        record["seed_chunk"] = seed
     record["cost"].update(wall_s_this_process=round(time.perf_counter() - start, 1), peak_rss_mb=peak_rss_mb(),
                           load_average_start=list(load_start), load_average_end=list(os.getloadavg()),
                           resumed=status is not None and status != "completed")
@@ -100,7 +113,7 @@ def target(result: dict[str, Any]) -> dict[str, Any]:
 def merge(records_dir: Path, out: Path) -> dict[str, Any]:
     from sonogan.experiment.records import merge_records, read_record
 
-    paths = sorted(records_dir.glob("fold*.json"))
+    paths = sorted(p for p in records_dir.glob("fold*.json") if re.fullmatch(r"fold\d+\.json", p.name))
     if not paths:
         result: dict[str, Any] = {"folds_run": []}
     else:
@@ -197,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=str(REPO / "configs" / "mmotu-verdict.yaml"))
     parser.add_argument("--fold", type=int, default=None, help="run this fold and write its record")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="with --fold: only this classifier seed (every arm), recorded as foldK-seedS")
     parser.add_argument("--merge", action="store_true", help="pool the existing fold records")
     parser.add_argument("--work", default=str(REPO / "runs" / "bench"), help="where the dataset and runs go")
     parser.add_argument("--records", default=str(RECORDS), help="folder of the fold records")
@@ -208,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         if not MMOTU.is_dir():
             print(f"MMOTU not found at {MMOTU}; this benchmark needs ../shared/datasets/mmotu-2d")
             return 0
-        run_fold(Path(args.config), args.fold, Path(args.work), Path(args.records))
+        run_fold(Path(args.config), args.fold, Path(args.work), Path(args.records), seed=args.seed)
     if args.merge:
         merge(Path(args.records), Path(args.out))
     return 0

@@ -132,18 +132,25 @@ def fold_record(run_dir: str | Path, fold: int) -> dict[str, Any]:
     }
 
 
+def record_stem(record: dict[str, Any]) -> str:
+    """``foldK``, or ``foldK-seedS`` for the record of one classifier seed of fold K."""
+    chunk = record.get("seed_chunk")
+    return f"fold{record['fold']}" + ("" if chunk is None else f"-seed{chunk}")
+
+
 def write_record(record: dict[str, Any], folder: str | Path) -> Path:
-    """``folder/foldK.json`` (+ ``foldK.npz``: the arrays); an existing record is never replaced
-    by a different one (a rerun that reproduces it exactly is fine)."""
+    """``folder/foldK.json`` (+ ``foldK.npz``: the arrays; ``foldK-seedS`` for one seed's record);
+    an existing record is never replaced by a different one (a rerun that reproduces it exactly
+    is fine)."""
     folder = Path(folder)
-    path = folder / f"fold{record['fold']}.json"
+    path = folder / f"{record_stem(record)}.json"
     if path.is_file():
         old = json.loads(path.read_text())
         if old.get("arrays_sha256") != record["arrays_sha256"] or old.get("config_sha256") != record["config_sha256"]:
             raise SonoganInputError(path, "a different record of this fold exists (other predictions or config)",
                                     "move it away first if the new run should replace it")
     folder.mkdir(parents=True, exist_ok=True)
-    save_npz_atomic(folder / f"fold{record['fold']}.npz", **record["arrays"])
+    save_npz_atomic(path.with_suffix(".npz"), **record["arrays"])
     write_json(path, {k: v for k, v in record.items() if k != "arrays"})
     return path
 

@@ -51,18 +51,18 @@ BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # x86 flags of native bf16 dot product
 
 # Training throughput (img/s) of one step (forward, fp32 loss, backward, optimiser) per
 # variant, by model family and input size in px; the variant names are benchmarks/cpu_speed.py's.
-# PROVISIONAL values, until the lead reruns benchmarks/cpu_speed.py on a quiet machine and
-# copies its img_per_s here:
-# - efficientnet-lite0: issue 17's probe (AMD EPYC with avx512_bf16, 2 threads, idle, batch 32);
-# - efficientnet-lite0-unet and dcgan: the first smoke run of benchmarks/cpu_speed.py
-#   (same CPU, 1 thread, machine loaded, batch 16 / 64): noisy, read as ratios only.
-# Only ratios within a row matter: auto takes the row's fastest allowed variant.
+# Measured by benchmarks/cpu_speed.py (benchmarks/results/cpu_speed.json, its 2-thread rows:
+# AMD EPYC with avx512_bf16, quiet machine, load 0.2 -> 1.4; batch 32, U-Net 16, DCGAN 64).
+# Only ratios within a row matter: auto takes the row's fastest allowed variant (BF16_MARGIN).
 CPU_SPEED: dict[str, dict[int, dict[str, float]]] = {
-    "efficientnet-lite0": {160: {"fp32": 26.0, "fp32-cl": 46.0, "bf16": 33.0, "bf16-cl": 35.0},
-                           224: {"fp32": 9.5, "fp32-cl": 11.7, "bf16": 12.5, "bf16-cl": 12.2}},
-    "efficientnet-lite0-unet": {160: {"fp32": 3.0, "fp32-cl": 5.1, "bf16": 5.7, "bf16-cl": 7.5}},
-    "dcgan": {64: {"fp32": 52.0, "fp32-cl": 57.0, "bf16": 93.0, "bf16-cl": 102.0}},
+    "efficientnet-lite0": {160: {"fp32": 14.04, "fp32-cl": 25.32, "bf16": 23.56, "bf16-cl": 25.43},
+                           224: {"fp32": 5.87, "fp32-cl": 10.28, "bf16": 12.85, "bf16-cl": 13.66}},
+    "efficientnet-lite0-unet": {160: {"fp32": 10.22, "fp32-cl": 14.12, "bf16": 15.6, "bf16-cl": 17.44}},
+    "dcgan": {64: {"fp32": 87.57, "fp32-cl": 96.98, "bf16": 145.22, "bf16-cl": 148.23}},
 }
+#: bf16 changes a run's numbers, so ``auto`` takes it only when it is clearly faster than the best
+#: float32 layout: by this factor (the machine's run-to-run noise is a few per cent).
+BF16_MARGIN = 1.05
 
 
 def amp_dtype(device: torch.device) -> torch.dtype:
@@ -190,9 +190,12 @@ def resolve_precision(device: torch.device, precision: PrecisionName = "fp32",
         why = "as configured"
     elif at is not None:
         speed = rows[at]
+        rate = lambda v: speed[("bf16" if v[0] else "fp32") + ("-cl" if v[1] else "")]  # noqa: E731
         # ties keep the earlier variant: fp32 before bf16, channels_first before channels_last
-        bf16, cl = max(((b, c) for b in dtypes for c in layouts),
-                       key=lambda v: speed[("bf16" if v[0] else "fp32") + ("-cl" if v[1] else "")])
+        bf16, cl = max(((b, c) for b in dtypes for c in layouts), key=rate)
+        best_fp32 = max(((False, c) for c in layouts), key=rate) if False in dtypes else None
+        if bf16 and best_fp32 is not None and rate((bf16, cl)) < BF16_MARGIN * rate(best_fp32):
+            bf16, cl = best_fp32
         why = f"fastest for {family} at {at} px in {BENCHMARK}"
     else:
         why = f"{family} is not measured in {BENCHMARK}, so the float32 default"

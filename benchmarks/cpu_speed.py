@@ -90,9 +90,9 @@ def segmenter_step(size: int, batch: int, channels_last: bool, bf16: bool, compi
     return supervised_step(model, torch.randn(batch, 3, size, size), dice_bce, channels_last, bf16, compile_)
 
 
-def gan_step(batch: int, channels_last: bool, bf16: bool, compile_: bool) -> Callable[[], None]:
+def gan_step(batch: int, channels_last: bool, bf16: bool, compile_: bool, width: int = 64) -> Callable[[], None]:
     torch.manual_seed(0)
-    cfg = GanConfig(family="dcgan", batch_size=batch)
+    cfg = GanConfig(family="dcgan", batch_size=batch, ngf=width, ndf=width)
     G, D = dcgan_nets(cfg)
     real = torch.randn(batch, cfg.channels, cfg.resolution, cfg.resolution)
     if channels_last:
@@ -126,6 +126,7 @@ MODELS: dict[str, tuple[int, Callable[..., Callable[[], None]]]] = {
     "lite0-160": (32, lambda b, cl, bf, c: classifier_step(160, b, cl, bf, c)),
     "lite0-224": (32, lambda b, cl, bf, c: classifier_step(224, b, cl, bf, c)),
     "dcgan-64": (64, gan_step),
+    "dcgan-64-w32": (32, lambda b, cl, bf, c: gan_step(b, cl, bf, c, width=32)),  # the verdict's GANs (ngf = ndf = 32)
     "lite0-unet-160": (16, lambda b, cl, bf, c: segmenter_step(160, b, cl, bf, c)),
 }
 

@@ -85,3 +85,18 @@ def test_bf16_diffusion_trains_close_to_fp32_and_records_it(tmp_path, tiny_real)
         ("bfloat16", "channels_last")
     for a, b in zip(fp32["ckpt"]["history"], bf16["ckpt"]["history"]):
         assert b["loss"] == pytest.approx(a["loss"], abs=0.05)
+
+
+def test_auto_uses_the_measured_narrow_dcgan_row_for_the_dcgan_nets(monkeypatch) -> None:
+    """ngf = ndf = 32 (the verdict's GANs) is measured as dcgan-w32; cgan trains the same nets."""
+    monkeypatch.setattr(accel, "host_cpu_flags", lambda: "avx2 avx512f avx512_bf16")
+    for family in ("dcgan", "cgan"):
+        chosen = gan_precision(GanConfig(family=family, ngf=32, ndf=32, precision="auto", memory_format="auto",
+                                         device="cpu"), CPU)
+        row = accel.CPU_SPEED["dcgan-w32"][64]
+        fastest = max(row, key=row.__getitem__)
+        assert (chosen.autocast_dtype is not None, chosen.channels_last) == (fastest.startswith("bf16"),
+                                                                            fastest.endswith("-cl"))
+        assert "dcgan-w32 at 64 px" in chosen.reason
+    fp32 = gan_precision(GanConfig(ngf=32, ndf=32, device="cpu"), CPU)
+    assert fp32 == accel.Precision(CPU, None, False)  # the float32 default keeps the older rule

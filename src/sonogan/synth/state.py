@@ -25,7 +25,7 @@ from sonogan.torch_utils import load_torch_file
 from sonogan.synth.config import GanConfig
 from sonogan.synth.ema import make_ema
 from sonogan.synth.nets import create_gan
-from sonogan.train.accel import Precision, amp_dtype, resolve_precision
+from sonogan.train.accel import CPU_SPEED, Precision, amp_dtype, resolve_precision
 
 
 @dataclass
@@ -98,15 +98,24 @@ def use_channels_last(cfg: GanConfig, device: torch.device) -> bool:
 # At fp32 the table's dcgan row agrees with use_channels_last (channels_last), so a default run
 # keeps its layout and numbers.
 MEASURED_WIDTH = 64
+# the conditional families train the DCGAN's nets (plus a class embedding), so the DCGAN's rows apply
+MEASURED_AS = {"cgan": "dcgan", "acgan": "dcgan"}
 
 
 def gan_precision(cfg: GanConfig, device: torch.device) -> Precision:
     """How G and D train on ``device`` (:func:`sonogan.train.accel.resolve_precision`): on the
-    CPU ``precision`` / ``memory_format`` for the family (measured only at ngf = ndf = 64; at
-    other widths the layout of ``memory_format: auto`` is :func:`use_channels_last`'s); on CUDA
+    CPU ``precision`` / ``memory_format`` for the family (measured at ngf = ndf = 64, and for the
+    DCGAN nets at 32: ``dcgan-w32``; cgan / acgan use the DCGAN's rows; at other widths the layout
+    of ``memory_format: auto`` is :func:`use_channels_last`'s); on CUDA
     ``amp`` and ``channels_last``, as before."""
-    measured = cfg.ngf == cfg.ndf == MEASURED_WIDTH
-    family = cfg.family if measured else f"{cfg.family} (ngf {cfg.ngf}, ndf {cfg.ndf})"
+    nets = MEASURED_AS.get(cfg.family, cfg.family)
+    if cfg.ngf == cfg.ndf == MEASURED_WIDTH:
+        family = nets
+    elif cfg.precision == "auto" and cfg.ngf == cfg.ndf and f"{nets}-w{cfg.ngf}" in CPU_SPEED:
+        # only under auto: a float32 run at this width keeps the older layout rule and its numbers
+        family = f"{nets}-w{cfg.ngf}"
+    else:
+        family = f"{cfg.family} (ngf {cfg.ngf}, ndf {cfg.ndf})"
     rule = use_channels_last(cfg, torch.device("cpu"))
     why = f"channels_{'last' if rule else 'first'} by the GAN layout rule (channels_last at 128 px or widths >= 64)"
     cuda = Precision(device, amp_dtype(device) if cfg.amp else None, use_channels_last(cfg, device))

@@ -59,6 +59,8 @@ CPU_SPEED: dict[str, dict[int, dict[str, float]]] = {
                            224: {"fp32": 5.87, "fp32-cl": 10.28, "bf16": 12.85, "bf16-cl": 13.66}},
     "efficientnet-lite0-unet": {160: {"fp32": 10.22, "fp32-cl": 14.12, "bf16": 15.6, "bf16-cl": 17.44}},
     "dcgan": {64: {"fp32": 87.57, "fp32-cl": 96.98, "bf16": 145.22, "bf16-cl": 148.23}},
+    # ngf = ndf = 32, batch 32 (the verdict's GANs), measured on its own (load 1.7)
+    "dcgan-w32": {64: {"fp32": 184.14, "fp32-cl": 229.71, "bf16": 277.48, "bf16-cl": 292.9}},
 }
 #: bf16 changes a run's numbers, so ``auto`` takes it only when it is clearly faster than the best
 #: float32 layout: by this factor (the machine's run-to-run noise is a few per cent).

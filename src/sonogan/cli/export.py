@@ -5,13 +5,16 @@ Example:
     $ sonogan export runs/exp/ensemble.json --onnx --out deploy/ensemble
     $ sonogan export runs/lesion-demo/folds/fold0/multitask/best.pt --onnx --out deploy/lesion
     $ sonogan export runs/annotations/mmotu --onnx --out deploy/remover
+    $ sonogan export deploy/pipeline.json --onnx --out deploy/pipeline-onnx
     $ sonogan export runs/exp --card --out cards/exp --external runs/exp-external
 
 The ONNX folder holds one ``.onnx`` per member (normaliser and flip TTA inside the graph) and
 ``onnx_model.json``; :class:`sonogan.infer.onnx.OnnxPredictor` runs it with ONNX Runtime. A
 lesion arm that classifies the whole scan (classification, multitask) is one such member; an
 arm that needs clinical values or its segmenter's crops is refused. An annotation remover
-becomes ``detector.onnx`` + ``remover.onnx`` with ``onnx_remover.json``. A model inside an
+becomes ``detector.onnx`` + ``remover.onnx`` with ``onnx_remover.json``; a ``pipeline.json``
+(segmenter + lesion-ROI classifier) becomes ``segmenter.onnx`` + ``classifier/`` + a ``pipeline.json``
+pointing at them. A model inside an
 experiment run also gets its run's ``model_card.md`` / ``.json`` beside the graphs.
 """
 
@@ -37,6 +40,15 @@ def _write_onnx(model: Path, out: Path, remover: bool) -> None:
     from sonogan.infer import onnx
     from sonogan.infer.resolve import export_predictor
 
+    from sonogan.infer.pipeline import CLASSIFIER_ONNX, FILE_NAME, export_pipeline_onnx, is_pipeline
+
+    if is_pipeline(model):
+        folder = export_pipeline_onnx(model, out)
+        seg = json.loads((folder / FILE_NAME).read_text(encoding="utf-8"))["segmenter_onnx"]
+        _, meta = onnx.read_onnx_meta(folder / CLASSIFIER_ONNX)
+        console.print(f"segmenter + {len(meta['members'])} classifier member(s) -> [bold]{folder / FILE_NAME}[/] "
+                      f"(max |ONNX - PyTorch| = {max(seg['max_abs_diff_vs_torch'], meta['max_abs_diff_vs_torch']):.1e})")
+        return
     if remover:
         folder = onnx.export_remover_onnx(model, out)
         meta = json.loads((folder / onnx.REMOVER_META_NAME).read_text(encoding="utf-8"))
@@ -50,8 +62,8 @@ def _write_onnx(model: Path, out: Path, remover: bool) -> None:
 
 
 def export_command(
-    model: Path = typer.Argument(..., help="A best.pt or ensemble.json (experiment, train, lesion), a remover.pt "
-                                          "or remover run (--onnx); an experiment run folder (--card)."),
+    model: Path = typer.Argument(..., help="A best.pt or ensemble.json (experiment, train, lesion), a pipeline.json, "
+                                          "a remover.pt or remover run (--onnx); an experiment run folder (--card)."),
     onnx: bool = typer.Option(False, "--onnx", help="Write ONNX graphs."),
     card: bool = typer.Option(False, "--card", help="Write the run's model card (model_card.md, model_card.json)."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the exported files."),

@@ -8,7 +8,9 @@ file or a run's fold models), :mod:`~sonogan.infer.predict_files` (image and DIC
 :mod:`~sonogan.infer.decision` (``sonogan predict``'s outputs), :mod:`~sonogan.infer.explain`
 (Grad-CAM, mask overlays), :mod:`~sonogan.infer.external` and
 :mod:`~sonogan.infer.external_report` (``sonogan evaluate``), :mod:`~sonogan.infer.provenance`
-(training images of a run and their hashes), :mod:`~sonogan.infer.model_card`."""
+(training images of a run and their hashes), :mod:`~sonogan.infer.model_card`,
+:mod:`~sonogan.infer.pipeline` (``pipeline.json``: segmenter + lesion-ROI classifier for scans
+without a mask, and its ONNX export)."""
 
 from sonogan.infer.calibration import apply_temperature, fit_temperature
 from sonogan.infer.onnx import OnnxPredictor, export_onnx

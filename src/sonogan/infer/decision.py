@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -27,6 +28,7 @@ import pandas as pd
 from sonogan.csvsafe import safe_csv_text
 from sonogan.errors import SonoganInputError
 from sonogan.infer.explain import gradcam, overlay_heatmap, overlay_mask, save_png
+from sonogan.infer.pipeline import Pipeline
 from sonogan.infer.patient import (DEFAULT_TARGET_ACCURACY, OperatingPoint, aggregate_patients,
                                    choose_referral_threshold, manual_operating_point)
 from sonogan.infer.predict_files import InputImage, locate_lesions, predict_items
@@ -82,13 +84,35 @@ def decide(loaded: LoadedModel, items: Sequence[InputImage], skipped: list[dict[
            segmenter: Path | None = None) -> Decision:
     """Predict every image (images without a mask get the ``segmenter``'s, when one is given),
     then aggregate per patient with the referral flag."""
-    if segmenter is not None and loaded.predictor.preset.roi == "lesion":
+    pipeline = loaded.predictor if isinstance(loaded.predictor, Pipeline) else None
+    if pipeline is not None:  # the pipeline's own segmenter; a --segmenter is refused by the command
+        locate_lesions(items, pipeline.locator)
+    elif segmenter is not None and loaded.predictor.preset.roi == "lesion":
         locate_lesions(items, load_locator(segmenter))
     names = loaded.class_names
     images = predict_items(loaded.predictor, items, names)
     patients = aggregate_patients(images, "patient", names, point)
+    used = pipeline.files["segmenter"] if pipeline is not None else segmenter
     return Decision(loaded.description, names, images, patients, point, skipped, list(items), dict(clinical or {}),
-                    None if segmenter is None else str(segmenter))
+                    None if used is None else str(used))
+
+
+def _stem(k: int, item: InputImage) -> str:
+    # numbered, so two inputs of one name never collide; a DICOM frame is named by number only
+    return f"{k + 1:04d}-{'dicom' if item.frame else Path(item.file).stem}" + (f"-f{item.frame}" if item.frame else "")
+
+
+def write_masks(decision: Decision, folder: Path) -> list[str]:
+    """Save the segmenter's mask of every image as ``NNNN-<name>-mask.png`` (0 / 255, the image's
+    own size) in ``folder``; returns each row's file name ("" for a given or no mask)."""
+    names = []
+    for k, item in enumerate(decision.items):
+        if item.mask_source != "segmenter" or item.mask is None:
+            names.append("")
+            continue
+        grey = np.where(item.mask > 0, 255, 0).astype(np.uint8)
+        names.append(save_png(grey, folder / f"{_stem(k, item)}-mask.png").name)
+    return names
 
 
 def explain(loaded: LoadedModel, decision: Decision, folder: Path) -> list[str]:
@@ -98,7 +122,7 @@ def explain(loaded: LoadedModel, decision: Decision, folder: Path) -> list[str]:
     for k, (item, predicted) in enumerate(zip(decision.items, decision.images["predicted"])):
         pixels = loaded.predictor.prepare(item.image, item.mask)
         heat = gradcam(loaded.predictor, pixels, decision.class_names.index(predicted))
-        stem = f"{k + 1:04d}-{'dicom' if item.frame else Path(item.file).stem}" + (f"-f{item.frame}" if item.frame else "")
+        stem = _stem(k, item)
         scale = int(np.ceil(MIN_FIGURE_PX / pixels.shape[0]))
         names.append(save_png(overlay_heatmap(pixels, heat), folder / f"{stem}-gradcam.png", scale).name)
         if item.mask is not None:
@@ -119,34 +143,56 @@ def summary(decision: Decision) -> dict[str, Any]:
             "intended_use": "decision support / second reader; not a diagnosis"}
 
 
-def decision_paths(out: Path, explain: bool = False) -> dict[str, Path]:
-    """The files :func:`write_decision` writes for ``out``, each checked as a new output
-    (:func:`sonogan.outpaths.check_output`): call it before predicting, so a bad --out costs
-    no work; missing parent folders are made when writing."""
+def masks_folder(out: Path | None, masks_out: Path | None) -> Path | None:
+    """Where the segmenter's mask PNGs go: ``masks_out``, else ``<out>-masks/`` beside the CSV."""
+    if masks_out is not None:
+        return Path(masks_out)
+    return None if out is None else Path(f"{Path(out).with_suffix('')}-masks")
+
+
+def check_new_folder(path: Path) -> None:
+    """``path`` can be made as a new output folder (one line and exit 2 otherwise)."""
+    check_output(path, "folder")
+    if path.exists():  # a folder is fine to check_output; here it must be new
+        raise SonoganInputError(path, "already exists", "choose a new output (results are never overwritten)")
+
+
+def decision_paths(out: Path, explain: bool = False, masks: Path | None = None) -> dict[str, Path]:
+    """The files :func:`write_decision` writes for ``out`` (and the ``masks`` folder), each
+    checked as a new output (:func:`sonogan.outpaths.check_output`): call it before predicting,
+    so a bad --out costs no work; missing parent folders are made when writing."""
     out = Path(out)
     stem = out.with_suffix("")
     paths = {"images": out, "patients": Path(f"{stem}-patients.csv"), "summary": Path(f"{stem}-summary.json")}
     if explain:
         paths["explain"] = Path(f"{stem}-explain")
+    if masks is not None:
+        paths["masks"] = Path(masks)
     for key, path in paths.items():
-        check_output(path, "folder" if key == "explain" else "file")
-        if key == "explain" and path.exists():  # a folder is fine to check_output; here it must be new
-            raise SonoganInputError(path, "already exists", "choose a new --out file (results are never overwritten)")
+        if key in ("explain", "masks"):
+            check_new_folder(path)
+        else:
+            check_output(path, "file")
     return paths
 
 
-def write_decision(decision: Decision, out: Path, loaded: LoadedModel | None = None) -> dict[str, Path]:
-    """Write the files beside ``out`` (a new .csv path); with ``loaded``, the Grad-CAM folder too."""
+def write_decision(decision: Decision, out: Path, loaded: LoadedModel | None = None,
+                   masks: Path | None = None) -> dict[str, Path]:
+    """Write the files beside ``out`` (a new .csv path); with ``loaded``, the Grad-CAM folder
+    too; with ``masks``, the segmenter's mask PNGs there (column ``mask_png``, relative to the CSV)."""
     out = Path(out)
-    paths = decision_paths(out, explain=loaded is not None)
+    paths = decision_paths(out, explain=loaded is not None, masks=masks)
     out.parent.mkdir(parents=True, exist_ok=True)
     images = decision.images.copy()
     for key, value in decision.clinical.items():
         images[f"clinical_{key}"] = value
     if loaded is not None:
         images["gradcam"] = [f"{paths['explain'].name}/{n}" for n in explain(loaded, decision, paths["explain"])]
+    if masks is not None:
+        where = Path(os.path.relpath(Path(masks).resolve(), out.parent.resolve())).as_posix()
+        images["mask_png"] = [f"{where}/{n}" if n else "" for n in write_masks(decision, Path(masks))]
     # file names, patient ids and clinical values are the user's text: never a spreadsheet formula
     atomic_write_text(paths["patients"], safe_csv_text(decision.patients))
-    write_json(paths["summary"], summary(decision))
+    write_json(paths["summary"], {**summary(decision), "masks": None if masks is None else str(masks)})
     atomic_write_text(out, safe_csv_text(images))  # last: its presence marks a complete prediction
     return paths

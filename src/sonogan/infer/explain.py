@@ -70,6 +70,9 @@ def _members(predictor: ImageInput) -> list[tuple[Member, float]]:
     """(member, weight) of a Predictor or of a fold average of Predictors (weights sum to 1)."""
     if isinstance(predictor, Predictor):
         return [(m, float(w)) for m, w in zip(predictor.members, predictor.weights)]
+    classifier = getattr(predictor, "classifier", None)  # a Pipeline: its classifier reads the crop
+    if classifier is not None:
+        return _members(classifier)
     inner = getattr(predictor, "predictors", None)
     if inner:
         return [(m, w / len(inner)) for p in inner for m, w in _members(p)]

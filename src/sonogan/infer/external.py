@@ -42,9 +42,17 @@ from sonogan.evaluate.bootstrap import (MIN_CASES_TO_TEST, bootstrap_ci, paired_
                                         withhold_tests)
 from sonogan.evaluate.calibration import expected_calibration_error
 from sonogan.evaluate.metrics import classification_metrics
+from sonogan.imageio import decode_image
+from sonogan.infer.pipeline import Pipeline
 from sonogan.infer.provenance import training_hashes
 from sonogan.infer.resolve import LoadedModel
 from sonogan.preprocess.cache import build_cache, open_cache, read_info
+
+# which masks a model's lesion crops came from: every results table and JSON says it
+TRUE_MASKS, PREDICTED_MASKS = "true masks", "predicted masks"
+NO_MASKS, WHOLE_SCAN_MODEL = "no masks (whole scan area)", "not used (whole-scan preset)"
+#: images segmented per call on the predicted-masks path (bounds the decoded images held at once)
+SEGMENT_BATCH = 32
 
 
 @dataclass
@@ -65,6 +73,7 @@ class ExternalResult:
     descriptions: dict[str, str]
     bootstrap: dict[str, Any] = field(default_factory=dict)
     too_few: dict[str, dict[str, str]] = field(default_factory=dict)  # scope -> metric -> reason (issue 20)
+    masks: dict[str, str] = field(default_factory=dict)  # model -> TRUE_MASKS, PREDICTED_MASKS, ... (issue 19)
 
     @property
     def duplicate_ids(self) -> list[str]:
@@ -76,7 +85,7 @@ class ExternalResult:
                 "class_counts": {c: int((self.y == k).sum()) for k, c in enumerate(self.class_names)},
                 "models": self.descriptions, "bootstrap": self.bootstrap,
                 "duplicate_check": self.duplicate_check, "duplicates": self.duplicates,
-                "duplicate_ids": self.duplicate_ids, "roi_fallback": self.roi_fallback,
+                "duplicate_ids": self.duplicate_ids, "roi_fallback": self.roi_fallback, "masks": self.masks,
                 "metrics": _no_nan(self.metrics), "gain_vs_first": _no_nan(self.gains),
                 "too_few_to_test": self.too_few}
 
@@ -110,9 +119,47 @@ def external_labels(ds: Dataset, class_names: Sequence[str]) -> tuple[list[str],
     return ids, y, groups
 
 
-def predict_dataset(loaded: LoadedModel, ds: Dataset, ids: list[str], progress: bool = False) -> tuple[np.ndarray, int]:
-    """Probabilities of ``ids`` through the model's preset (cached like training data) and the
-    number of images that had no lesion mask for a lesion-ROI preset (whole scan area used)."""
+def has_masks(ds: Dataset) -> bool:
+    """Some real image of ``ds`` has a drawn lesion mask."""
+    return bool((ds.real()["mask"].astype(str) != "").any())
+
+
+def masks_used(loaded: LoadedModel, ds: Dataset, masks: str | None = None) -> str:
+    """Which masks ``loaded``'s lesion crops come from on ``ds``: ``masks`` "true" (the drawn
+    ones), "ignore" (the pipeline's own, even where drawn ones exist), or None: the drawn masks
+    where the dataset has them, else the pipeline's segmenter, else the whole scan area."""
+    if masks not in (None, "true", "ignore"):
+        raise SonoganInputError("--masks", f"'{masks}' is not a choice", "use --masks true or --masks ignore")
+    if loaded.predictor.preset.roi != "lesion":
+        return WHOLE_SCAN_MODEL
+    segments, drawn = isinstance(loaded.predictor, Pipeline), has_masks(ds)
+    if masks == "ignore" and not segments:
+        raise SonoganInputError(loaded.description, "--masks ignore needs a model that finds the lesion itself",
+                                "evaluate a pipeline.json (segmenter + lesion-ROI classifier)")
+    if masks == "true" and not drawn:
+        raise SonoganInputError(ds.root, "--masks true: no real image of the dataset has a drawn mask",
+                                "evaluate a pipeline.json with --masks ignore")
+    if masks == "ignore" or (masks is None and segments and not drawn):
+        return PREDICTED_MASKS
+    return TRUE_MASKS if drawn else NO_MASKS
+
+
+def predict_dataset(loaded: LoadedModel, ds: Dataset, ids: list[str], progress: bool = False,
+                    masks: str = TRUE_MASKS) -> tuple[np.ndarray, int]:
+    """Probabilities of ``ids`` and the number of images classified on the whole scan area by a
+    lesion-ROI preset (no drawn mask; with ``PREDICTED_MASKS``: no lesion found). Drawn masks:
+    through the model's preset, cached like training data; predicted: the pipeline segments
+    each decoded image (:meth:`Pipeline.run`) and crops from its own mask."""
+    if masks == PREDICTED_MASKS:
+        rows = ds.manifest.set_index("image_id").loc[ids, "image"]
+        probs, missed = [], 0
+        for start in range(0, len(ids), SEGMENT_BATCH):
+            part = rows.iloc[start:start + SEGMENT_BATCH]
+            out = loaded.predictor.run([decode_image(ds.path(f), context=f"manifest row {i}")  # type: ignore[attr-defined]
+                                        for i, f in part.items()])
+            probs.append(out.probs)
+            missed += int((~out.lesion_found).sum())
+        return np.concatenate(probs), missed
     preset = loaded.predictor.preset
     cache = build_cache(ds, preset, progress=progress, allow_no_masks=True)
     pixels, _ = open_cache(ds, preset).get(ids)
@@ -144,8 +191,10 @@ def _cis(fn, y, p, groups, keep, n_resamples, ci, seed) -> dict[str, list]:
 
 def evaluate_external(models: Sequence[tuple[str, LoadedModel]], dataset: str | Path | Dataset,
                       n_resamples: int = 1000, ci: float = 0.95, seed: int = 0, max_distance: int = 4,
-                      keep_hashes_in: Path | None = None, progress: bool = False) -> ExternalResult:
-    """Apply each ``(name, model)`` to ``dataset``; gains are of every model over the first."""
+                      keep_hashes_in: Path | None = None, progress: bool = False,
+                      masks: str | None = None) -> ExternalResult:
+    """Apply each ``(name, model)`` to ``dataset``; gains are of every model over the first.
+    ``masks``: "true", "ignore" or None (see :func:`masks_used`)."""
     if not models:
         raise SonoganInputError("evaluate", "no model given", "pass a model")
     ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
@@ -154,9 +203,10 @@ def evaluate_external(models: Sequence[tuple[str, LoadedModel]], dataset: str | 
         if m.class_names != names:
             raise SonoganInputError(name, f"classes {m.class_names} differ from {names}", "compare models of one task")
     ids, y, groups = external_labels(ds, names)
+    used = {name: masks_used(m, ds, masks) for name, m in models}  # every refusal before any image is read
     probs, fallback = {}, {}
     for name, m in models:
-        probs[name], fallback[name] = predict_dataset(m, ds, ids, progress)
+        probs[name], fallback[name] = predict_dataset(m, ds, ids, progress, used[name])
     duplicates, check = find_duplicates(models, ds, keep_hashes_in, max_distance, progress)
     dup = np.isin(ids, [d["b"] for d in duplicates])
     scopes = {"all": np.ones(len(ids), bool)}
@@ -179,7 +229,7 @@ def evaluate_external(models: Sequence[tuple[str, LoadedModel]], dataset: str | 
                           fallback, {name: m.description for name, m in models},
                           {"n_resamples": n_resamples, "ci": ci, "seed": seed,
                            "unit": "patient" if groups is not None else "image",
-                           "min_cases_to_test": MIN_CASES_TO_TEST}, too_few)
+                           "min_cases_to_test": MIN_CASES_TO_TEST}, too_few, used)
 
 
 def predictions_table(result: ExternalResult) -> pd.DataFrame:

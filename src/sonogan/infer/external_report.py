@@ -33,7 +33,7 @@ def headline_rows(result: ExternalResult) -> list[dict[str, str]]:
     for name, by_scope in result.metrics.items():
         for scope, values in by_scope.items():
             n = len(result.ids) if scope == "all" else len(result.ids) - len(result.duplicate_ids)
-            rows.append({"Model": name, "Images": f"{SCOPES[scope]} (n={n})",
+            rows.append({"Model": name, "Images": f"{SCOPES[scope]} (n={n})", "Masks": result.masks.get(name, ""),
                          **{m: format_ci(*values[m][:3]) for m in HEADLINE}})
     return rows
 
@@ -41,9 +41,13 @@ def headline_rows(result: ExternalResult) -> list[dict[str, str]]:
 def _summary(result: ExternalResult) -> Section:
     counts = ", ".join(f"{c} {int((result.y == k).sum())}" for k, c in enumerate(result.class_names))
     unit = result.bootstrap["unit"]
-    models = "\n".join(f"- **{n}**: `{d}`" for n, d in result.descriptions.items())
-    fallback = "".join(f"\n- {n}: {k} image(s) without a lesion mask were cropped to the whole scan area "
-                       "(the lesion-ROI preset's fallback)" for n, k in result.roi_fallback.items() if k)
+    models = "\n".join(f"- **{n}**: `{d}`" + (f"; lesion crops from **{result.masks[n]}**" if n in result.masks else "")
+                       for n, d in result.descriptions.items())
+    fallback = "".join(f"\n- {n}: {k} image(s) " + ("where the segmenter found no lesion"
+                                                    if result.masks.get(n) == "predicted masks" else
+                                                    "without a lesion mask")
+                       + " were cropped to the whole scan area (the lesion-ROI preset's fallback)"
+                       for n, k in result.roi_fallback.items() if k)
     text = (f"External dataset **{result.dataset}**: {len(result.ids)} real images ({counts}); "
             f"{result.bootstrap['ci']:.0%} percentile-bootstrap CIs over {result.bootstrap['n_resamples']} "
             f"resamples of {unit}s. Each model used its own preprocessing preset, normaliser, test-time "

@@ -56,6 +56,7 @@ import sonogan
 from sonogan.errors import SonoganInputError
 from sonogan.infer.calibration import apply_temperature
 from sonogan.infer.predictor import ImageInput, Member, Predictor
+from sonogan.lesion.locator import Locator, MaskFinder, SegmenterProbs
 from sonogan.models.ensemble import fuse, simplex_weights
 from sonogan.models.remover import load_remover
 from sonogan.preprocess.presets import PreprocessConfig
@@ -65,6 +66,7 @@ from sonogan.train.recipe import tta_logits
 ONNX_FORMAT = "sonogan-onnx"
 ONNX_FORMAT_VERSION = 1
 META_NAME = "onnx_model.json"
+SEGMENTER_OUTPUT = "mask_prob"
 REMOVER_FORMAT = "sonogan-onnx-remover"
 REMOVER_META_NAME = "onnx_remover.json"
 INPUT_NAME = "pixels"
@@ -114,10 +116,22 @@ class ExportedMember(nn.Module):
             self.register_buffer("resize_h", resize_matrix(pixel_size, member.image_size, shrink))
             self.register_buffer("resize_w_t", resize_matrix(pixel_size, member.image_size, shrink).T.contiguous())
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+    def model_input(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The pixels as the Normaliser gives them to the model: resized, then normalised."""
         x = torch.matmul(torch.matmul(self.resize_h, pixels), self.resize_w_t) if self.resize else pixels
-        x = self.normaliser.tensor(x, self.in_chans, self.image_size)
-        return torch.softmax(tta_logits(self.model, x, self.tta).float(), dim=1)
+        return self.normaliser.tensor(x, self.in_chans, self.image_size)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(tta_logits(self.model, self.model_input(pixels), self.tta).float(), dim=1)
+
+
+class ExportedSegmenter(ExportedMember):
+    """uint8-valued float (N, C, S, S) whole-scan pixels -> lesion probabilities (N, 1, S, S) at the
+    pixels' size: a :class:`~sonogan.lesion.locator.Locator`'s normaliser and net
+    (:class:`~sonogan.lesion.locator.SegmenterProbs`), the input resized as a member's is."""
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model(self.model_input(pixels))
 
 
 def _file_name(index: int, name: str) -> str:
@@ -319,3 +333,36 @@ class OnnxPredictor(ImageInput):
         outs = [session.run(None, {INPUT_NAME: x[i:i + batch_size]})[0] for i in range(0, len(x), batch_size)]
         return np.concatenate(outs).astype(np.float64) if outs else np.zeros((0, len(self.class_names)))
 
+
+
+def export_segmenter_onnx(locator: Locator, path: str | Path) -> float:
+    """Write ``locator``'s segmenter as one graph at ``path`` (the preset's uint8-valued float
+    (N, C, S, S) pixels in, :data:`SEGMENTER_OUTPUT` (N, 1, S, S) probabilities out; normaliser
+    inside), checked against PyTorch; returns the largest difference."""
+    model = SegmenterProbs(locator.model, locator.preset.size)
+    member = Member("segmenter", copy.deepcopy(model).cpu().eval(), locator.normaliser, locator.in_chans,
+                    locator.image_size)
+    wrapper = ExportedSegmenter(member, locator.preset.size).eval()
+    return _export_graph(wrapper, _example_pixels(locator.preset), Path(path), [SEGMENTER_OUTPUT])
+
+
+@dataclass
+class OnnxLocator(MaskFinder):
+    """The ONNX Runtime twin of a :class:`~sonogan.lesion.locator.Locator`: same preset and mask
+    mapping (:meth:`MaskFinder.predict_masks`), the graph of :func:`export_segmenter_onnx`."""
+
+    session: Any
+    preset: PreprocessConfig
+    postprocess: bool
+    threshold: float = 0.5
+
+    @classmethod
+    def load(cls, path: str | Path, preset: PreprocessConfig, postprocess: bool, threshold: float = 0.5,
+             intra_op_threads: int = 0) -> "OnnxLocator":
+        if not Path(path).is_file():
+            raise SonoganInputError(path, "segmenter graph not found", "keep segmenter.onnx beside pipeline.json")
+        return cls(_session(Path(path), intra_op_threads), preset, postprocess, threshold)
+
+    def square_probs(self, pixels: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(pixels[None].transpose(0, 3, 1, 2), dtype=np.float32)
+        return self.session.run(None, {INPUT_NAME: x})[0][0, 0]

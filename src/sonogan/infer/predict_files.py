@@ -168,8 +168,12 @@ def _roi(item: InputImage, lesion_roi: bool) -> str:
 
 def predict_items(predictor: ImageInput, items: Sequence[InputImage],
                   class_names: Sequence[str] | None = None) -> pd.DataFrame:
-    """A table with each image's predicted class, its probability and every class's probability."""
-    probs = predictor.predict_images([i.image for i in items], [i.mask for i in items])
+    """A table with each image's predicted class, its probability and every class's probability;
+    for a lesion-ROI preset also whether a lesion was found (``lesion_found``), the mask's area in
+    the image's pixels (``mask_area``) and the loose frame cropped (``roi_box``: x0 y0 x1 y1, empty
+    where the preset fell back to the whole scan area)."""
+    prepared = [predictor.prepare_with_box(i.image, i.mask) for i in items]
+    probs = predictor.predict_pixels(np.stack([p for p, _ in prepared]))
     names = list(class_names or getattr(predictor, "class_names"))
     lesion_roi = predictor.preset.roi == "lesion"
     table = pd.DataFrame({
@@ -177,6 +181,10 @@ def predict_items(predictor: ImageInput, items: Sequence[InputImage],
         "predicted": [names[k] for k in probs.argmax(1)], "confidence": probs.max(1),
         "roi": [_roi(i, lesion_roi) for i in items],
         "dicom_crop": [i.crop for i in items]})
+    if lesion_roi:
+        table["lesion_found"] = [box is not None for _, box in prepared]
+        table["mask_area"] = [0 if i.mask is None else int(np.count_nonzero(i.mask)) for i in items]
+        table["roi_box"] = ["" if box is None else " ".join(map(str, box)) for _, box in prepared]
     for k, name in enumerate(names):
         table[f"p_{name}"] = probs[:, k]
     return table

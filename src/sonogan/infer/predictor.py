@@ -27,9 +27,36 @@ from sonogan.errors import SonoganInputError
 from sonogan.infer.calibration import apply_temperature
 from sonogan.models.checkpoint import load_classifier
 from sonogan.models.ensemble import fuse, read_ensemble_file
+from sonogan.preprocess import functional as F
+from sonogan.preprocess import transforms as T
 from sonogan.preprocess.fold import Normaliser
-from sonogan.preprocess.presets import PreprocessConfig, apply_preset
+from sonogan.preprocess.presets import PreprocessConfig, build_transforms
 from sonogan.train.loop import predict_proba
+
+
+def crop_with_box(steps: Sequence[T.DictTransform], image: np.ndarray,
+                  mask: np.ndarray | None = None) -> tuple[np.ndarray, F.Box | None]:
+    """The preset's uint8 (S, S, C) pixels of ``image`` (exactly :func:`~sonogan.preprocess.presets.apply_preset`:
+    the same steps in the same order) and the lesion-ROI box it cropped, on the original image's
+    pixels; None when the preset has no lesion ROI or fell back to the whole scan area (empty mask).
+
+    The box is followed through the steps that move pixels: the scan-area crop (found with the
+    step's own function and threshold) shifts it, the lesion ROI is the loose frame of the mask
+    as the step sees it (lesion pixels outside the scan area already dropped).
+    """
+    data = T.make_sample(image, mask, False)
+    x, y, box = 0, 0, None
+    for step in steps:
+        if isinstance(step, T.ScanArea):
+            x0, y0, _, _ = F.detect_scan_area(data["image"], threshold=step.threshold)[1]
+            x, y = x + x0, y + y0
+        elif isinstance(step, T.LesionROI):
+            found = F.mask_box(data["mask"])
+            if found is not None:
+                bx0, by0, bx1, by1 = F.loose_box(found, data["mask"].shape, step.margin)
+                box = (x + bx0, y + by0, x + bx1, y + by1)
+        data = step(data)
+    return data["image"], box
 
 
 @dataclass
@@ -56,7 +83,11 @@ class ImageInput(ABC):
 
     def prepare(self, image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """One decoded image (and optional lesion mask) -> the preset's uint8 (S, S, C) pixels."""
-        return apply_preset(self.preset, image, mask)[0]
+        return self.prepare_with_box(image, mask)[0]
+
+    def prepare_with_box(self, image: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, F.Box | None]:
+        """The preset's pixels and the lesion-ROI box on ``image`` (None: no ROI, or the whole scan area)."""
+        return crop_with_box(build_transforms(self.preset), image, mask)
 
     def predict_images(self, images: Sequence[np.ndarray],
                        masks: Sequence[np.ndarray | None] | None = None) -> np.ndarray:

@@ -3,6 +3,8 @@
 ``MODEL`` may be
 
 * a classifier checkpoint ``best.pt`` or an ensemble file ``ensemble.json`` (one predictor);
+* a pipeline file ``pipeline.json`` (or a folder with one, e.g. its ONNX export): a segmenter
+  and a lesion-ROI classifier (:class:`~sonogan.infer.pipeline.Pipeline`), for scans without a mask;
 * an ONNX export folder (``onnx_model.json``, from ``sonogan export --onnx``): the same
   predictions through ONNX Runtime (no Grad-CAM, no validation predictions: it has left its run);
 * an experiment run folder (``run.json`` + ``folds/``): one arm's models of every fold (or of
@@ -40,6 +42,7 @@ from torch import nn
 from sonogan import layout
 from sonogan.errors import SonoganInputError
 from sonogan.infer.calibration import apply_temperature
+from sonogan.infer.pipeline import Pipeline, is_pipeline
 from sonogan.infer.predictor import ImageInput, Member, Predictor
 from sonogan.lesion.train import load_lesion
 from sonogan.preprocess.fold import Normaliser
@@ -243,6 +246,13 @@ def load_model(path: str | Path, arm: str | None = None, model: str | None = Non
         if len(predictors) == 1:
             return LoadedModel(predictors[0], files, what)
         return LoadedModel(FoldAverage(predictors), files, what + " averaged")
+    if is_pipeline(path):
+        if arm or model or fold is not None:
+            raise SonoganInputError(path, "--arm / --model / --fold choose inside a run folder", "drop them")
+        pipeline = Pipeline.load(path)
+        seg, clf = pipeline.files["segmenter"], pipeline.files["classifier"]
+        # the classifier's place in its run: its validation predictions set the referral threshold
+        return LoadedModel(pipeline, [find_run(clf)], f"{path} (segmenter {seg}, classifier {clf})")
     if (path / ONNX_META).is_file() or path.name == ONNX_META:
         if arm or model or fold is not None:
             raise SonoganInputError(path, "--arm / --model / --fold choose inside a run folder", "drop them")

@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,8 +65,59 @@ def unpad(square: np.ndarray, crop_hw: tuple[int, int]) -> np.ndarray:
     return cv2.resize(inner, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+class MaskFinder(ABC):
+    """Whole-scan preset -> lesion probability map -> a boolean mask on the original pixels:
+    shared by the PyTorch :class:`Locator` and the ONNX Runtime twin
+    (:class:`sonogan.infer.onnx.OnnxLocator`), which differ only in how they run the net."""
+
+    preset: PreprocessConfig
+    postprocess: bool
+    threshold: float
+
+    @abstractmethod
+    def square_probs(self, pixels: np.ndarray) -> np.ndarray:
+        """Lesion probabilities (S, S) float32 of one preset-prepared uint8 (S, S, C) image."""
+
+    def predict_masks(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """Boolean lesion masks (H, W) on each uint8 (H, W, C) or (H, W) image's own pixels."""
+        steps = build_transforms(self.preset)
+        out: list[np.ndarray] = []
+        for image in images:
+            if image.dtype != np.uint8 or image.ndim not in (2, 3):
+                raise SonoganInputError("locator", f"image of dtype {image.dtype} and shape {image.shape}",
+                                        "pass decoded uint8 (H, W) or (H, W, C) images")
+            before, box = scan_box(steps, image)
+            square = self.square_probs(steps[-1](T.make_sample(before, None, False))["image"])
+            x0, y0, x1, y1 = box
+            crop = unpad(square, before.shape[:2]) if self.preset.resize_mode == "pad" else cv2.resize(
+                square, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+            mask = crop > self.threshold
+            if self.postprocess:
+                mask = postprocess_mask(mask)
+            full = np.zeros(image.shape[:2], bool)
+            full[y0:y1, x0:x1] = mask
+            out.append(full)
+        return out
+
+
+class SegmenterProbs(nn.Module):
+    """A lesion model's backbone (encoder + decoder) as a probability map of ``size`` x ``size`` px.
+
+    The backbone alone: a multitask model's head, and the clinical variables it may need, play
+    no part in finding the lesion. Also what :func:`sonogan.infer.onnx.export_segmenter_onnx` exports."""
+
+    def __init__(self, model: nn.Module, size: int) -> None:
+        super().__init__()
+        self.backbone = model.backbone
+        self.size = size  # the preset's pixel size: the map is drawn back onto those pixels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        prob = torch.sigmoid(self.backbone(x).float())
+        return nn.functional.interpolate(prob, size=(self.size, self.size), mode="bilinear", align_corners=False)
+
+
 @dataclass
-class Locator:
+class Locator(MaskFinder):
     """A segmenter with its preprocessing; see :func:`load_locator`."""
 
     model: nn.Module
@@ -77,32 +129,9 @@ class Locator:
     threshold: float = 0.5
 
     @torch.no_grad()
-    def predict_masks(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        """Boolean lesion masks (H, W) on each uint8 (H, W, C) or (H, W) image's own pixels."""
-        steps = build_transforms(self.preset)
-        out: list[np.ndarray] = []
-        for image in images:
-            if image.dtype != np.uint8 or image.ndim not in (2, 3):
-                raise SonoganInputError("locator", f"image of dtype {image.dtype} and shape {image.shape}",
-                                        "pass decoded uint8 (H, W) or (H, W, C) images")
-            before, box = scan_box(steps, image)
-            pixels = steps[-1](T.make_sample(before, None, False))["image"]
-            x = self.normaliser(pixels[None], self.in_chans, self.image_size)
-            # the backbone alone (encoder + decoder): a multitask model's head, and the clinical
-            # variables it may need, play no part in finding the lesion
-            prob = torch.sigmoid(self.model.backbone(x).float())
-            prob = nn.functional.interpolate(prob, size=pixels.shape[:2], mode="bilinear", align_corners=False)
-            square = prob[0, 0].numpy()
-            x0, y0, x1, y1 = box
-            crop = unpad(square, before.shape[:2]) if self.preset.resize_mode == "pad" else cv2.resize(
-                square, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
-            mask = crop > self.threshold
-            if self.postprocess:
-                mask = postprocess_mask(mask)
-            full = np.zeros(image.shape[:2], bool)
-            full[y0:y1, x0:x1] = mask
-            out.append(full)
-        return out
+    def square_probs(self, pixels: np.ndarray) -> np.ndarray:
+        x = self.normaliser(pixels[None], self.in_chans, self.image_size)
+        return SegmenterProbs(self.model, pixels.shape[0])(x)[0, 0].numpy()
 
 
 def locator_from_checkpoint(model: nn.Module, meta: dict[str, Any], where: str | Path) -> Locator:
